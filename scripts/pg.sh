@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# A throwaway Postgres cluster on loopback, for tests and the local stack.
+#   scripts/pg.sh start DIR   creates and starts a cluster in DIR, prints its DATABASE_URL
+#   scripts/pg.sh stop DIR    stops it (by the PID postgres wrote) and deletes DIR
+set -euo pipefail
+
+cmd=${1:?usage: pg.sh start|stop DIR}
+dir=${2:?usage: pg.sh start|stop DIR}
+
+pg_bin() {
+  if command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/initdb" ]; then
+    pg_config --bindir
+    return
+  fi
+  local found
+  found=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  [ -n "$found" ] && { echo "$found"; return; }
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing PostgreSQL from Debian's packages" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >&2
+    ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1
+    return
+  fi
+  echo "PostgreSQL 15+ is needed: install it (Debian: apt-get install postgresql)" >&2
+  exit 1
+}
+
+# initdb refuses to run as root: run the server as the postgres user then.
+as_owner() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+case "$cmd" in
+  start)
+    bin=$(pg_bin)
+    mkdir -p "$dir"
+    [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+    port=$(free_port)
+    as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+      || { cat "$dir/initdb.log" >&2; exit 1; }
+    # Durability off: the cluster lives for one test run.
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+      -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+      start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+    echo "$port" >"$dir/port"
+    echo "postgres://postgres@127.0.0.1:$port/postgres"
+    ;;
+  stop)
+    [ -d "$dir/data" ] || exit 0
+    bin=$(pg_bin)
+    as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || {
+      # pg_ctl failed: stop exactly the postmaster this cluster recorded.
+      pid=$(head -n 1 "$dir/data/postmaster.pid" 2>/dev/null || true)
+      [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+    }
+    rm -rf "$dir"
+    ;;
+  *)
+    echo "usage: pg.sh start|stop DIR" >&2
+    exit 2
+    ;;
+esac

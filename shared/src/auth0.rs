@@ -1,0 +1,410 @@
+//! Auth0 Management API client: cached M2M token, bounded retries on 429, errors that keep
+//! the status and Auth0's message. Behaviour follows shared/AUTH0.md.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use reqwest::{RequestBuilder, Response, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::config::Auth0Config;
+use crate::deadline::{Deadline, DeadlineExceeded};
+use crate::domain::{Auth0UserId, Email};
+
+/// The `app_metadata.created_by` value that marks a user as ours; cleanup trusts nothing else.
+pub const CREATED_BY_MARKER: &str = "atomic-user-provisioning";
+
+/// Refresh the cached token this long before Auth0 would expire it.
+const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(60);
+const MAX_RATE_LIMIT_RETRIES: u32 = 2;
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(2);
+
+/// Tags every Auth0 user we create carries, so orphans can be recognised later.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OwnershipTags {
+    pub created_by: String,
+    pub tenant_id: String,
+    pub role: String,
+    pub db_user_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Auth0User {
+    pub user_id: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub app_metadata: serde_json::Value,
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+impl Auth0User {
+    pub fn id(&self) -> Result<Auth0UserId, String> {
+        Auth0UserId::parse(&self.user_id)
+    }
+
+    /// True when this system created the user (it carries our marker).
+    pub fn is_ours(&self) -> bool {
+        self.app_metadata.get("created_by").and_then(|v| v.as_str()) == Some(CREATED_BY_MARKER)
+    }
+}
+
+pub struct NewAuth0User<'a> {
+    pub email: &'a Email,
+    pub password: &'a SecretString,
+    pub tags: &'a OwnershipTags,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Auth0Error {
+    #[error("Auth0 refused our client credentials ({status}: {description})")]
+    Credentials { status: u16, description: String },
+    #[error("Auth0 answered {status} to {op}: {message}")]
+    Api {
+        op: &'static str,
+        status: u16,
+        message: String,
+        error_code: Option<String>,
+    },
+    #[error("Auth0 kept rate-limiting {op} (429)")]
+    RateLimited { op: &'static str },
+    #[error("Auth0 did not answer {op} in time or at all")]
+    Unreachable {
+        op: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("Auth0 sent an unexpected answer to {op}: {detail}")]
+    Malformed { op: &'static str, detail: String },
+    #[error(transparent)]
+    Deadline(#[from] DeadlineExceeded),
+}
+
+impl Auth0Error {
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Api { status: 409, .. })
+    }
+
+    /// Auth0 could not be reached or would not serve us now; as opposed to answering "no".
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::Unreachable { .. } | Self::RateLimited { .. } | Self::Deadline(_)
+        )
+    }
+}
+
+struct CachedToken {
+    value: SecretString,
+    refresh_after: Instant,
+}
+
+/// How much of the deadline a call may use.
+#[derive(Clone, Copy)]
+enum Budget {
+    /// Normal work: keeps the compensation reserve untouched.
+    Work,
+    /// Compensation: may spend the reserve.
+    Cleanup,
+}
+
+pub struct Auth0Client {
+    http: reqwest::Client,
+    config: Auth0Config,
+    max_timeout: Duration,
+    token: Mutex<Option<CachedToken>>,
+}
+
+impl Auth0Client {
+    pub fn new(http: reqwest::Client, config: Auth0Config, max_timeout: Duration) -> Self {
+        Self {
+            http,
+            config,
+            max_timeout,
+            token: Mutex::new(None),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}{}",
+            self.config.base_url.as_str().trim_end_matches('/'),
+            path
+        )
+    }
+
+    #[tracing::instrument(skip_all, fields(op = "create_user"))]
+    pub async fn create_user(
+        &self,
+        user: &NewAuth0User<'_>,
+        deadline: &Deadline,
+    ) -> Result<Auth0User, Auth0Error> {
+        let body = serde_json::json!({
+            "connection": self.config.connection,
+            "email": user.email.as_str(),
+            "password": user.password.expose_secret(),
+            "email_verified": true,
+            // We send our own password-setup email; Auth0's would confuse the user.
+            "verify_email": false,
+            "app_metadata": user.tags,
+        });
+        let url = self.url("/api/v2/users");
+        let response = self
+            .call("create_user", deadline, Budget::Work, |http| {
+                http.post(&url).json(&body)
+            })
+            .await?;
+        expect_json("create_user", StatusCode::CREATED, response).await
+    }
+
+    /// Immediately consistent (unlike search): the way to read our own write.
+    #[tracing::instrument(skip_all, fields(op = "users_by_email"))]
+    pub async fn users_by_email(
+        &self,
+        email: &Email,
+        deadline: &Deadline,
+    ) -> Result<Vec<Auth0User>, Auth0Error> {
+        let url = self.url("/api/v2/users-by-email");
+        let response = self
+            .call("users_by_email", deadline, Budget::Cleanup, |http| {
+                http.get(&url).query(&[("email", email.as_str())])
+            })
+            .await?;
+        expect_json("users_by_email", StatusCode::OK, response).await
+    }
+
+    #[tracing::instrument(skip_all, fields(op = "update_user"))]
+    pub async fn set_tags(
+        &self,
+        id: &Auth0UserId,
+        tags: &OwnershipTags,
+        deadline: &Deadline,
+    ) -> Result<Auth0User, Auth0Error> {
+        let url = self.user_url(id);
+        let body = serde_json::json!({ "app_metadata": tags });
+        let response = self
+            .call("update_user", deadline, Budget::Work, |http| {
+                http.patch(&url).json(&body)
+            })
+            .await?;
+        expect_json("update_user", StatusCode::OK, response).await
+    }
+
+    /// Idempotent: Auth0 answers 204 whether or not the user exists.
+    #[tracing::instrument(skip_all, fields(op = "delete_user"))]
+    pub async fn delete_user(
+        &self,
+        id: &Auth0UserId,
+        deadline: &Deadline,
+    ) -> Result<(), Auth0Error> {
+        let url = self.user_url(id);
+        let response = self
+            .call("delete_user", deadline, Budget::Cleanup, |http| {
+                http.delete(&url)
+            })
+            .await?;
+        match response.status() {
+            StatusCode::NO_CONTENT | StatusCode::OK | StatusCode::NOT_FOUND => Ok(()),
+            _ => Err(api_error("delete_user", response).await),
+        }
+    }
+
+    fn user_url(&self, id: &Auth0UserId) -> String {
+        let mut url = self.config.base_url.clone();
+        url.path_segments_mut()
+            .expect("an http(s) base URL has path segments")
+            .clear()
+            .extend(["api", "v2", "users", id.as_str()]);
+        url.into()
+    }
+
+    /// Sends with a cached token; waits out 429s (bounded) and renews a rejected token once.
+    async fn call(
+        &self,
+        op: &'static str,
+        deadline: &Deadline,
+        budget: Budget,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response, Auth0Error> {
+        let mut rate_limited = 0;
+        let mut token_renewed = false;
+        loop {
+            let timeout = match budget {
+                Budget::Work => deadline.call_budget(self.max_timeout)?,
+                Budget::Cleanup => deadline.cleanup_budget(self.max_timeout),
+            };
+            let token = self.token(deadline).await?;
+            let response = build(&self.http)
+                .bearer_auth(token.expose_secret())
+                .timeout(timeout)
+                .send()
+                .await
+                .map_err(|source| Auth0Error::Unreachable { op, source })?;
+            match response.status() {
+                StatusCode::TOO_MANY_REQUESTS => {
+                    let wait = rate_limit_wait(&response, rate_limited);
+                    tracing::warn!(op, wait_ms = wait.as_millis() as u64, "auth0 rate limited");
+                    let affordable = deadline
+                        .call_budget(self.max_timeout)
+                        .is_ok_and(|b| b > wait);
+                    if rate_limited >= MAX_RATE_LIMIT_RETRIES || !affordable {
+                        return Err(Auth0Error::RateLimited { op });
+                    }
+                    rate_limited += 1;
+                    tokio::time::sleep(wait).await;
+                }
+                StatusCode::UNAUTHORIZED if !token_renewed => {
+                    tracing::warn!(op, "auth0 rejected the cached token; fetching a new one");
+                    *self.token.lock().await = None;
+                    token_renewed = true;
+                }
+                _ => return Ok(response),
+            }
+        }
+    }
+
+    /// One token per instance, shared by concurrent callers, renewed shortly before expiry.
+    async fn token(&self, deadline: &Deadline) -> Result<SecretString, Auth0Error> {
+        let mut cached = self.token.lock().await;
+        if let Some(token) = cached.as_ref().filter(|t| Instant::now() < t.refresh_after) {
+            return Ok(token.value.clone());
+        }
+        let fresh = self.fetch_token(deadline).await?;
+        let value = fresh.value.clone();
+        *cached = Some(fresh);
+        Ok(value)
+    }
+
+    #[tracing::instrument(skip_all, fields(op = "token"))]
+    async fn fetch_token(&self, deadline: &Deadline) -> Result<CachedToken, Auth0Error> {
+        #[derive(Deserialize)]
+        struct TokenResponse {
+            access_token: String,
+            expires_in: u64,
+        }
+        #[derive(Deserialize, Default)]
+        struct TokenError {
+            #[serde(default)]
+            error: String,
+            #[serde(default)]
+            error_description: String,
+        }
+        let op = "token";
+        let body = serde_json::json!({
+            "grant_type": "client_credentials",
+            "client_id": self.config.client_id,
+            "client_secret": self.config.client_secret.expose_secret(),
+            "audience": self.config.audience,
+        });
+        let response = self
+            .http
+            .post(self.url("/oauth/token"))
+            .json(&body)
+            .timeout(deadline.cleanup_budget(self.max_timeout))
+            .send()
+            .await
+            .map_err(|source| Auth0Error::Unreachable { op, source })?;
+        let status = response.status();
+        if status == StatusCode::OK {
+            let token: TokenResponse = read_json(op, response).await?;
+            tracing::info!(
+                expires_in = token.expires_in,
+                "auth0 management token fetched"
+            );
+            let lifetime =
+                Duration::from_secs(token.expires_in).saturating_sub(TOKEN_REFRESH_MARGIN);
+            return Ok(CachedToken {
+                value: SecretString::from(token.access_token),
+                refresh_after: Instant::now() + lifetime,
+            });
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(Auth0Error::RateLimited { op });
+        }
+        let detail: TokenError = response.json().await.unwrap_or_default();
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            return Err(Auth0Error::Credentials {
+                status: status.as_u16(),
+                description: format!("{}: {}", detail.error, detail.error_description),
+            });
+        }
+        Err(Auth0Error::Api {
+            op,
+            status: status.as_u16(),
+            message: detail.error_description,
+            error_code: Some(detail.error).filter(|e| !e.is_empty()),
+        })
+    }
+}
+
+/// Retry-After if given, else the x-ratelimit-reset epoch, else exponential backoff; capped, jittered.
+fn rate_limit_wait(response: &Response, attempt: u32) -> Duration {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let base = header("retry-after")
+        .map(Duration::from_secs)
+        .or_else(|| {
+            header("x-ratelimit-reset").map(|reset| Duration::from_secs(reset.saturating_sub(now)))
+        })
+        .unwrap_or(Duration::from_millis(250 * 2u64.pow(attempt)));
+    let jitter = Duration::from_millis(rand::rng().random_range(0..100));
+    base.min(MAX_RATE_LIMIT_WAIT) + jitter
+}
+
+async fn expect_json<T: serde::de::DeserializeOwned>(
+    op: &'static str,
+    expected: StatusCode,
+    response: Response,
+) -> Result<T, Auth0Error> {
+    if response.status() == expected {
+        read_json(op, response).await
+    } else {
+        Err(api_error(op, response).await)
+    }
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(
+    op: &'static str,
+    response: Response,
+) -> Result<T, Auth0Error> {
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|source| Auth0Error::Unreachable { op, source })?;
+    serde_json::from_slice(&bytes).map_err(|e| Auth0Error::Malformed {
+        op,
+        detail: e.to_string(),
+    })
+}
+
+/// Keeps Auth0's status, message and errorCode (`{"statusCode","error","message","errorCode"}`).
+async fn api_error(op: &'static str, response: Response) -> Auth0Error {
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "camelCase")]
+    struct Body {
+        #[serde(default)]
+        message: String,
+        #[serde(default)]
+        error_code: Option<String>,
+    }
+    let status = response.status().as_u16();
+    let body: Body = response.json().await.unwrap_or_default();
+    Auth0Error::Api {
+        op,
+        status,
+        message: body.message,
+        error_code: body.error_code,
+    }
+}

@@ -1,0 +1,184 @@
+use std::fmt;
+
+use crate::auth0::Auth0Error;
+use crate::deadline::DeadlineExceeded;
+use crate::domain::{PageId, Role};
+use crate::email::EmailError;
+
+/// The steps of the flow, in order; a failure names the step it happened in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Begin,
+    Authorize,
+    Validate,
+    InsertUser,
+    Employee,
+    Permissions,
+    Auth0Create,
+    Auth0Adopt,
+    StoreAuth0Id,
+    ResetToken,
+    SendEmail,
+    Commit,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Begin => "begin",
+            Self::Authorize => "authorize",
+            Self::Validate => "validate",
+            Self::InsertUser => "insert_user",
+            Self::Employee => "employee",
+            Self::Permissions => "permissions",
+            Self::Auth0Create => "auth0_create",
+            Self::Auth0Adopt => "auth0_adopt",
+            Self::StoreAuth0Id => "store_auth0_id",
+            Self::ResetToken => "reset_token",
+            Self::SendEmail => "send_email",
+            Self::Commit => "commit",
+        }
+    }
+
+    /// What the step does, for messages: "… failed while {describe}".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Begin => "opening the database transaction",
+            Self::Authorize => "checking the caller",
+            Self::Validate => "checking the request against the database",
+            Self::InsertUser => "storing the user",
+            Self::Employee => "storing the employee",
+            Self::Permissions => "storing the page permissions",
+            Self::Auth0Create => "creating the Auth0 user",
+            Self::Auth0Adopt => "adopting the existing Auth0 user",
+            Self::StoreAuth0Id => "storing the Auth0 user id",
+            Self::ResetToken => "storing the password-setup token",
+            Self::SendEmail => "sending the password-setup email",
+            Self::Commit => "committing",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happened to the Auth0 user when the flow failed after creating it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compensation {
+    /// No Auth0 user was (or could have been) created.
+    NotNeeded,
+    Deleted,
+    /// The delete failed; the user is tagged, so the cleanup job removes it.
+    Failed,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("the caller is not a user of any tenant")]
+    UnknownCaller,
+    #[error("the caller's account is inactive")]
+    InactiveCaller,
+    #[error("the caller is not an OWNER or ADMIN")]
+    NotAnAdmin,
+    #[error("an ADMIN cannot create a user with role {0:?}")]
+    RoleNotAllowed(Role),
+    #[error("unknown page ids")]
+    UnknownPages(Vec<PageId>),
+    #[error("employee not found in the caller's tenant")]
+    EmployeeNotFound,
+    #[error("employee already linked to a user")]
+    EmployeeAlreadyLinked,
+    #[error("a user with this email already exists")]
+    EmailTaken,
+    #[error("another request is creating a user with this email")]
+    CreationInProgress,
+    #[error("an Auth0 user with this email exists and was not created by this system")]
+    Auth0UserExists,
+    #[error("Auth0 failed while {}", step.describe())]
+    Auth0 {
+        step: Step,
+        #[source]
+        source: Auth0Error,
+        compensation: Compensation,
+    },
+    #[error("the email API failed")]
+    Email {
+        #[source]
+        source: EmailError,
+        compensation: Compensation,
+    },
+    #[error("the database failed while {}", step.describe())]
+    Database {
+        step: Step,
+        #[source]
+        source: tokio_postgres::Error,
+        compensation: Compensation,
+    },
+    #[error("no database connection available")]
+    Pool(#[source] deadpool_postgres::PoolError),
+    #[error("the Lambda deadline is too close to go on")]
+    Deadline {
+        #[source]
+        source: DeadlineExceeded,
+        compensation: Compensation,
+    },
+}
+
+impl CreateUserError {
+    pub fn database(step: Step) -> impl FnOnce(tokio_postgres::Error) -> Self {
+        move |source| Self::Database {
+            step,
+            source,
+            compensation: Compensation::NotNeeded,
+        }
+    }
+
+    /// A lost connection before anything left the database: a fresh connection may just work.
+    pub fn is_safe_to_retry(&self) -> bool {
+        match self {
+            Self::Database {
+                source,
+                compensation: Compensation::NotNeeded,
+                step,
+            } => step_precedes_external_calls(*step) && crate::db::is_connection_lost(source),
+            _ => false,
+        }
+    }
+
+    pub fn compensation(&self) -> Compensation {
+        match self {
+            Self::Auth0 { compensation, .. }
+            | Self::Email { compensation, .. }
+            | Self::Database { compensation, .. }
+            | Self::Deadline { compensation, .. } => *compensation,
+            _ => Compensation::NotNeeded,
+        }
+    }
+
+    /// Records what the compensating delete achieved, for the response and the logs.
+    pub fn with_compensation(mut self, outcome: Compensation) -> Self {
+        if let Self::Auth0 { compensation, .. }
+        | Self::Email { compensation, .. }
+        | Self::Database { compensation, .. }
+        | Self::Deadline { compensation, .. } = &mut self
+        {
+            *compensation = outcome;
+        }
+        self
+    }
+}
+
+fn step_precedes_external_calls(step: Step) -> bool {
+    matches!(
+        step,
+        Step::Begin
+            | Step::Authorize
+            | Step::Validate
+            | Step::InsertUser
+            | Step::Employee
+            | Step::Permissions
+    )
+}

@@ -1,0 +1,490 @@
+//! The HTTP edge of create-user: API Gateway HTTP API (payload 2.0) in, JSON response out.
+//! Routing, body limits, caller identity, and the one mapping from errors to status codes.
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use base64::Engine;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use lambda_runtime::LambdaEvent;
+use serde_json::{Value, json};
+use tracing::Instrument;
+
+use super::request::{parse_check_exists, parse_new_user};
+use super::{Compensation, CreateUserError, CreatedUser};
+use crate::deadline::Deadline;
+use crate::domain::{CallerSub, FieldError};
+use crate::state::AppState;
+
+/// Generous for the largest permission list the admin panel can send.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Create,
+    CheckExists,
+}
+
+/// An error as the admin panel sees it: `{error, message, code, requestId, field?, userFriendly?}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+    pub user_friendly: Option<&'static str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            user_friendly: None,
+        }
+    }
+
+    fn field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    fn friendly(mut self, text: &'static str) -> Self {
+        self.user_friendly = Some(text);
+        self
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(err: FieldError) -> Self {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            format!("{}: {}", err.field, err.message),
+        )
+        .field(err.field)
+    }
+}
+
+const NOTHING_KEPT: &str = "Nothing was created; it is safe to try again.";
+
+impl From<&CreateUserError> for ApiError {
+    fn from(err: &CreateUserError) -> Self {
+        use CreateUserError as E;
+        let leftover = if err.compensation() == Compensation::Failed {
+            " The Auth0 user could not be removed yet; the cleanup job will remove it."
+        } else {
+            ""
+        };
+        match err {
+            E::UnknownCaller => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "CALLER_NOT_FOUND",
+                "The caller is not a user of this application.",
+            ),
+            E::InactiveCaller => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "CALLER_INACTIVE",
+                "The caller's account is inactive.",
+            ),
+            E::NotAnAdmin => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "NOT_AN_ADMIN",
+                "Only an OWNER or ADMIN can manage users.",
+            ),
+            E::RoleNotAllowed(role) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "ROLE_NOT_ALLOWED",
+                format!(
+                    "role: an ADMIN cannot create a user with role {}.",
+                    role.as_str()
+                ),
+            )
+            .field("role"),
+            E::UnknownPages(ids) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "UNKNOWN_PAGE",
+                format!(
+                    "permissions: unknown page id(s): {}",
+                    ids.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+            .field("permissions"),
+            E::EmployeeNotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "EMPLOYEE_NOT_FOUND",
+                "employee_id: no such employee in your organisation.",
+            )
+            .field("employee_id"),
+            E::EmployeeAlreadyLinked => ApiError::new(
+                StatusCode::CONFLICT,
+                "EMPLOYEE_ALREADY_LINKED",
+                "employee_id: this employee is already linked to a user.",
+            )
+            .field("employee_id"),
+            E::EmailTaken => ApiError::new(
+                StatusCode::CONFLICT,
+                "USER_ALREADY_EXISTS",
+                "email: a user with this email already exists.",
+            )
+            .field("email")
+            .friendly(
+                "A user with this email address already exists. Use a different email address.",
+            ),
+            E::CreationInProgress => ApiError::new(
+                StatusCode::CONFLICT,
+                "USER_CREATION_IN_PROGRESS",
+                "email: another request is creating a user with this email right now.",
+            )
+            .field("email")
+            .friendly("This user is being created right now. Refresh the list in a moment."),
+            E::Auth0UserExists => ApiError::new(
+                StatusCode::CONFLICT,
+                "AUTH0_USER_EXISTS",
+                "email: this email already has a login that this application did not create.",
+            )
+            .field("email")
+            .friendly("This email address already has a login. Contact support to link it."),
+            E::Auth0 { source, .. } if source.is_unavailable() => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "AUTH0_UNAVAILABLE",
+                format!("Auth0 is not reachable or is rate limiting us. {NOTHING_KEPT}{leftover}"),
+            ),
+            E::Auth0 { step, source, .. } => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "AUTH0_FAILED",
+                format!(
+                    "Auth0 failed while {} ({}). {NOTHING_KEPT}{leftover}",
+                    step.describe(),
+                    auth0_status(source)
+                ),
+            ),
+            E::Email { source, .. } if source.is_unavailable() => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "EMAIL_UNAVAILABLE",
+                format!("The email service is not reachable. {NOTHING_KEPT}{leftover}"),
+            ),
+            E::Email { .. } => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "EMAIL_FAILED",
+                format!("The password-setup email could not be sent. {NOTHING_KEPT}{leftover}"),
+            ),
+            E::Database { step, source, .. } if crate::db::is_unavailable(source) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "DATABASE_UNAVAILABLE",
+                format!(
+                    "The database did not answer while {}. {NOTHING_KEPT}{leftover}",
+                    step.describe()
+                ),
+            ),
+            E::Database { step, .. } => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                format!(
+                    "Something went wrong while {}. {NOTHING_KEPT}{leftover}",
+                    step.describe()
+                ),
+            ),
+            E::Pool(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "DATABASE_UNAVAILABLE",
+                format!("No database connection is available. {NOTHING_KEPT}"),
+            ),
+            E::Deadline { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TIMEOUT",
+                format!("The request ran out of time. {NOTHING_KEPT}{leftover}"),
+            ),
+        }
+    }
+}
+
+fn auth0_status(err: &crate::auth0::Auth0Error) -> String {
+    match err {
+        crate::auth0::Auth0Error::Api { status, .. } => format!("status {status}"),
+        crate::auth0::Auth0Error::Credentials { status, .. } => {
+            format!("credentials refused, status {status}")
+        }
+        _ => "unexpected answer".into(),
+    }
+}
+
+/// The Lambda handler: never fails the invocation; every outcome is an HTTP response.
+pub async fn handle(
+    state: &AppState,
+    event: LambdaEvent<ApiGatewayV2httpRequest>,
+) -> Result<ApiGatewayV2httpResponse, std::convert::Infallible> {
+    let request_id = event.context.request_id.clone();
+    let deadline = Deadline::from_epoch_millis(event.context.deadline);
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let response = async {
+        let (status, body) = match dispatch(state, &event.payload, &deadline).await {
+            Ok((status, body)) => (status, body),
+            Err(err) => {
+                tracing::info!(
+                    status = err.status.as_u16(),
+                    code = err.code,
+                    "request refused"
+                );
+                (err.status, error_body(&err, &request_id))
+            }
+        };
+        json_response(status, &body, &err_allow(status))
+    }
+    .instrument(span)
+    .await;
+    Ok(response)
+}
+
+fn err_allow(status: StatusCode) -> Option<&'static str> {
+    (status == StatusCode::METHOD_NOT_ALLOWED).then_some("POST")
+}
+
+async fn dispatch(
+    state: &AppState,
+    request: &ApiGatewayV2httpRequest,
+    deadline: &Deadline,
+) -> Result<(StatusCode, Value), ApiError> {
+    let route = route(&request.request_context.http.method, request_path(request))?;
+    let caller = caller_sub(request)?;
+    let body = read_json_body(request)?;
+    match route {
+        Route::Create => {
+            let new_user = parse_new_user(&body)?;
+            tracing::info!(route = "create", email = %new_user.email, role = new_user.role.as_str(), "create-user request");
+            let created = super::create_user(state, &caller, &new_user, deadline)
+                .await
+                .map_err(|err| log_failure(&err))?;
+            Ok((StatusCode::CREATED, created_body(&created)))
+        }
+        Route::CheckExists => {
+            let email = parse_check_exists(&body)?;
+            let exists = super::email_exists(state, &caller, &email)
+                .await
+                .map_err(|err| log_failure(&err))?;
+            Ok((
+                StatusCode::OK,
+                json!({ "exists": exists, "email": email.as_str() }),
+            ))
+        }
+    }
+}
+
+fn log_failure(err: &CreateUserError) -> ApiError {
+    let api = ApiError::from(err);
+    if api.status.is_server_error() {
+        // The full cause chain goes to the log; the caller gets the opaque message.
+        tracing::error!(error = %error_chain(err), code = api.code, "create-user failed");
+    }
+    api
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn request_path(request: &ApiGatewayV2httpRequest) -> &str {
+    request
+        .raw_path
+        .as_deref()
+        .or(request.request_context.http.path.as_deref())
+        .unwrap_or("/")
+}
+
+/// Routes on the path suffix, so any stage or base path in front keeps working.
+pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
+    let path = path.trim_end_matches('/');
+    let route = if path.ends_with("/direct-users/create") {
+        Route::Create
+    } else if path.ends_with("/direct-users/check-exists") {
+        Route::CheckExists
+    } else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "No such endpoint.",
+        ));
+    };
+    if method != Method::POST {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            format!("{method} is not allowed here; use POST."),
+        ));
+    }
+    Ok(route)
+}
+
+fn caller_sub(request: &ApiGatewayV2httpRequest) -> Result<CallerSub, ApiError> {
+    request
+        .request_context
+        .authorizer
+        .as_ref()
+        .and_then(|a| a.jwt.as_ref())
+        .and_then(|jwt| jwt.claims.get("sub"))
+        .and_then(|sub| CallerSub::parse(sub))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                "No caller identity: the request carries no JWT `sub` claim.",
+            )
+        })
+}
+
+fn read_json_body(request: &ApiGatewayV2httpRequest) -> Result<Value, ApiError> {
+    let raw = request.body.as_deref().unwrap_or("");
+    // Base64 is 4/3 of the payload: check the decoded size, but refuse absurd input early.
+    if raw.len() > MAX_BODY_BYTES * 4 / 3 + 4 {
+        return Err(too_large());
+    }
+    let bytes = if request.is_base64_encoded {
+        base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_BODY",
+                    "body: not valid base64.",
+                )
+                .field("body")
+            })?
+    } else {
+        raw.as_bytes().to_vec()
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(too_large());
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_JSON",
+            "body: a JSON object is required.",
+        )
+        .field("body"));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_JSON",
+            format!(
+                "body: malformed JSON at line {} column {}.",
+                e.line(),
+                e.column()
+            ),
+        )
+        .field("body")
+    })
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PAYLOAD_TOO_LARGE",
+        format!("body: larger than {MAX_BODY_BYTES} bytes."),
+    )
+    .field("body")
+}
+
+fn created_body(user: &CreatedUser) -> Value {
+    json!({
+        "user": {
+            "id": user.id.to_string(),
+            "email": user.email.as_str(),
+            "role": user.role.as_str(),
+            "tenantId": user.tenant_id.to_string(),
+            "auth0UserId": user.auth0_user_id.as_str(),
+            "employeeId": user.employee_id.map(|id| id.to_string()),
+            "permissions": user.permissions.iter().map(|p| json!({
+                "pageId": p.page_id.to_string(),
+                "canRead": p.can_read,
+                "canWrite": p.can_write,
+                "canEdit": p.can_edit,
+                "canDelete": p.can_delete,
+            })).collect::<Vec<_>>(),
+            "isActive": true,
+            "createdAt": user.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        },
+        "message": format!("User created. A password-setup email was sent to {}.", user.email.as_str()),
+    })
+}
+
+fn error_body(err: &ApiError, request_id: &str) -> Value {
+    let mut body = json!({
+        "error": err.status.canonical_reason().unwrap_or("Error"),
+        "message": err.message,
+        "code": err.code,
+        "requestId": request_id,
+    });
+    if let Some(field) = &err.field {
+        body["field"] = json!(field);
+    }
+    if let Some(text) = err.user_friendly {
+        body["userFriendly"] = json!(text);
+    }
+    body
+}
+
+fn json_response(
+    status: StatusCode,
+    body: &Value,
+    allow: &Option<&'static str>,
+) -> ApiGatewayV2httpResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    if let Some(allow) = allow {
+        headers.insert(http::header::ALLOW, HeaderValue::from_static(allow));
+    }
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = i64::from(status.as_u16());
+    response.headers = headers;
+    response.body = Some(Body::Text(body.to_string()));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_on_the_path_suffix_with_404_and_405() {
+        assert_eq!(
+            route(&Method::POST, "/prod/api/direct-users/create"),
+            Ok(Route::Create)
+        );
+        assert_eq!(
+            route(&Method::POST, "/direct-users/check-exists/"),
+            Ok(Route::CheckExists)
+        );
+        assert_eq!(
+            route(&Method::POST, "/direct-users/delete")
+                .unwrap_err()
+                .status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            route(&Method::GET, "/direct-users/create")
+                .unwrap_err()
+                .status,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+}

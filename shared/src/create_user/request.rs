@@ -1,0 +1,299 @@
+//! The admin panel's payloads, parsed once into domain types. Each error names its field.
+//! `permissions` and `employee_data` may arrive as JSON or as a string holding JSON.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use crate::domain::{
+    Email, EmployeeId, EmployeeRequest, EmploymentType, FieldError, NewEmployee, NewUser, PageId,
+    PagePermission, Role,
+};
+
+pub const MAX_PERMISSIONS: usize = 500;
+const MAX_NAME_LEN: usize = 100;
+
+/// Parses the body of `POST …/direct-users/create`.
+pub fn parse_new_user(body: &Value) -> Result<NewUser, FieldError> {
+    let object = as_object(body)?;
+    let email = parse_email(object)?;
+    let role = match object.get("role") {
+        None | Some(Value::Null) => Role::User,
+        Some(Value::String(raw)) if raw.trim().is_empty() => Role::User,
+        Some(Value::String(raw)) => Role::parse(raw).map_err(|m| FieldError::new("role", m))?,
+        Some(_) => return Err(FieldError::new("role", "must be a string: ADMIN or USER")),
+    };
+    let permissions = parse_permissions(object.get("permissions"))?;
+    let employee = parse_employee_request(object)?;
+    Ok(NewUser {
+        email,
+        role,
+        permissions,
+        employee,
+    })
+}
+
+/// Parses the body of `POST …/direct-users/check-exists`.
+pub fn parse_check_exists(body: &Value) -> Result<Email, FieldError> {
+    parse_email(as_object(body)?)
+}
+
+fn as_object(body: &Value) -> Result<&Map<String, Value>, FieldError> {
+    body.as_object()
+        .ok_or_else(|| FieldError::new("body", "must be a JSON object"))
+}
+
+fn parse_email(object: &Map<String, Value>) -> Result<Email, FieldError> {
+    match object.get("email") {
+        None | Some(Value::Null) => Err(FieldError::new("email", "is required")),
+        Some(Value::String(raw)) => Email::parse(raw).map_err(|m| FieldError::new("email", m)),
+        Some(_) => Err(FieldError::new("email", "must be a string")),
+    }
+}
+
+/// JSON, or a string that holds JSON (the admin panel sends both).
+fn embedded_json(field: &str, value: &Value) -> Result<Value, FieldError> {
+    match value {
+        Value::String(raw) if raw.trim().is_empty() => Ok(Value::Null),
+        Value::String(raw) => serde_json::from_str(raw)
+            .map_err(|e| FieldError::new(field, format!("is a string but not valid JSON ({e})"))),
+        other => Ok(other.clone()),
+    }
+}
+
+fn parse_permissions(value: Option<&Value>) -> Result<Vec<PagePermission>, FieldError> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let items = match embedded_json("permissions", value)? {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(items) => items,
+        _ => {
+            return Err(FieldError::new(
+                "permissions",
+                "must be an array of {pageId, canRead, canWrite, canEdit, canDelete}",
+            ));
+        }
+    };
+    if items.len() > MAX_PERMISSIONS {
+        return Err(FieldError::new(
+            "permissions",
+            format!("must have at most {MAX_PERMISSIONS} entries"),
+        ));
+    }
+    let mut seen = HashSet::new();
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let field = |name: &str| format!("permissions[{i}].{name}");
+            let object = item
+                .as_object()
+                .ok_or_else(|| FieldError::new(format!("permissions[{i}]"), "must be an object"))?;
+            let page_id = match object.get("pageId") {
+                Some(Value::String(raw)) => {
+                    PageId::parse(raw).map_err(|m| FieldError::new(field("pageId"), m))?
+                }
+                None | Some(Value::Null) => {
+                    return Err(FieldError::new(field("pageId"), "is required"));
+                }
+                Some(_) => return Err(FieldError::new(field("pageId"), "must be a UUID string")),
+            };
+            if !seen.insert(page_id) {
+                return Err(FieldError::new(field("pageId"), "appears more than once"));
+            }
+            let flag = |name: &str| {
+                optional_bool(object.get(name), &field(name)).map(|b| b.unwrap_or(false))
+            };
+            Ok(PagePermission {
+                page_id,
+                can_read: flag("canRead")?,
+                can_write: flag("canWrite")?,
+                can_edit: flag("canEdit")?,
+                can_delete: flag("canDelete")?,
+            })
+        })
+        .collect()
+}
+
+fn optional_bool(value: Option<&Value>, field: &str) -> Result<Option<bool>, FieldError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) if s == "true" => Ok(Some(true)),
+        Some(Value::String(s)) if s == "false" => Ok(Some(false)),
+        Some(_) => Err(FieldError::new(field, "must be true or false")),
+    }
+}
+
+fn parse_employee_request(object: &Map<String, Value>) -> Result<EmployeeRequest, FieldError> {
+    let create = optional_bool(object.get("create_employee"), "create_employee")?.unwrap_or(false);
+    let link = optional_bool(object.get("link_employee"), "link_employee")?.unwrap_or(false);
+    match (create, link) {
+        (true, true) => Err(FieldError::new(
+            "link_employee",
+            "cannot be true together with create_employee",
+        )),
+        (true, false) => {
+            let data = match object.get("employee_data") {
+                None => Value::Null,
+                Some(value) => embedded_json("employee_data", value)?,
+            };
+            parse_new_employee(&data).map(EmployeeRequest::Create)
+        }
+        (false, true) => match object.get("employee_id") {
+            Some(Value::String(raw)) => EmployeeId::parse(raw)
+                .map(EmployeeRequest::Link)
+                .map_err(|m| FieldError::new("employee_id", m)),
+            None | Some(Value::Null) => Err(FieldError::new(
+                "employee_id",
+                "is required when link_employee is true",
+            )),
+            Some(_) => Err(FieldError::new("employee_id", "must be a UUID string")),
+        },
+        (false, false) => Ok(EmployeeRequest::None),
+    }
+}
+
+fn parse_new_employee(data: &Value) -> Result<NewEmployee, FieldError> {
+    let object = match data {
+        Value::Object(object) => object,
+        Value::Null => {
+            return Err(FieldError::new(
+                "employee_data",
+                "is required when create_employee is true",
+            ));
+        }
+        _ => return Err(FieldError::new("employee_data", "must be an object")),
+    };
+    let text = |name: &str, required: bool| -> Result<Option<String>, FieldError> {
+        let field = format!("employee_data.{name}");
+        match object.get(name) {
+            Some(Value::String(raw)) if !raw.trim().is_empty() => {
+                let trimmed = raw.trim();
+                if trimmed.chars().count() > MAX_NAME_LEN {
+                    return Err(FieldError::new(
+                        field,
+                        format!("must be at most {MAX_NAME_LEN} characters"),
+                    ));
+                }
+                Ok(Some(trimmed.to_string()))
+            }
+            None | Some(Value::Null) | Some(Value::String(_)) if required => {
+                Err(FieldError::new(field, "is required"))
+            }
+            None | Some(Value::Null) | Some(Value::String(_)) => Ok(None),
+            Some(_) => Err(FieldError::new(field, "must be a string")),
+        }
+    };
+    let employment_type = text("employmentType", false)?
+        .map(|raw| {
+            EmploymentType::parse(&raw)
+                .map_err(|m| FieldError::new("employee_data.employmentType", m))
+        })
+        .transpose()?;
+    Ok(NewEmployee {
+        first_name: text("firstName", true)?.unwrap_or_default(),
+        last_name: text("lastName", true)?.unwrap_or_default(),
+        department: text("department", false)?,
+        job_title: text("jobTitle", false)?,
+        employment_type,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const PAGE: &str = "6f1c2c1e-8d7e-4a8e-9a57-3f0d5d2b9c11";
+
+    #[test]
+    fn the_admin_panels_full_payload_parses() {
+        let body = json!({
+            "email": " New.User@Example.com ",
+            "role": "ADMIN",
+            "permissions": format!(r#"[{{"pageId":"{PAGE}","canRead":true,"canWrite":"true"}}]"#),
+            "create_employee": true,
+            "employee_data": {"firstName": "Ada", "lastName": "Lovelace", "employmentType": "full-time"},
+        });
+        let user = parse_new_user(&body).unwrap();
+        assert_eq!(user.email.as_str(), "new.user@example.com");
+        assert_eq!(user.role, Role::Admin);
+        assert_eq!(user.permissions.len(), 1);
+        assert!(
+            user.permissions[0].can_read
+                && user.permissions[0].can_write
+                && !user.permissions[0].can_delete
+        );
+        let EmployeeRequest::Create(employee) = user.employee else {
+            panic!("expected create")
+        };
+        assert_eq!(employee.employment_type, Some(EmploymentType::FullTime));
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let cases = [
+            (json!([]), "body"),
+            (json!({}), "email"),
+            (json!({"email": 5}), "email"),
+            (json!({"email": "not-an-email"}), "email"),
+            (json!({"email": "a@b.co", "role": "GOD"}), "role"),
+            (json!({"email": "a@b.co", "role": 1}), "role"),
+            (
+                json!({"email": "a@b.co", "permissions": "{oops"}),
+                "permissions",
+            ),
+            (
+                json!({"email": "a@b.co", "permissions": {"pageId": PAGE}}),
+                "permissions",
+            ),
+            (
+                json!({"email": "a@b.co", "permissions": [{"pageId": "nope"}]}),
+                "permissions[0].pageId",
+            ),
+            (
+                json!({"email": "a@b.co", "permissions": [{"pageId": PAGE, "canRead": "yes"}]}),
+                "permissions[0].canRead",
+            ),
+            (
+                json!({"email": "a@b.co", "permissions": [{"pageId": PAGE}, {"pageId": PAGE}]}),
+                "permissions[1].pageId",
+            ),
+            (
+                json!({"email": "a@b.co", "create_employee": "maybe"}),
+                "create_employee",
+            ),
+            (
+                json!({"email": "a@b.co", "create_employee": true}),
+                "employee_data",
+            ),
+            (
+                json!({"email": "a@b.co", "create_employee": true, "employee_data": {"firstName": "A"}}),
+                "employee_data.lastName",
+            ),
+            (
+                json!({"email": "a@b.co", "create_employee": true, "employee_data": {"firstName": "A", "lastName": "B", "employmentType": "gig"}}),
+                "employee_data.employmentType",
+            ),
+            (
+                json!({"email": "a@b.co", "link_employee": true}),
+                "employee_id",
+            ),
+            (
+                json!({"email": "a@b.co", "link_employee": true, "employee_id": "x"}),
+                "employee_id",
+            ),
+            (
+                json!({"email": "a@b.co", "link_employee": true, "create_employee": true}),
+                "link_employee",
+            ),
+        ];
+        for (body, field) in cases {
+            let err = parse_new_user(&body).expect_err(&body.to_string());
+            assert_eq!(err.field, field, "{body}: {err}");
+        }
+    }
+}

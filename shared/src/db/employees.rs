@@ -1,0 +1,82 @@
+use tokio_postgres::Transaction;
+use uuid::Uuid;
+
+use crate::domain::{BusinessId, Email, EmployeeId, NewEmployee, TenantId, UserId};
+
+pub enum LinkTarget {
+    NotFound,
+    AlreadyLinked,
+    Free,
+}
+
+/// Locks the employee row so two admins cannot link it at once. An employee of another
+/// tenant or business is reported as not found: its existence is not the caller's business.
+#[tracing::instrument(skip_all, fields(employee_id = %id))]
+pub async fn lock_for_link(
+    tx: &Transaction<'_>,
+    id: EmployeeId,
+    tenant_id: TenantId,
+    business_id: Option<BusinessId>,
+) -> Result<LinkTarget, tokio_postgres::Error> {
+    let row = tx
+        .query_opt(
+            "SELECT user_id FROM employees
+              WHERE id = $1 AND tenant_id = $2 AND business_id IS NOT DISTINCT FROM $3
+              FOR UPDATE",
+            &[
+                &id.uuid(),
+                &tenant_id.uuid(),
+                &business_id.map(BusinessId::uuid),
+            ],
+        )
+        .await?;
+    Ok(match row {
+        None => LinkTarget::NotFound,
+        Some(r) if r.get::<_, Option<Uuid>>(0).is_some() => LinkTarget::AlreadyLinked,
+        Some(_) => LinkTarget::Free,
+    })
+}
+
+#[tracing::instrument(skip_all, fields(employee_id = %id, user_id = %user_id))]
+pub async fn link(
+    tx: &Transaction<'_>,
+    id: EmployeeId,
+    user_id: UserId,
+) -> Result<u64, tokio_postgres::Error> {
+    tx.execute(
+        "UPDATE employees SET user_id = $2, updated_at = now() WHERE id = $1 AND user_id IS NULL",
+        &[&id.uuid(), &user_id.uuid()],
+    )
+    .await
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+pub async fn insert(
+    tx: &Transaction<'_>,
+    tenant_id: TenantId,
+    business_id: Option<BusinessId>,
+    user_id: UserId,
+    email: &Email,
+    employee: &NewEmployee,
+) -> Result<EmployeeId, tokio_postgres::Error> {
+    let row = tx
+        .query_one(
+            "INSERT INTO employees (tenant_id, business_id, user_id, first_name, last_name, email,
+                                    department, job_title, employment_type)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             RETURNING id",
+            &[
+                &tenant_id.uuid(),
+                &business_id.map(BusinessId::uuid),
+                &user_id.uuid(),
+                &employee.first_name,
+                &employee.last_name,
+                &email.as_str(),
+                &employee.department,
+                &employee.job_title,
+                &employee.employment_type.map(|t| t.as_str()),
+            ],
+        )
+        .await?;
+    Ok(EmployeeId::new(row.get(0)))
+}

@@ -1,0 +1,107 @@
+//! Postgres: the pool, the migrations and one module of queries per table.
+//! Query functions take the open transaction and do one thing each.
+
+pub mod employees;
+pub mod pages;
+pub mod reset_tokens;
+pub mod users;
+
+use std::str::FromStr;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use secrecy::ExposeSecret;
+use tokio_postgres::error::SqlState;
+
+use crate::config::{DatabaseConfig, Timeouts};
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolSetupError {
+    #[error("DATABASE_URL is not a valid Postgres connection string")]
+    InvalidUrl,
+    #[error("could not build the connection pool: {0}")]
+    Build(String),
+}
+
+/// One pool per Lambda instance. The session timeouts travel in the startup packet,
+/// so every transaction has them without a round trip of its own.
+pub fn build_pool(database: &DatabaseConfig, timeouts: &Timeouts) -> Result<Pool, PoolSetupError> {
+    let mut pg = tokio_postgres::Config::from_str(database.url.expose_secret())
+        .map_err(|_| PoolSetupError::InvalidUrl)?;
+    pg.options(session_options(timeouts));
+    pg.application_name("atomic-user-provisioning");
+    pg.connect_timeout(std::time::Duration::from_secs(5));
+    let manager = Manager::from_config(
+        pg,
+        tokio_postgres::NoTls,
+        // A connection that died while the Lambda was frozen is caught by the flow's
+        // retry-before-external-calls, so checkout costs no extra round trip.
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(database.pool_size)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| PoolSetupError::Build(e.to_string()))
+}
+
+fn session_options(t: &Timeouts) -> String {
+    format!(
+        "-c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={}",
+        t.statement.as_millis(),
+        t.lock.as_millis(),
+        t.idle_in_transaction.as_millis()
+    )
+}
+
+/// Applies every pending migration; safe to run concurrently (refinery locks its table).
+pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), refinery::Error> {
+    embedded::migrations::runner()
+        .run_async(client)
+        .await
+        .map(|_| ())
+}
+
+/// The name of the unique constraint a statement violated, if that is what failed.
+pub fn violated_unique_constraint(err: &tokio_postgres::Error) -> Option<&str> {
+    let db = err.as_db_error()?;
+    (db.code() == &SqlState::UNIQUE_VIOLATION)
+        .then(|| db.constraint())
+        .flatten()
+}
+
+/// The name of the foreign key a statement violated, if that is what failed.
+pub fn violated_foreign_key(err: &tokio_postgres::Error) -> Option<&str> {
+    let db = err.as_db_error()?;
+    (db.code() == &SqlState::FOREIGN_KEY_VIOLATION)
+        .then(|| db.constraint())
+        .flatten()
+}
+
+pub fn is_lock_timeout(err: &tokio_postgres::Error) -> bool {
+    err.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
+}
+
+/// The connection is gone (server restart, idle kill, Lambda thaw): a fresh one may work.
+pub fn is_connection_lost(err: &tokio_postgres::Error) -> bool {
+    err.is_closed()
+        || matches!(
+            err.code(),
+            Some(c) if *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::CRASH_SHUTDOWN
+                || *c == SqlState::CANNOT_CONNECT_NOW
+                || *c == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
+        )
+        || (err.code().is_none()
+            && std::error::Error::source(err).is_some_and(|s| s.is::<std::io::Error>()))
+}
+
+/// The database did not answer in time or at all: a dependency problem, not a bug.
+pub fn is_unavailable(err: &tokio_postgres::Error) -> bool {
+    is_connection_lost(err) || err.code() == Some(&SqlState::QUERY_CANCELED)
+}

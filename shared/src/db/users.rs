@@ -1,0 +1,118 @@
+use tokio_postgres::Transaction;
+use uuid::Uuid;
+
+use crate::domain::{Auth0UserId, BusinessId, Email, Role, TenantId, UserId};
+
+/// The admin making the request, with the tenant everything happens in.
+#[derive(Debug, Clone)]
+pub struct CallerRecord {
+    pub id: UserId,
+    pub tenant_id: TenantId,
+    pub tenant_name: String,
+    pub business_id: Option<BusinessId>,
+    pub role: Role,
+    pub is_active: bool,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn find_caller(
+    client: &impl tokio_postgres::GenericClient,
+    auth0_sub: &str,
+) -> Result<Option<CallerRecord>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT u.id, u.tenant_id, t.name, u.business_id, u.role, u.is_active
+               FROM users u JOIN tenants t ON t.id = u.tenant_id
+              WHERE u.auth0_sub = $1",
+            &[&auth0_sub],
+        )
+        .await?;
+    Ok(row.map(|r| CallerRecord {
+        id: UserId::new(r.get(0)),
+        tenant_id: TenantId::new(r.get(1)),
+        tenant_name: r.get(2),
+        business_id: r.get::<_, Option<Uuid>>(3).map(BusinessId::new),
+        // The CHECK constraint keeps role to the three known values.
+        role: Role::parse(r.get(4)).unwrap_or(Role::User),
+        is_active: r.get(5),
+    }))
+}
+
+pub struct PendingUser<'a> {
+    pub id: UserId,
+    pub tenant_id: TenantId,
+    pub business_id: Option<BusinessId>,
+    pub email: &'a Email,
+    pub role: Role,
+    pub created_by: UserId,
+}
+
+/// Marks a row whose Auth0 user does not exist yet; cleanup removes such rows if they linger.
+pub fn pending_sub(id: UserId) -> String {
+    format!("pending_{id}")
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %user.id))]
+pub async fn insert_pending(
+    tx: &Transaction<'_>,
+    user: &PendingUser<'_>,
+) -> Result<chrono::DateTime<chrono::Utc>, tokio_postgres::Error> {
+    let row = tx
+        .query_one(
+            "INSERT INTO users (id, tenant_id, business_id, email, role, auth0_sub, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             RETURNING created_at",
+            &[
+                &user.id.uuid(),
+                &user.tenant_id.uuid(),
+                &user.business_id.map(BusinessId::uuid),
+                &user.email.as_str(),
+                &user.role.as_str(),
+                &pending_sub(user.id),
+                &user.created_by.uuid(),
+            ],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn set_auth0_sub(
+    tx: &Transaction<'_>,
+    id: UserId,
+    auth0_id: &Auth0UserId,
+) -> Result<u64, tokio_postgres::Error> {
+    tx.execute(
+        "UPDATE users SET auth0_sub = $2, updated_at = now() WHERE id = $1",
+        &[&id.uuid(), &auth0_id.as_str()],
+    )
+    .await
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn auth0_sub_in_use(
+    tx: &Transaction<'_>,
+    auth0_id: &Auth0UserId,
+) -> Result<bool, tokio_postgres::Error> {
+    let row = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE auth0_sub = $1)",
+            &[&auth0_id.as_str()],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn email_exists(
+    client: &impl tokio_postgres::GenericClient,
+    email: &Email,
+) -> Result<bool, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = $1)",
+            &[&email.as_str()],
+        )
+        .await?;
+    Ok(row.get(0))
+}

@@ -1,0 +1,337 @@
+//! Validated domain types. Everything past the HTTP edge takes these, never raw strings.
+
+use std::fmt;
+
+use uuid::Uuid;
+
+/// A request field that failed validation, named the way the admin panel sends it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An email address, trimmed and lower-cased, checked for a plausible shape and length.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    pub const MAX_LEN: usize = 254;
+    const MAX_LOCAL_LEN: usize = 64;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let email = raw.trim().to_lowercase();
+        if email.is_empty() {
+            return Err("is required".into());
+        }
+        if email.len() > Self::MAX_LEN {
+            return Err(format!("must be at most {} characters", Self::MAX_LEN));
+        }
+        let Some((local, domain)) = email.split_once('@') else {
+            return Err("must be an email address like name@example.com".into());
+        };
+        let local_ok = !local.is_empty()
+            && local.len() <= Self::MAX_LOCAL_LEN
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..")
+            && local
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
+        let domain_ok = domain.contains('.')
+            && domain.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if !local_ok || !domain_ok {
+            return Err("must be an email address like name@example.com".into());
+        }
+        Ok(Self(email))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// For logs: enough to correlate, never the whole address.
+    pub fn redacted(&self) -> String {
+        redact_email(&self.0)
+    }
+}
+
+/// Masks the local part of anything that looks like an email address: `j***@example.com`.
+pub fn redact_email(address: &str) -> String {
+    match address.split_once('@') {
+        Some((local, domain)) => {
+            let first = local.chars().next().unwrap_or('*');
+            format!("{first}***@{domain}")
+        }
+        None => "***".into(),
+    }
+}
+
+impl fmt::Display for Email {
+    /// Display is the redacted form so an accidental `%email` in a log leaks nothing.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Owner,
+    Admin,
+    User,
+}
+
+impl Role {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim().to_ascii_uppercase().as_str() {
+            "OWNER" => Ok(Self::Owner),
+            "ADMIN" => Ok(Self::Admin),
+            "USER" => Ok(Self::User),
+            _ => Err("must be one of ADMIN, USER".into()),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "OWNER",
+            Self::Admin => "ADMIN",
+            Self::User => "USER",
+        }
+    }
+
+    /// Only owners and admins manage users, and nobody but an owner hands out ownership.
+    pub fn may_create(self, new_role: Role) -> bool {
+        match self {
+            Self::Owner => true,
+            Self::Admin => new_role != Self::Owner,
+            Self::User => false,
+        }
+    }
+}
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            pub fn new(id: Uuid) -> Self {
+                Self(id)
+            }
+            pub fn parse(raw: &str) -> Result<Self, String> {
+                Uuid::parse_str(raw.trim())
+                    .map(Self)
+                    .map_err(|_| "must be a UUID".to_string())
+            }
+            pub fn uuid(self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+uuid_id!(TenantId);
+uuid_id!(BusinessId);
+uuid_id!(UserId);
+uuid_id!(PageId);
+uuid_id!(EmployeeId);
+
+/// The id Auth0 gives a user, `provider|id`, e.g. `auth0|65f0c0ffee…`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Auth0UserId(String);
+
+impl Auth0UserId {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw.split_once('|') {
+            Some((provider, id)) if !provider.is_empty() && !id.is_empty() => {
+                Ok(Self(raw.to_string()))
+            }
+            _ => Err(format!("not an Auth0 user id: {raw:?}")),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Auth0UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PagePermission {
+    pub page_id: PageId,
+    pub can_read: bool,
+    pub can_write: bool,
+    pub can_edit: bool,
+    pub can_delete: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmploymentType {
+    FullTime,
+    PartTime,
+    Contractor,
+    Temporary,
+    Intern,
+}
+
+impl EmploymentType {
+    /// Accepts the spellings admin panels use: `FULL_TIME`, `full-time`, `Full time`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let normalised: String = raw
+            .trim()
+            .chars()
+            .map(|c| match c {
+                '-' | ' ' => '_',
+                c => c.to_ascii_uppercase(),
+            })
+            .collect();
+        match normalised.as_str() {
+            "FULL_TIME" | "FULLTIME" => Ok(Self::FullTime),
+            "PART_TIME" | "PARTTIME" => Ok(Self::PartTime),
+            "CONTRACTOR" | "CONTRACT" => Ok(Self::Contractor),
+            "TEMPORARY" => Ok(Self::Temporary),
+            "INTERN" => Ok(Self::Intern),
+            _ => Err("must be one of FULL_TIME, PART_TIME, CONTRACTOR, TEMPORARY, INTERN".into()),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FullTime => "FULL_TIME",
+            Self::PartTime => "PART_TIME",
+            Self::Contractor => "CONTRACTOR",
+            Self::Temporary => "TEMPORARY",
+            Self::Intern => "INTERN",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEmployee {
+    pub first_name: String,
+    pub last_name: String,
+    pub department: Option<String>,
+    pub job_title: Option<String>,
+    pub employment_type: Option<EmploymentType>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmployeeRequest {
+    None,
+    Create(NewEmployee),
+    Link(EmployeeId),
+}
+
+/// A create-user request after every field has been checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub email: Email,
+    pub role: Role,
+    pub permissions: Vec<PagePermission>,
+    pub employee: EmployeeRequest,
+}
+
+/// The admin calling us, as identified by the JWT `sub` claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerSub(String);
+
+impl CallerSub {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let sub = raw.trim();
+        (!sub.is_empty()).then(|| Self(sub.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_is_trimmed_and_lower_cased() {
+        assert_eq!(
+            Email::parse("  Jane.Doe@Example.COM ").unwrap().as_str(),
+            "jane.doe@example.com"
+        );
+    }
+
+    #[test]
+    fn email_rejects_bad_shapes_with_a_reason() {
+        for bad in [
+            "",
+            "plain",
+            "a@b",
+            "@example.com",
+            "a@@example.com",
+            "a b@example.com",
+            "a..b@example.com",
+            "a@-example.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert_eq!(
+            Email::parse(&long).unwrap_err(),
+            "must be at most 254 characters"
+        );
+    }
+
+    #[test]
+    fn redacted_email_keeps_only_the_first_letter_and_domain() {
+        let email = Email::parse("jane@example.com").unwrap();
+        assert_eq!(email.redacted(), "j***@example.com");
+        assert_eq!(email.to_string(), "j***@example.com");
+    }
+
+    #[test]
+    fn an_admin_cannot_create_an_owner_and_a_user_cannot_create_anyone() {
+        assert!(Role::Owner.may_create(Role::Owner));
+        assert!(Role::Admin.may_create(Role::Admin));
+        assert!(!Role::Admin.may_create(Role::Owner));
+        assert!(!Role::User.may_create(Role::User));
+    }
+
+    #[test]
+    fn employment_type_accepts_common_spellings() {
+        assert_eq!(
+            EmploymentType::parse("full-time"),
+            Ok(EmploymentType::FullTime)
+        );
+        assert_eq!(
+            EmploymentType::parse("Part Time"),
+            Ok(EmploymentType::PartTime)
+        );
+        assert!(EmploymentType::parse("gig").is_err());
+    }
+}

@@ -1,0 +1,12 @@
+//! Atomic user provisioning: the library both Lambda functions are thin entry points to.
+
+pub mod auth0;
+pub mod config;
+pub mod create_user;
+pub mod db;
+pub mod deadline;
+pub mod domain;
+pub mod email;
+pub mod reset_token;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,26 @@
+//! Logging: JSON lines in Lambda (CloudWatch), readable text on a terminal.
+
+use tracing_subscriber::EnvFilter;
+
+/// Level from `LOG_LEVEL` or `RUST_LOG` (default `info`); `LOG_FORMAT=text` for humans.
+pub fn init() {
+    let filter = std::env::var("RUST_LOG")
+        .or_else(|_| std::env::var("LOG_LEVEL"))
+        .unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(filter))
+        .with_target(false)
+        .with_writer(std::io::stdout);
+    let result = if std::env::var("LOG_FORMAT").as_deref() == Ok("text") {
+        builder.without_time().try_init()
+    } else {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
+    };
+    // A second init (tests) keeps the first subscriber.
+    let _ = result;
+}

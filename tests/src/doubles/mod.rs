@@ -1,0 +1,10 @@
+//! HTTP doubles of the external services, served on loopback for tests and the local stack.
+
+pub mod auth0;
+pub mod email;
+pub mod faults;
+mod server;
+
+pub use auth0::{AUTH0_OPS, Auth0Config, Auth0Double};
+pub use email::{EmailConfig, EmailDouble, SentEmail};
+pub use faults::Fault;

@@ -1,0 +1,382 @@
+//! The test harness: a fresh database per test (cloned from a migrated template on the
+//! throwaway cluster), the Auth0 and email doubles on loopback, and the app state wired to them.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use shared::config::Config;
+use shared::state::AppState;
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+use crate::doubles::{Auth0Config, Auth0Double, EmailConfig, EmailDouble};
+
+/// Ids from `tests/fixtures/seed.sql`.
+pub mod seed {
+    pub const ACME: &str = "11111111-1111-4111-8111-111111111111";
+    pub const GLOBEX: &str = "22222222-2222-4222-8222-222222222222";
+    pub const ACME_OWNER_SUB: &str = "auth0|seedowneracme0000000001";
+    pub const ACME_ADMIN_SUB: &str = "auth0|seedadminacme0000000002";
+    pub const ACME_ADMIN_ID: &str = "a0000000-0000-4000-8000-000000000002";
+    pub const ACME_USER_SUB: &str = "auth0|seeduseracme00000000003";
+    pub const ACME_INACTIVE_ADMIN_SUB: &str = "auth0|seedinactiveacme0000004";
+    pub const GLOBEX_ADMIN_SUB: &str = "auth0|seedadminglobex000000005";
+    pub const PAGE_DASHBOARD: &str = "c0000000-0000-4000-8000-000000000001";
+    pub const PAGE_REPORTS: &str = "c0000000-0000-4000-8000-000000000002";
+    pub const PAGE_SETTINGS: &str = "c0000000-0000-4000-8000-000000000003";
+    pub const EMPLOYEE_FREE: &str = "e0000000-0000-4000-8000-000000000001";
+    pub const EMPLOYEE_LINKED: &str = "e0000000-0000-4000-8000-000000000002";
+    pub const EMPLOYEE_OTHER_BUSINESS: &str = "e0000000-0000-4000-8000-000000000003";
+    pub const EMPLOYEE_OTHER_TENANT: &str = "e0000000-0000-4000-8000-000000000004";
+    pub const SQL: &str = include_str!("../fixtures/seed.sql");
+}
+
+pub const FRONTEND_URL: &str = "https://app.acme.test";
+pub const EMAIL_FROM: &str = "Acme <no-reply@acme.test>";
+
+/// Prints the app's logs while a test runs when `TEST_LOG` is set.
+pub fn init_test_logging() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                std::env::var("TEST_LOG").unwrap_or_else(|_| "info".into()),
+            ))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .expect("TEST_DATABASE_URL or DATABASE_URL must point at a Postgres server; `make test` starts one")
+}
+
+fn url_for_database(admin: &str, name: &str) -> String {
+    let mut url = url::Url::parse(admin).expect("DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    url.into()
+}
+
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the test Postgres: {e}"));
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// Template name carries a hash of the migrations and the seed, so a change rebuilds it.
+fn template_name() -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/migrations");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("shared/migrations exists")
+        .map(|e| e.expect("readable migrations dir").path())
+        .collect();
+    files.sort();
+    let mut hasher = Sha256::new();
+    for file in files {
+        hasher.update(std::fs::read(&file).expect("readable migration"));
+    }
+    hasher.update(seed::SQL.as_bytes());
+    format!("provisioning_tpl_{}", &hex::encode(hasher.finalize())[..12])
+}
+
+/// A database of its own for one test, dropped when the test ends (pass or fail).
+pub struct TestDb {
+    pub url: String,
+    pub name: String,
+    admin_url: String,
+}
+
+impl TestDb {
+    pub async fn create() -> TestDb {
+        let admin_url = admin_url();
+        let admin = connect(&admin_url).await;
+        let template = template_name();
+        // Across test processes and threads: one builds the template, the others wait.
+        admin
+            .execute("SELECT pg_advisory_lock(727274)", &[])
+            .await
+            .unwrap();
+        let exists = admin
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&template])
+            .await
+            .unwrap()
+            .is_some();
+        if !exists {
+            build_template(&admin, &admin_url, &template).await;
+        }
+        admin
+            .execute("SELECT pg_advisory_unlock(727274)", &[])
+            .await
+            .unwrap();
+        let name = format!("test_{}", Uuid::new_v4().simple());
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+            .await
+            .unwrap();
+        TestDb {
+            url: url_for_database(&admin_url, &name),
+            name,
+            admin_url,
+        }
+    }
+}
+
+async fn build_template(admin: &tokio_postgres::Client, admin_url: &str, template: &str) {
+    let building = format!("{template}_building");
+    // Separate statements: a multi-statement batch would be one (forbidden) transaction.
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {building}"))
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {building}"))
+        .await
+        .unwrap();
+    {
+        let mut client = connect(&url_for_database(admin_url, &building)).await;
+        shared::db::migrate(&mut client)
+            .await
+            .expect("migrations apply");
+        client.batch_execute(seed::SQL).await.expect("seed applies");
+    }
+    // The migration connection must be gone before the database can be renamed.
+    for _ in 0..50 {
+        let renamed = admin
+            .batch_execute(&format!("ALTER DATABASE {building} RENAME TO {template}"))
+            .await;
+        if renamed.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("could not finish the template database {template}");
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop cannot await; a short-lived thread with its own runtime does the DROP.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let (client, connection) = tokio_postgres::connect(&admin_url, NoTls).await.ok()?;
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// Environment-style settings for the app, pointing at this stack.
+pub fn app_vars(db_url: &str, auth0: &Auth0Double, email: &EmailDouble) -> HashMap<String, String> {
+    let auth0_cfg = Auth0Config::default();
+    HashMap::from([
+        ("DATABASE_URL".to_string(), db_url.to_string()),
+        ("AUTH0_DOMAIN".to_string(), auth0.base_url()),
+        ("AUTH0_CLIENT_ID".to_string(), auth0_cfg.client_id),
+        ("AUTH0_CLIENT_SECRET".to_string(), auth0_cfg.client_secret),
+        ("EMAIL_API_URL".to_string(), email.base_url()),
+        ("EMAIL_API_KEY".to_string(), EmailConfig::default().api_key),
+        ("EMAIL_FROM".to_string(), EMAIL_FROM.to_string()),
+        ("FRONTEND_URL".to_string(), FRONTEND_URL.to_string()),
+        ("HTTP_TIMEOUT_MS".to_string(), "2000".to_string()),
+        ("DB_LOCK_TIMEOUT_MS".to_string(), "2000".to_string()),
+    ])
+}
+
+/// One test's world: its database, both doubles, and the app state wired to them.
+pub struct TestStack {
+    pub db: TestDb,
+    pub auth0: Auth0Double,
+    pub email: EmailDouble,
+    pub state: AppState,
+    pub vars: HashMap<String, String>,
+}
+
+impl TestStack {
+    pub async fn start() -> TestStack {
+        Self::start_with(|_| {}).await
+    }
+
+    /// `adjust` may change any setting (timeouts, pool size) before the state is built.
+    pub async fn start_with(adjust: impl FnOnce(&mut HashMap<String, String>)) -> TestStack {
+        init_test_logging();
+        let db = TestDb::create().await;
+        let auth0 = Auth0Double::start(Auth0Config::default())
+            .await
+            .expect("auth0 double starts");
+        let email = EmailDouble::start(EmailConfig::default())
+            .await
+            .expect("email double starts");
+        let mut vars = app_vars(&db.url, &auth0, &email);
+        adjust(&mut vars);
+        let config =
+            Config::from_lookup(|key| vars.get(key).cloned()).expect("test config is valid");
+        let state = AppState::new(config).expect("app state builds");
+        TestStack {
+            db,
+            auth0,
+            email,
+            state,
+            vars,
+        }
+    }
+
+    pub async fn sql(&self) -> tokio_postgres::Client {
+        connect(&self.db.url).await
+    }
+
+    /// Calls the Lambda handler with an API Gateway event, as the runtime would.
+    pub async fn call(&self, event: Value) -> Response {
+        self.call_with_timeout(event, Duration::from_secs(25)).await
+    }
+
+    pub async fn call_with_timeout(&self, event: Value, function_timeout: Duration) -> Response {
+        let request: ApiGatewayV2httpRequest =
+            serde_json::from_value(event).expect("the test event is a valid API Gateway v2 event");
+        let mut context = Context::default();
+        context.request_id = Uuid::new_v4().to_string();
+        context.deadline = epoch_millis() + function_timeout.as_millis() as u64;
+        let response =
+            shared::create_user::handler::handle(&self.state, LambdaEvent::new(request, context))
+                .await
+                .expect("the handler never fails the invocation");
+        Response::from_lambda(serde_json::to_value(response).expect("response serialises"))
+    }
+
+    /// Rows that mention `email` in every table the flow writes.
+    pub async fn rows_for(&self, email: &str) -> RowCounts {
+        let sql = self.sql().await;
+        let row = sql
+            .query_one(
+                "SELECT
+                   (SELECT count(*) FROM users WHERE lower(email) = lower($1)),
+                   (SELECT count(*) FROM employees e JOIN users u ON u.id = e.user_id WHERE lower(u.email) = lower($1)),
+                   (SELECT count(*) FROM employees WHERE lower(email) = lower($1)),
+                   (SELECT count(*) FROM user_page_access a JOIN users u ON u.id = a.user_id WHERE lower(u.email) = lower($1)),
+                   (SELECT count(*) FROM password_reset_tokens t JOIN users u ON u.id = t.user_id WHERE lower(u.email) = lower($1))",
+                &[&email],
+            )
+            .await
+            .unwrap();
+        RowCounts {
+            users: row.get(0),
+            linked_employees: row.get(1),
+            employees_with_email: row.get(2),
+            permissions: row.get(3),
+            reset_tokens: row.get(4),
+        }
+    }
+
+    /// Asserts that neither system holds anything for `email`.
+    pub async fn assert_nothing_kept(&self, email: &str) {
+        assert_eq!(
+            self.rows_for(email).await,
+            RowCounts::default(),
+            "database rows left for {email}"
+        );
+        assert!(
+            self.auth0.users_with_email(email).is_empty(),
+            "Auth0 users left for {email}: {:?}",
+            self.auth0.users_with_email(email)
+        );
+    }
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RowCounts {
+    pub users: i64,
+    pub linked_employees: i64,
+    pub employees_with_email: i64,
+    pub permissions: i64,
+    pub reset_tokens: i64,
+}
+
+pub fn epoch_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// An HTTP response as API Gateway would return it to the admin panel.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Value,
+    pub body: Value,
+}
+
+impl Response {
+    pub fn from_lambda(raw: Value) -> Response {
+        let body = raw["body"]
+            .as_str()
+            .map(|b| serde_json::from_str(b).expect("body is JSON"))
+            .unwrap_or(Value::Null);
+        Response {
+            status: raw["statusCode"].as_u64().expect("statusCode") as u16,
+            headers: raw["headers"].clone(),
+            body,
+        }
+    }
+
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+/// An API Gateway HTTP API (payload 2.0) event with the JWT authorizer's claims.
+pub fn api_event(method: &str, path: &str, sub: Option<&str>, body: Option<&str>) -> Value {
+    let authorizer = match sub {
+        Some(sub) => {
+            json!({"jwt": {"claims": {"sub": sub, "iss": "https://acme.eu.auth0.com/", "aud": "https://api.acme.test", "exp": "4102444800"}, "scopes": null}})
+        }
+        None => json!({"jwt": {"claims": {}, "scopes": null}}),
+    };
+    json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {path}"),
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json", "host": "api.acme.test"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api1234",
+            "authorizer": authorizer,
+            "domainName": "api.acme.test",
+            "domainPrefix": "api",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "admin-panel"},
+            "requestId": Uuid::new_v4().to_string(),
+            "routeKey": format!("{method} {path}"),
+            "stage": "$default",
+            "time": "24/Nov/2026:10:00:00 +0000",
+            "timeEpoch": 1795514400000i64
+        },
+        "body": body,
+        "isBase64Encoded": false
+    })
+}
+
+pub const CREATE_PATH: &str = "/api/direct-users/create";
+pub const CHECK_PATH: &str = "/api/direct-users/check-exists";
+
+pub fn create_event(sub: &str, body: &Value) -> Value {
+    api_event("POST", CREATE_PATH, Some(sub), Some(&body.to_string()))
+}

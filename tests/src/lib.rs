@@ -1,0 +1,3 @@
+pub mod doubles;
+pub mod harness;
+pub mod runtime_api;
