@@ -221,36 +221,8 @@ impl Outbox {
     }
 
     fn send(&mut self, headers: &HeaderMap, body: &[u8]) -> Answer {
-        let api_key = headers
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
-        match api_key {
-            None => {
-                let message = "Missing API key in the authorization header. Include the following header in the request: Authorization: Bearer YOUR_API_KEY";
-                return Err(email_error(
-                    StatusCode::UNAUTHORIZED,
-                    "missing_api_key",
-                    message,
-                ));
-            }
-            Some(key) if key.trim() != self.config.api_key => {
-                let status = StatusCode::FORBIDDEN;
-                return Err(email_error(status, "invalid_api_key", "API key is invalid"));
-            }
-            Some(_) => {}
-        }
-        let key = headers
-            .get("idempotency-key")
-            .map(|value| value.to_str().unwrap_or_default().to_string());
-        if key
-            .as_ref()
-            .is_some_and(|key| key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN)
-        {
-            let message = "The key must be between 1-256 chars.";
-            let status = StatusCode::BAD_REQUEST;
-            return Err(email_error(status, "invalid_idempotency_key", message));
-        }
+        self.authorize(headers)?;
+        let key = idempotency_key(headers)?;
         let request = serde_json::from_slice::<Value>(body)
             .map_err(|_| invalid("The request body is not valid JSON."))?;
         let message = Message::parse(&request)?;
@@ -282,6 +254,40 @@ impl Outbox {
         });
         Ok(json_response(StatusCode::OK, &json!({ "id": id })))
     }
+}
+
+impl Outbox {
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), Rejection> {
+        let api_key = headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        match api_key {
+            None => {
+                let message = "Missing API key in the authorization header. Include the following header in the request: Authorization: Bearer YOUR_API_KEY";
+                let status = StatusCode::UNAUTHORIZED;
+                Err(email_error(status, "missing_api_key", message))
+            }
+            Some(key) if key.trim() != self.config.api_key => {
+                let status = StatusCode::FORBIDDEN;
+                Err(email_error(status, "invalid_api_key", "API key is invalid"))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Rejection> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or_default();
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        let message = "The key must be between 1-256 chars.";
+        let status = StatusCode::BAD_REQUEST;
+        return Err(email_error(status, "invalid_idempotency_key", message));
+    }
+    Ok(Some(key.to_string()))
 }
 
 /// A validated `POST /emails` body.

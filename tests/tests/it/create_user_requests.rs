@@ -33,7 +33,7 @@ async fn assert_refused(
             .is_some_and(|m| !m.is_empty()),
         "{label}"
     );
-    assert_eq!(response.body["error"].as_str().is_some(), true, "{label}");
+    assert!(response.body["error"].as_str().is_some(), "{label}");
     assert_eq!(
         stack.auth0.users().len(),
         auth0_before,
