@@ -6,6 +6,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+use crate::cleanup::config::CleanupSettings;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("configuration: {key} is required ({expected})")]
@@ -26,6 +28,7 @@ pub struct Config {
     pub frontend_url: Url,
     pub timeouts: Timeouts,
     pub reset_token_ttl: Duration,
+    pub cleanup: CleanupSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -113,11 +116,12 @@ impl Config {
             reset_token_ttl: Duration::from_secs(
                 3600 * env.number::<u64>("RESET_TOKEN_TTL_HOURS", 24, 1..=168)?,
             ),
+            cleanup: CleanupSettings::from_env(&env)?,
         })
     }
 }
 
-struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
+pub(crate) struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
 
 impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
     fn optional(&self, key: &str) -> Option<String> {
@@ -131,7 +135,7 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             .ok_or(ConfigError::Missing { key, expected })
     }
 
-    fn number<N>(
+    pub(crate) fn number<N>(
         &self,
         key: &'static str,
         default: N,

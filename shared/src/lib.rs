@@ -1,6 +1,7 @@
 //! Atomic user provisioning: the library both Lambda functions are thin entry points to.
 
 pub mod auth0;
+pub mod cleanup;
 pub mod config;
 pub mod create_user;
 pub mod db;
