@@ -352,3 +352,48 @@ async fn a_lambda_deadline_too_close_for_auth0_is_a_503_and_nothing_is_kept() {
     assert_eq!(response.status, 503, "{:?}", response.body);
     stack.assert_nothing_kept("late@example.com").await;
 }
+
+/// Makes the next `collisions` reset-token inserts fail as a token-hash collision would.
+async fn collide_reset_tokens(stack: &TestStack, collisions: i32) {
+    // A sequence, because nextval survives the savepoint rollback that undoes the insert.
+    let sql = format!(
+        "CREATE SEQUENCE token_inserts;
+         CREATE FUNCTION collide() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+             IF nextval('token_inserts') <= {collisions} THEN
+               RAISE unique_violation USING MESSAGE = 'duplicate token hash',
+                 CONSTRAINT = 'password_reset_tokens_token_hash_key';
+             END IF;
+             RETURN NEW;
+           END $$;
+         CREATE TRIGGER collide BEFORE INSERT ON password_reset_tokens
+           FOR EACH ROW EXECUTE FUNCTION collide();"
+    );
+    stack.sql().await.batch_execute(&sql).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_reset_token_collision_is_retried_once_inside_the_savepoint() {
+    let stack = TestStack::start().await;
+    collide_reset_tokens(&stack, 1).await;
+    let response = stack
+        .call(create_event(
+            seed::ACME_ADMIN_SUB,
+            &request("collide@example.com"),
+        ))
+        .await;
+    assert_eq!(response.status, 201, "{:?}", response.body);
+    let rows = stack.rows_for("collide@example.com").await;
+    assert_eq!((rows.users, rows.reset_tokens), (1, 1));
+    assert_eq!(stack.email.emails_to("collide@example.com").len(), 1);
+}
+
+#[tokio::test]
+async fn a_second_reset_token_collision_fails_the_request_and_nothing_is_kept() {
+    let stack = TestStack::start().await;
+    collide_reset_tokens(&stack, 2).await;
+    fails_cleanly_then_retry_succeeds(&stack, "collide-twice@example.com", 500, "INTERNAL_ERROR")
+        .await;
+    assert_eq!(stack.auth0.calls("delete_user"), 1);
+    retry_succeeds(&stack, "collide-twice@example.com").await;
+}
