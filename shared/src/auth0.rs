@@ -1,6 +1,7 @@
 //! Auth0 Management API client: cached M2M token, bounded retries on 429, errors that keep
 //! the status and Auth0's message. Behaviour follows shared/AUTH0.md.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
@@ -8,10 +9,11 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
+use url::Url;
 
-use crate::config::Auth0Config;
 use crate::deadline::{Deadline, DeadlineExceeded};
 use crate::domain::{Auth0UserId, Email};
+use crate::secrets::{AppSecret, CachedSecret, SecretsError};
 
 /// The `app_metadata.created_by` value that marks a user as ours; cleanup trusts nothing else.
 pub const CREATED_BY_MARKER: &str = "atomic-user-provisioning";
@@ -81,6 +83,8 @@ pub enum Auth0Error {
     Malformed { op: &'static str, detail: String },
     #[error(transparent)]
     Deadline(#[from] DeadlineExceeded),
+    #[error("the Auth0 credentials could not be read: {0}")]
+    Secret(#[from] SecretsError),
 }
 
 impl Auth0Error {
@@ -92,7 +96,10 @@ impl Auth0Error {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            Self::Unreachable { .. } | Self::RateLimited { .. } | Self::Deadline(_)
+            Self::Unreachable { .. }
+                | Self::RateLimited { .. }
+                | Self::Deadline(_)
+                | Self::Secret(_)
         )
     }
 }
@@ -113,27 +120,24 @@ enum Budget {
 
 pub struct Auth0Client {
     http: reqwest::Client,
-    config: Auth0Config,
+    /// Domain and credentials; re-read when Auth0 says the client secret was rotated.
+    secret: Arc<CachedSecret<AppSecret>>,
     max_timeout: Duration,
     token: Mutex<Option<CachedToken>>,
 }
 
 impl Auth0Client {
-    pub fn new(http: reqwest::Client, config: Auth0Config, max_timeout: Duration) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        secret: Arc<CachedSecret<AppSecret>>,
+        max_timeout: Duration,
+    ) -> Self {
         Self {
             http,
-            config,
+            secret,
             max_timeout,
             token: Mutex::new(None),
         }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!(
-            "{}{}",
-            self.config.base_url.as_str().trim_end_matches('/'),
-            path
-        )
     }
 
     #[tracing::instrument(skip_all, fields(op = "create_user"))]
@@ -142,8 +146,9 @@ impl Auth0Client {
         user: &NewAuth0User<'_>,
         deadline: &Deadline,
     ) -> Result<Auth0User, Auth0Error> {
+        let connection = self.secret.get().await?.auth0.connection.clone();
         let body = serde_json::json!({
-            "connection": self.config.connection,
+            "connection": connection,
             "email": user.email.as_str(),
             "password": user.password.expose_secret(),
             "email_verified": true,
@@ -151,10 +156,10 @@ impl Auth0Client {
             "verify_email": false,
             "app_metadata": user.tags,
         });
-        let url = self.url("/api/v2/users");
         let response = self
-            .call("create_user", deadline, Budget::Work, |http| {
-                http.post(&url).json(&body)
+            .call("create_user", deadline, Budget::Work, |http, base| {
+                http.post(endpoint(base, &["api", "v2", "users"]))
+                    .json(&body)
             })
             .await?;
         expect_json("create_user", StatusCode::CREATED, response).await
@@ -167,10 +172,10 @@ impl Auth0Client {
         email: &Email,
         deadline: &Deadline,
     ) -> Result<Vec<Auth0User>, Auth0Error> {
-        let url = self.url("/api/v2/users-by-email");
         let response = self
-            .call("users_by_email", deadline, Budget::Cleanup, |http| {
-                http.get(&url).query(&[("email", email.as_str())])
+            .call("users_by_email", deadline, Budget::Cleanup, |http, base| {
+                http.get(endpoint(base, &["api", "v2", "users-by-email"]))
+                    .query(&[("email", email.as_str())])
             })
             .await?;
         expect_json("users_by_email", StatusCode::OK, response).await
@@ -183,11 +188,11 @@ impl Auth0Client {
         tags: &OwnershipTags,
         deadline: &Deadline,
     ) -> Result<Auth0User, Auth0Error> {
-        let url = self.user_url(id);
         let body = serde_json::json!({ "app_metadata": tags });
         let response = self
-            .call("update_user", deadline, Budget::Work, |http| {
-                http.patch(&url).json(&body)
+            .call("update_user", deadline, Budget::Work, |http, base| {
+                http.patch(endpoint(base, &["api", "v2", "users", id.as_str()]))
+                    .json(&body)
             })
             .await?;
         expect_json("update_user", StatusCode::OK, response).await
@@ -200,10 +205,9 @@ impl Auth0Client {
         id: &Auth0UserId,
         deadline: &Deadline,
     ) -> Result<(), Auth0Error> {
-        let url = self.user_url(id);
         let response = self
-            .call("delete_user", deadline, Budget::Cleanup, |http| {
-                http.delete(&url)
+            .call("delete_user", deadline, Budget::Cleanup, |http, base| {
+                http.delete(endpoint(base, &["api", "v2", "users", id.as_str()]))
             })
             .await?;
         match response.status() {
@@ -212,22 +216,14 @@ impl Auth0Client {
         }
     }
 
-    fn user_url(&self, id: &Auth0UserId) -> String {
-        let mut url = self.config.base_url.clone();
-        url.path_segments_mut()
-            .expect("an http(s) base URL has path segments")
-            .clear()
-            .extend(["api", "v2", "users", id.as_str()]);
-        url.into()
-    }
-
     /// Sends with a cached token; waits out 429s (bounded) and renews a rejected token once.
+    /// `build` gets the Auth0 base URL, which comes from the (rotatable) app secret.
     async fn call(
         &self,
         op: &'static str,
         deadline: &Deadline,
         budget: Budget,
-        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+        build: impl Fn(&reqwest::Client, &Url) -> RequestBuilder,
     ) -> Result<Response, Auth0Error> {
         let mut rate_limited = 0;
         let mut token_renewed = false;
@@ -237,7 +233,8 @@ impl Auth0Client {
                 Budget::Cleanup => deadline.cleanup_budget(self.max_timeout),
             };
             let token = self.token(deadline).await?;
-            let response = build(&self.http)
+            let base = self.secret.get().await?.auth0.base_url.clone();
+            let response = build(&self.http, &base)
                 .bearer_auth(token.expose_secret())
                 .timeout(timeout)
                 .send()
@@ -272,14 +269,27 @@ impl Auth0Client {
         if let Some(token) = cached.as_ref().filter(|t| Instant::now() < t.refresh_after) {
             return Ok(token.value.clone());
         }
-        let fresh = self.fetch_token(deadline).await?;
+        let secret = self.secret.get().await?;
+        let fresh = match self.fetch_token(&secret, deadline).await {
+            // The client secret was rotated since we cached it: read it again, once.
+            Err(Auth0Error::Credentials { status: 401, .. }) => {
+                tracing::warn!("auth0 refused the cached client secret; re-reading the app secret");
+                let secret = self.secret.refresh().await?;
+                self.fetch_token(&secret, deadline).await?
+            }
+            other => other?,
+        };
         let value = fresh.value.clone();
         *cached = Some(fresh);
         Ok(value)
     }
 
     #[tracing::instrument(skip_all, fields(op = "token"))]
-    async fn fetch_token(&self, deadline: &Deadline) -> Result<CachedToken, Auth0Error> {
+    async fn fetch_token(
+        &self,
+        secret: &AppSecret,
+        deadline: &Deadline,
+    ) -> Result<CachedToken, Auth0Error> {
         #[derive(Deserialize)]
         struct TokenResponse {
             access_token: String,
@@ -293,15 +303,16 @@ impl Auth0Client {
             error_description: String,
         }
         let op = "token";
+        let credentials = &secret.auth0;
         let body = serde_json::json!({
             "grant_type": "client_credentials",
-            "client_id": self.config.client_id,
-            "client_secret": self.config.client_secret.expose_secret(),
-            "audience": self.config.audience,
+            "client_id": credentials.client_id,
+            "client_secret": credentials.client_secret.expose_secret(),
+            "audience": credentials.audience,
         });
         let response = self
             .http
-            .post(self.url("/oauth/token"))
+            .post(endpoint(&credentials.base_url, &["oauth", "token"]))
             .json(&body)
             .timeout(deadline.cleanup_budget(self.max_timeout))
             .send()
@@ -338,6 +349,16 @@ impl Auth0Client {
             error_code: Some(detail.error).filter(|e| !e.is_empty()),
         })
     }
+}
+
+/// `base` + path segments, each percent-encoded (user ids hold a `|`).
+fn endpoint(base: &Url, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .expect("an http(s) base URL has path segments")
+        .pop_if_empty()
+        .extend(segments);
+    url
 }
 
 /// Retry-After if given, else the x-ratelimit-reset epoch, else exponential backoff; capped, jittered.

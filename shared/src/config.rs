@@ -3,10 +3,13 @@
 
 use std::time::Duration;
 
+use std::path::PathBuf;
+
 use secrecy::SecretString;
 use url::Url;
 
 use crate::cleanup::config::CleanupSettings;
+use crate::secrets::{AppSecret, SecretSource, SecretsError};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -17,13 +20,16 @@ pub enum ConfigError {
     },
     #[error("configuration: {key} is malformed; expected {expected}")]
     Invalid { key: &'static str, expected: String },
+    #[error("configuration: {0}")]
+    Secret(#[from] SecretsError),
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub database: DatabaseConfig,
-    pub auth0: Auth0Config,
-    pub email: EmailConfig,
+    pub database: DatabaseSettings,
+    pub secrets: SecretSettings,
+    /// Resend-style API base: the sender posts to `{email_api_url}/emails`.
+    pub email_api_url: Url,
     /// Base of the password-setup link: `{frontend_url}/auth/set-password?token=…`.
     pub frontend_url: Url,
     pub timeouts: Timeouts,
@@ -32,27 +38,52 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone)]
-pub struct DatabaseConfig {
-    /// `postgres://user:password@host:port/db`; the password makes the whole URL a secret.
-    pub url: SecretString,
+pub struct DatabaseSettings {
+    pub target: DbTarget,
+    pub tls: DbTls,
     pub pool_size: usize,
 }
 
+/// Where the database is. Its credentials may come from the database secret instead.
 #[derive(Debug, Clone)]
-pub struct Auth0Config {
-    /// `https://{domain}`; a full URL is accepted so the local double can be used.
-    pub base_url: Url,
-    pub client_id: String,
-    pub client_secret: SecretString,
-    pub audience: String,
-    pub connection: String,
+pub enum DbTarget {
+    /// `postgres://user:password@host:port/db`; the password makes the whole URL a secret.
+    Url(SecretString),
+    Parts {
+        host: String,
+        port: u16,
+        name: String,
+        user: Option<String>,
+        password: Option<SecretString>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbTls {
+    Disable,
+    /// Encrypted, certificate not checked (libpq's `require`).
+    Require,
+    /// Encrypted, certificate chained to `ca_file` and naming the host.
+    VerifyFull {
+        ca_file: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone)]
-pub struct EmailConfig {
-    pub api_url: Url,
-    pub api_key: SecretString,
-    pub from: String,
+pub struct SecretSettings {
+    pub app: SecretSource,
+    /// The app secret read from the environment, when `app` is `Fixed`.
+    pub app_from_env: Option<AppSecret>,
+    /// The RDS-managed `{username, password}` secret, if the password is not in the URL.
+    pub database: Option<SecretSource>,
+    pub ttl: Duration,
+}
+
+impl SecretSettings {
+    pub fn uses_secrets_manager(&self) -> bool {
+        matches!(self.app, SecretSource::Manager(_))
+            || matches!(self.database, Some(SecretSource::Manager(_)))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,8 +104,6 @@ impl Config {
     /// Reads every value through `lookup`, so tests can pass a map instead of the environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
-        let auth0_base = env.base_url("AUTH0_DOMAIN")?;
-        let default_audience = format!("{}/api/v2/", auth0_base.as_str().trim_end_matches('/'));
         let timeouts = Timeouts {
             http: env.millis("HTTP_TIMEOUT_MS", 5_000)?,
             statement: env.millis("DB_STATEMENT_TIMEOUT_MS", 5_000)?,
@@ -89,28 +118,9 @@ impl Config {
             });
         }
         Ok(Self {
-            database: DatabaseConfig {
-                url: SecretString::from(
-                    env.required("DATABASE_URL", "postgres://user:password@host:5432/db")?,
-                ),
-                pool_size: env.number("DB_POOL_SIZE", 2, 1..=64)?,
-            },
-            auth0: Auth0Config {
-                base_url: auth0_base,
-                client_id: env.required("AUTH0_CLIENT_ID", "the M2M application's client id")?,
-                client_secret: SecretString::from(
-                    env.required("AUTH0_CLIENT_SECRET", "the M2M application's client secret")?,
-                ),
-                audience: env.optional("AUTH0_AUDIENCE").unwrap_or(default_audience),
-                connection: env
-                    .optional("AUTH0_CONNECTION")
-                    .unwrap_or_else(|| "Username-Password-Authentication".into()),
-            },
-            email: EmailConfig {
-                api_url: env.url_or("EMAIL_API_URL", "https://api.resend.com")?,
-                api_key: SecretString::from(env.required("EMAIL_API_KEY", "the email API key")?),
-                from: env.required("EMAIL_FROM", "a sender like \"Acme <no-reply@acme.test>\"")?,
-            },
+            database: database_settings(&env)?,
+            secrets: secret_settings(&env, &lookup)?,
+            email_api_url: env.url_or("EMAIL_API_URL", "https://api.resend.com")?,
             frontend_url: env.url("FRONTEND_URL")?,
             timeouts,
             reset_token_ttl: Duration::from_secs(
@@ -121,16 +131,88 @@ impl Config {
     }
 }
 
+fn database_settings<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+) -> Result<DatabaseSettings, ConfigError> {
+    let target = match env.optional("DATABASE_URL") {
+        Some(url) => DbTarget::Url(SecretString::from(url)),
+        None => DbTarget::Parts {
+            host: env.required("DB_HOST", "DATABASE_URL, or DB_HOST with DB_NAME")?,
+            port: env.number("DB_PORT", 5432, 1..=65_535)?,
+            name: env.required("DB_NAME", "the database name")?,
+            user: env.optional("DB_USER"),
+            password: env.optional("DB_PASSWORD").map(SecretString::from),
+        },
+    };
+    let tls = match env
+        .optional("DB_SSLMODE")
+        .as_deref()
+        .unwrap_or("verify-full")
+    {
+        "disable" => DbTls::Disable,
+        "require" => DbTls::Require,
+        "verify-full" => DbTls::VerifyFull {
+            ca_file: PathBuf::from(env.required(
+                "DB_SSL_ROOT_CERT",
+                "a PEM CA bundle for DB_SSLMODE=verify-full (on RDS: the global bundle)",
+            )?),
+        },
+        _ => {
+            return Err(ConfigError::Invalid {
+                key: "DB_SSLMODE",
+                expected: "disable, require or verify-full".into(),
+            });
+        }
+    };
+    Ok(DatabaseSettings {
+        target,
+        tls,
+        pool_size: env.number("DB_POOL_SIZE", 2, 1..=64)?,
+    })
+}
+
+fn secret_settings<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<SecretSettings, ConfigError> {
+    let (app, app_from_env) = match (
+        env.optional("APP_SECRET_ARN"),
+        env.optional("APP_SECRET_FILE"),
+    ) {
+        (Some(arn), _) => (SecretSource::Manager(arn), None),
+        (None, Some(file)) => (SecretSource::File(PathBuf::from(file)), None),
+        (None, None) => (SecretSource::Fixed, Some(AppSecret::from_env(lookup)?)),
+    };
+    let database = match (
+        env.optional("DB_SECRET_ARN"),
+        env.optional("DB_SECRET_FILE"),
+    ) {
+        (Some(arn), _) => Some(SecretSource::Manager(arn)),
+        (None, Some(file)) => Some(SecretSource::File(PathBuf::from(file))),
+        (None, None) => None,
+    };
+    Ok(SecretSettings {
+        app,
+        app_from_env,
+        database,
+        ttl: Duration::from_secs(env.number("SECRETS_TTL_SECONDS", 900, 1..=86_400)?),
+    })
+}
+
 pub(crate) struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
 
 impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
-    fn optional(&self, key: &str) -> Option<String> {
+    pub(crate) fn optional(&self, key: &str) -> Option<String> {
         (self.0)(key)
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     }
 
-    fn required(&self, key: &'static str, expected: &'static str) -> Result<String, ConfigError> {
+    pub(crate) fn required(
+        &self,
+        key: &'static str,
+        expected: &'static str,
+    ) -> Result<String, ConfigError> {
         self.optional(key)
             .ok_or(ConfigError::Missing { key, expected })
     }
@@ -169,17 +251,6 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
     fn url_or(&self, key: &'static str, default: &str) -> Result<Url, ConfigError> {
         parse_http_url(key, &self.optional(key).unwrap_or_else(|| default.into()))
     }
-
-    /// `tenant.eu.auth0.com` becomes `https://tenant.eu.auth0.com`; a full URL stays as given.
-    fn base_url(&self, key: &'static str) -> Result<Url, ConfigError> {
-        let raw = self.required(key, "an Auth0 domain like tenant.eu.auth0.com")?;
-        let full = if raw.contains("://") {
-            raw
-        } else {
-            format!("https://{raw}")
-        };
-        parse_http_url(key, &full)
-    }
 }
 
 fn parse_http_url(key: &'static str, raw: &str) -> Result<Url, ConfigError> {
@@ -206,6 +277,7 @@ mod tests {
                 "DATABASE_URL",
                 "postgres://u:hunter2@127.0.0.1/db".to_string(),
             ),
+            ("DB_SSLMODE", "disable".to_string()),
             ("AUTH0_DOMAIN", "acme.eu.auth0.com".to_string()),
             ("AUTH0_CLIENT_ID", "cid".to_string()),
             ("AUTH0_CLIENT_SECRET", "s3cret-value".to_string()),
@@ -215,32 +287,94 @@ mod tests {
         ])
     }
 
+    /// What a function gets in AWS: no credential in the environment, only ARNs.
+    fn production() -> HashMap<&'static str, String> {
+        HashMap::from([
+            (
+                "APP_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:app".to_string(),
+            ),
+            (
+                "DB_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:db".to_string(),
+            ),
+            (
+                "DB_HOST",
+                "db.cluster-x.eu-west-1.rds.amazonaws.com".to_string(),
+            ),
+            ("DB_NAME", "app".to_string()),
+            ("DB_SSL_ROOT_CERT", "/opt/rds/global-bundle.pem".to_string()),
+            ("FRONTEND_URL", "https://app.acme.test".to_string()),
+        ])
+    }
+
     fn load(vars: &HashMap<&'static str, String>) -> Result<Config, ConfigError> {
         Config::from_lookup(|k| vars.get(k).cloned())
     }
 
     #[test]
-    fn a_bare_auth0_domain_gets_https_and_the_management_audience() {
+    fn local_credentials_come_from_the_environment_with_auth0_defaults() {
         let config = load(&base()).unwrap();
-        assert_eq!(config.auth0.base_url.as_str(), "https://acme.eu.auth0.com/");
-        assert_eq!(config.auth0.audience, "https://acme.eu.auth0.com/api/v2/");
-        assert_eq!(config.auth0.client_secret.expose_secret(), "s3cret-value");
+        let app = config
+            .secrets
+            .app_from_env
+            .as_ref()
+            .expect("read from the environment");
+        assert_eq!(app.auth0.base_url.as_str(), "https://acme.eu.auth0.com/");
+        assert_eq!(app.auth0.audience, "https://acme.eu.auth0.com/api/v2/");
+        assert_eq!(app.auth0.client_secret.expose_secret(), "s3cret-value");
+        assert!(!config.secrets.uses_secrets_manager());
         assert_eq!(config.database.pool_size, 2);
         assert_eq!(config.reset_token_ttl, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn production_reads_secret_arns_and_defaults_to_verify_full() {
+        let config = load(&production()).unwrap();
+        assert!(config.secrets.uses_secrets_manager());
+        assert!(config.secrets.app_from_env.is_none());
+        assert_eq!(
+            config.database.tls,
+            DbTls::VerifyFull {
+                ca_file: PathBuf::from("/opt/rds/global-bundle.pem")
+            }
+        );
+        assert!(matches!(
+            config.database.target,
+            DbTarget::Parts { port: 5432, .. }
+        ));
+        assert_eq!(config.secrets.ttl, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn verify_full_without_a_ca_bundle_names_the_missing_key() {
+        let mut vars = production();
+        vars.remove("DB_SSL_ROOT_CERT");
+        assert!(matches!(
+            load(&vars).unwrap_err(),
+            ConfigError::Missing {
+                key: "DB_SSL_ROOT_CERT",
+                ..
+            }
+        ));
+        vars.insert("DB_SSLMODE", "prefer".into());
+        assert!(matches!(
+            load(&vars).unwrap_err(),
+            ConfigError::Invalid {
+                key: "DB_SSLMODE",
+                ..
+            }
+        ));
     }
 
     #[test]
     fn a_missing_key_is_named_and_no_value_is_shown() {
         let mut vars = base();
         vars.remove("AUTH0_CLIENT_SECRET");
-        let err = load(&vars).unwrap_err();
-        assert!(matches!(
-            err,
-            ConfigError::Missing {
-                key: "AUTH0_CLIENT_SECRET",
-                ..
-            }
-        ));
+        assert_eq!(
+            load(&vars).unwrap_err().to_string(),
+            "configuration: AUTH0_CLIENT_SECRET is missing"
+        );
         let mut vars = base();
         vars.insert("DB_POOL_SIZE", "lots".into());
         let message = load(&vars).unwrap_err().to_string();
@@ -248,6 +382,12 @@ mod tests {
             message.contains("DB_POOL_SIZE") && !message.contains("lots"),
             "{message}"
         );
+        let mut vars = production();
+        vars.remove("DB_HOST");
+        assert!(matches!(
+            load(&vars).unwrap_err(),
+            ConfigError::Missing { key: "DB_HOST", .. }
+        ));
     }
 
     #[test]

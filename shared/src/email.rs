@@ -1,16 +1,17 @@
 //! The password-setup email, sent through a Resend-style HTTP API (`POST /emails`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use url::Url;
 
-use crate::config::EmailConfig;
 use crate::deadline::{Deadline, DeadlineExceeded};
 use crate::domain::{Email, Role};
+use crate::secrets::{AppSecret, CachedSecret, SecretsError};
 
 pub struct PasswordSetupEmail<'a> {
     pub to: &'a Email,
@@ -34,29 +35,38 @@ pub enum EmailError {
     Unreachable(#[source] reqwest::Error),
     #[error(transparent)]
     Deadline(#[from] DeadlineExceeded),
+    #[error("the email API key could not be read: {0}")]
+    Secret(#[from] SecretsError),
 }
 
 impl EmailError {
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Unreachable(_) | Self::Deadline(_))
+        matches!(
+            self,
+            Self::Unreachable(_) | Self::Deadline(_) | Self::Secret(_)
+        )
     }
 }
 
 pub struct EmailSender {
     http: reqwest::Client,
     api_url: Url,
-    api_key: SecretString,
-    from: String,
+    /// API key and sender address live in the app secret.
+    secret: Arc<CachedSecret<AppSecret>>,
     max_timeout: Duration,
 }
 
 impl EmailSender {
-    pub fn new(http: reqwest::Client, config: EmailConfig, max_timeout: Duration) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        api_url: Url,
+        secret: Arc<CachedSecret<AppSecret>>,
+        max_timeout: Duration,
+    ) -> Self {
         Self {
             http,
-            api_url: config.api_url,
-            api_key: config.api_key,
-            from: config.from,
+            api_url,
+            secret,
             max_timeout,
         }
     }
@@ -69,8 +79,10 @@ impl EmailSender {
         email: &PasswordSetupEmail<'_>,
         deadline: &Deadline,
     ) -> Result<String, EmailError> {
+        let secret = self.secret.get().await?;
+        let credentials = &secret.email;
         let body = serde_json::json!({
-            "from": self.from,
+            "from": credentials.from,
             "to": [email.to.as_str()],
             "subject": format!("Set your password for {}", email.tenant_name),
             "html": render_html(email),
@@ -84,7 +96,7 @@ impl EmailSender {
             let result = self
                 .http
                 .post(&url)
-                .bearer_auth(self.api_key.expose_secret())
+                .bearer_auth(credentials.api_key.expose_secret())
                 .header("Idempotency-Key", &email.idempotency_key)
                 .json(&body)
                 .timeout(deadline.call_budget(self.max_timeout)?)

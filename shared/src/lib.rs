@@ -9,5 +9,6 @@ pub mod deadline;
 pub mod domain;
 pub mod email;
 pub mod reset_token;
+pub mod secrets;
 pub mod state;
 pub mod telemetry;

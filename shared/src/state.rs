@@ -1,23 +1,31 @@
 //! Everything a Lambda instance builds once and every invocation borrows.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use deadpool_postgres::Pool;
 
 use crate::auth0::Auth0Client;
 use crate::config::{Config, ConfigError};
 use crate::db::{self, PoolSetupError};
 use crate::email::EmailSender;
+use crate::secrets::{AppSecret, CachedSecret, DbSecret, SecretsError};
 
 pub struct AppState {
     pub config: Config,
     pub pool: Pool,
     pub auth0: Auth0Client,
     pub email: EmailSender,
+    /// Auth0 credentials and email key; shared by both clients, refreshed on rotation.
+    pub app_secret: Arc<CachedSecret<AppSecret>>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("secrets: {0}")]
+    Secrets(#[from] SecretsError),
     #[error(transparent)]
     Pool(#[from] PoolSetupError),
     #[error("could not build the HTTP client: {0}")]
@@ -25,29 +33,71 @@ pub enum InitError {
 }
 
 impl AppState {
-    pub fn from_env() -> Result<Self, InitError> {
-        Self::new(Config::from_env()?)
+    pub async fn from_env() -> Result<Self, InitError> {
+        Self::init(Config::from_env()?).await
     }
 
-    /// No I/O: connections and the Auth0 token are made on first use and then kept.
-    pub fn new(config: Config) -> Result<Self, InitError> {
-        let pool = db::build_pool(&config.database, &config.timeouts)?;
+    /// Reads both secrets (concurrently) and builds the pool and clients. Connections and the
+    /// Auth0 token are made on first use and then kept for the life of the instance.
+    pub async fn init(config: Config) -> Result<Self, InitError> {
+        let secrets = &config.secrets;
+        // The SDK's config load is only paid for when a secret lives in Secrets Manager.
+        let manager = if secrets.uses_secrets_manager() {
+            let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            Some(aws_sdk_secretsmanager::Client::new(&aws))
+        } else {
+            None
+        };
+        let app_secret = Arc::new(CachedSecret::new(
+            secrets.app.clone(),
+            manager.clone(),
+            AppSecret::from_json,
+            secrets.ttl,
+            secrets.app_from_env.clone(),
+        ));
+        let db_secret = secrets.database.clone().map(|source| {
+            CachedSecret::new(
+                source,
+                manager.clone(),
+                DbSecret::from_json,
+                secrets.ttl,
+                None::<DbSecret>,
+            )
+        });
+        let (_, db_credentials) = tokio::try_join!(app_secret.get(), async {
+            match &db_secret {
+                Some(secret) => secret.get().await.map(Some),
+                None => Ok(None),
+            }
+        })?;
+
+        let pool = db::build_pool(
+            &config.database,
+            db_credentials.as_deref(),
+            &config.timeouts,
+        )?;
         // One client (one connection pool, one TLS setup) shared by Auth0 and email.
         let http = reqwest::Client::builder()
-            .connect_timeout(config.timeouts.http.min(std::time::Duration::from_secs(3)))
-            .pool_idle_timeout(std::time::Duration::from_secs(50))
+            .connect_timeout(config.timeouts.http.min(Duration::from_secs(3)))
+            .pool_idle_timeout(Duration::from_secs(50))
             .user_agent(concat!(
                 "atomic-user-provisioning/",
                 env!("CARGO_PKG_VERSION")
             ))
             .build()?;
-        let auth0 = Auth0Client::new(http.clone(), config.auth0.clone(), config.timeouts.http);
-        let email = EmailSender::new(http, config.email.clone(), config.timeouts.http);
+        let auth0 = Auth0Client::new(http.clone(), app_secret.clone(), config.timeouts.http);
+        let email = EmailSender::new(
+            http,
+            config.email_api_url.clone(),
+            app_secret.clone(),
+            config.timeouts.http,
+        );
         Ok(Self {
             config,
             pool,
             auth0,
             email,
+            app_secret,
         })
     }
 }

@@ -189,6 +189,7 @@ pub fn app_vars(db_url: &str, auth0: &Auth0Double, email: &EmailDouble) -> HashM
     let auth0_cfg = Auth0Config::default();
     HashMap::from([
         ("DATABASE_URL".to_string(), db_url.to_string()),
+        ("DB_SSLMODE".to_string(), "disable".to_string()),
         ("AUTH0_DOMAIN".to_string(), auth0.base_url()),
         ("AUTH0_CLIENT_ID".to_string(), auth0_cfg.client_id),
         ("AUTH0_CLIENT_SECRET".to_string(), auth0_cfg.client_secret),
@@ -229,7 +230,7 @@ impl TestStack {
         adjust(&mut vars);
         let config =
             Config::from_lookup(|key| vars.get(key).cloned()).expect("test config is valid");
-        let state = AppState::new(config).expect("app state builds");
+        let state = AppState::init(config).await.expect("app state builds");
         TestStack {
             db,
             auth0,

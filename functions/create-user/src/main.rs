@@ -8,7 +8,7 @@ use shared::state::AppState;
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     // Built once per Lambda instance and borrowed by every invocation.
-    let state = AppState::from_env()?;
+    let state = AppState::from_env().await?;
     let state = &state;
     lambda_runtime::run(service_fn(move |event| handle(state, event))).await
 }

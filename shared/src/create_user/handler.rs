@@ -149,6 +149,18 @@ impl From<&CreateUserError> for ApiError {
             )
             .field("email")
             .friendly("This email address already has a login. Contact support to link it."),
+            E::Auth0 {
+                source: crate::auth0::Auth0Error::Secret(_),
+                ..
+            }
+            | E::Email {
+                source: crate::email::EmailError::Secret(_),
+                ..
+            } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SECRETS_UNAVAILABLE",
+                format!("The service's credentials could not be read. {NOTHING_KEPT}{leftover}"),
+            ),
             E::Auth0 { source, .. } if source.is_unavailable() => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "AUTH0_UNAVAILABLE",

@@ -4,15 +4,18 @@
 pub mod employees;
 pub mod pages;
 pub mod reset_tokens;
+mod tls;
 pub mod users;
 
 use std::str::FromStr;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use secrecy::ExposeSecret;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 
-use crate::config::{DatabaseConfig, Timeouts};
+use crate::config::{DatabaseSettings, DbTarget, DbTls, Timeouts};
+use crate::secrets::DbSecret;
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -22,21 +25,59 @@ mod embedded {
 pub enum PoolSetupError {
     #[error("DATABASE_URL is not a valid Postgres connection string")]
     InvalidUrl,
+    #[error("no database user: set DB_USER, put it in DATABASE_URL, or use DB_SECRET_ARN")]
+    NoUser,
+    #[error("DB_SSL_ROOT_CERT {path}: {reason}")]
+    CaBundle { path: String, reason: String },
     #[error("could not build the connection pool: {0}")]
     Build(String),
 }
 
 /// One pool per Lambda instance. The session timeouts travel in the startup packet,
 /// so every transaction has them without a round trip of its own.
-pub fn build_pool(database: &DatabaseConfig, timeouts: &Timeouts) -> Result<Pool, PoolSetupError> {
-    let mut pg = tokio_postgres::Config::from_str(database.url.expose_secret())
-        .map_err(|_| PoolSetupError::InvalidUrl)?;
+pub fn build_pool(
+    settings: &DatabaseSettings,
+    secret: Option<&DbSecret>,
+    timeouts: &Timeouts,
+) -> Result<Pool, PoolSetupError> {
+    let mut pg = match &settings.target {
+        DbTarget::Url(url) => tokio_postgres::Config::from_str(url.expose_secret())
+            .map_err(|_| PoolSetupError::InvalidUrl)?,
+        DbTarget::Parts {
+            host,
+            port,
+            name,
+            user,
+            password,
+        } => {
+            let mut pg = tokio_postgres::Config::new();
+            pg.host(host).port(*port).dbname(name);
+            if let Some(user) = user {
+                pg.user(user);
+            }
+            if let Some(password) = password {
+                pg.password(password.expose_secret());
+            }
+            pg
+        }
+    };
+    if let Some(secret) = secret {
+        pg.user(&secret.username);
+        pg.password(secret.password.expose_secret());
+    }
+    if pg.get_user().is_none() {
+        return Err(PoolSetupError::NoUser);
+    }
     pg.options(session_options(timeouts));
     pg.application_name("atomic-user-provisioning");
     pg.connect_timeout(std::time::Duration::from_secs(5));
+    pg.ssl_mode(match settings.tls {
+        DbTls::Disable => SslMode::Disable,
+        DbTls::Require | DbTls::VerifyFull { .. } => SslMode::Require,
+    });
     let manager = Manager::from_config(
         pg,
-        tokio_postgres::NoTls,
+        tls::connector(&settings.tls)?,
         // A connection that died while the Lambda was frozen is caught by the flow's
         // retry-before-external-calls, so checkout costs no extra round trip.
         ManagerConfig {
@@ -44,7 +85,7 @@ pub fn build_pool(database: &DatabaseConfig, timeouts: &Timeouts) -> Result<Pool
         },
     );
     Pool::builder(manager)
-        .max_size(database.pool_size)
+        .max_size(settings.pool_size)
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
         .map_err(|e| PoolSetupError::Build(e.to_string()))
