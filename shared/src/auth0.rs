@@ -92,6 +92,19 @@ impl Auth0Error {
         matches!(self, Self::Api { status: 409, .. })
     }
 
+    /// Whether Auth0 may have carried out the request although we got no usable answer
+    /// (a timeout, a dropped connection, a 5xx). A refused token, a 4xx or a 429 means it did not.
+    pub fn may_have_acted(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } | Self::Malformed { .. } => true,
+            Self::Api { status, .. } => *status >= 500,
+            Self::Credentials { .. }
+            | Self::RateLimited { .. }
+            | Self::Deadline(_)
+            | Self::Secret(_) => false,
+        }
+    }
+
     /// Auth0 could not be reached or would not serve us now; as opposed to answering "no".
     pub fn is_unavailable(&self) -> bool {
         matches!(
@@ -348,6 +361,70 @@ impl Auth0Client {
             message: detail.error_description,
             error_code: Some(detail.error).filter(|e| !e.is_empty()),
         })
+    }
+
+    // --- used by the cleanup reconciler ---
+
+    /// One page (at most 100) of users carrying `app_metadata.created_by == created_by`,
+    /// created in `[from, before)`, oldest first, via v3 search. Search is eventually
+    /// consistent and never pages past 1,000 results: callers narrow `from` instead of paging.
+    /// `from` and `before` are Auth0 timestamps (`2024-01-01T00:00:00.000Z`); `None` is open.
+    #[tracing::instrument(skip_all, fields(op = "search_users", page = page))]
+    pub async fn search_users_created_between(
+        &self,
+        created_by: &str,
+        from: Option<&str>,
+        before: &str,
+        page: u32,
+        deadline: &Deadline,
+    ) -> Result<Vec<Auth0User>, Auth0Error> {
+        #[derive(Deserialize)]
+        struct SearchPage {
+            users: Vec<Auth0User>,
+        }
+        let quoted =
+            |text: &str| format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""));
+        let query = format!(
+            "app_metadata.created_by:{} AND created_at:[{} TO {}}}",
+            quoted(created_by),
+            from.map_or_else(|| "*".to_string(), quoted),
+            quoted(before),
+        );
+        let page = page.to_string();
+        let response = self
+            .call("search_users", deadline, Budget::Cleanup, |http, base| {
+                http.get(endpoint(base, &["api", "v2", "users"])).query(&[
+                    ("q", query.as_str()),
+                    ("search_engine", "v3"),
+                    ("per_page", "100"),
+                    ("page", page.as_str()),
+                    ("include_totals", "true"),
+                    ("sort", "created_at:1"),
+                ])
+            })
+            .await?;
+        let found: SearchPage = expect_json("search_users", StatusCode::OK, response).await?;
+        Ok(found.users)
+    }
+
+    /// The user as it is now (unlike search, immediately consistent); `None` if there is none.
+    #[tracing::instrument(skip_all, fields(op = "get_user"))]
+    pub async fn get_user(
+        &self,
+        id: &Auth0UserId,
+        deadline: &Deadline,
+    ) -> Result<Option<Auth0User>, Auth0Error> {
+        let response = self
+            .call("get_user", deadline, Budget::Cleanup, |http, base| {
+                http.get(endpoint(base, &["api", "v2", "users", id.as_str()]))
+            })
+            .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        expect_json("get_user", StatusCode::OK, response)
+            .await
+            .map(Some)
     }
 }
 

@@ -205,8 +205,12 @@ pub struct CachedSecret<T> {
     parse: fn(&str, &str) -> Result<T, SecretsError>,
     ttl: Duration,
     slot: Mutex<Option<(Arc<T>, Instant)>>,
+    last_forced: Mutex<Option<Instant>>,
     fetches: AtomicUsize,
 }
+
+/// Forced refreshes (after a credential was refused) are spaced at least this far apart.
+pub const MIN_FORCED_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 
 impl<T: Send + Sync> CachedSecret<T> {
     /// `initial` is the value for a `Fixed` source.
@@ -224,6 +228,7 @@ impl<T: Send + Sync> CachedSecret<T> {
             parse,
             ttl,
             slot: Mutex::new(slot),
+            last_forced: Mutex::new(None),
             fetches: AtomicUsize::new(0),
         }
     }
@@ -253,10 +258,14 @@ impl<T: Send + Sync> CachedSecret<T> {
         }
     }
 
-    /// Fetches now, whatever the TTL says: the cached value was found to be wrong.
+    /// Fetches now, whatever the TTL says: the cached value was found to be wrong. At most
+    /// once per [`MIN_FORCED_REFRESH_INTERVAL`], so a credential that stays wrong cannot turn
+    /// every request into a Secrets Manager call.
     pub async fn refresh(&self) -> Result<Arc<T>, SecretsError> {
         let mut slot = self.slot.lock().await;
-        if matches!(self.source, SecretSource::Fixed) {
+        let mut last_forced = self.last_forced.lock().await;
+        let recently = last_forced.is_some_and(|at| at.elapsed() < MIN_FORCED_REFRESH_INTERVAL);
+        if matches!(self.source, SecretSource::Fixed) || recently {
             return slot
                 .as_ref()
                 .map(|(v, _)| v.clone())
@@ -264,6 +273,7 @@ impl<T: Send + Sync> CachedSecret<T> {
                     key: "secret value".into(),
                 });
         }
+        *last_forced = Some(Instant::now());
         let value = Arc::new(self.fetch().await?);
         *slot = Some((value.clone(), Instant::now()));
         tracing::info!("secret refreshed");

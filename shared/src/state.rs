@@ -40,14 +40,24 @@ impl AppState {
     /// Reads both secrets (concurrently) and builds the pool and clients. Connections and the
     /// Auth0 token are made on first use and then kept for the life of the instance.
     pub async fn init(config: Config) -> Result<Self, InitError> {
-        let secrets = &config.secrets;
-        // The SDK's config load is only paid for when a secret lives in Secrets Manager.
-        let manager = if secrets.uses_secrets_manager() {
-            let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-            Some(aws_sdk_secretsmanager::Client::new(&aws))
+        // The SDK's config load (environment, credentials chain) is only paid for when a
+        // secret lives in Secrets Manager.
+        let aws = if config.secrets.uses_secrets_manager() {
+            Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
         } else {
             None
         };
+        Self::init_with_aws(config, aws.as_ref()).await
+    }
+
+    /// As [`AppState::init`], with an AWS SDK configuration given rather than read from the
+    /// environment (tests point it at moto without touching the process environment).
+    pub async fn init_with_aws(
+        config: Config,
+        aws: Option<&aws_config::SdkConfig>,
+    ) -> Result<Self, InitError> {
+        let secrets = &config.secrets;
+        let manager = aws.map(aws_sdk_secretsmanager::Client::new);
         let app_secret = Arc::new(CachedSecret::new(
             secrets.app.clone(),
             manager.clone(),

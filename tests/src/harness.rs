@@ -202,6 +202,31 @@ pub fn app_vars(db_url: &str, auth0: &Auth0Double, email: &EmailDouble) -> HashM
     ])
 }
 
+pub struct PreparedStack {
+    pub db: TestDb,
+    pub auth0: Auth0Double,
+    pub email: EmailDouble,
+    pub vars: HashMap<String, String>,
+}
+
+impl PreparedStack {
+    /// Builds the app state from `vars` as a Lambda instance would at start-up.
+    pub async fn start(
+        self,
+        aws: Option<&aws_config::SdkConfig>,
+    ) -> Result<TestStack, shared::state::InitError> {
+        let config = Config::from_lookup(|key| self.vars.get(key).cloned())?;
+        let state = AppState::init_with_aws(config, aws).await?;
+        Ok(TestStack {
+            db: self.db,
+            auth0: self.auth0,
+            email: self.email,
+            state,
+            vars: self.vars,
+        })
+    }
+}
+
 /// One test's world: its database, both doubles, and the app state wired to them.
 pub struct TestStack {
     pub db: TestDb,
@@ -218,6 +243,25 @@ impl TestStack {
 
     /// `adjust` may change any setting (timeouts, pool size) before the state is built.
     pub async fn start_with(adjust: impl FnOnce(&mut HashMap<String, String>)) -> TestStack {
+        Self::try_start(adjust, None)
+            .await
+            .expect("app state builds")
+    }
+
+    /// As `start_with`, with an AWS SDK configuration (moto) for secrets; returns the
+    /// start-up error instead of panicking so tests can check it.
+    pub async fn try_start(
+        adjust: impl FnOnce(&mut HashMap<String, String>),
+        aws: Option<&aws_config::SdkConfig>,
+    ) -> Result<TestStack, shared::state::InitError> {
+        let mut prepared = Self::prepare().await;
+        adjust(&mut prepared.vars);
+        prepared.start(aws).await
+    }
+
+    /// The database and the doubles, before the app state exists: lets a test put values
+    /// that name them (the doubles' URLs) into a secret first.
+    pub async fn prepare() -> PreparedStack {
         init_test_logging();
         let db = TestDb::create().await;
         let auth0 = Auth0Double::start(Auth0Config::default())
@@ -226,16 +270,11 @@ impl TestStack {
         let email = EmailDouble::start(EmailConfig::default())
             .await
             .expect("email double starts");
-        let mut vars = app_vars(&db.url, &auth0, &email);
-        adjust(&mut vars);
-        let config =
-            Config::from_lookup(|key| vars.get(key).cloned()).expect("test config is valid");
-        let state = AppState::init(config).await.expect("app state builds");
-        TestStack {
+        let vars = app_vars(&db.url, &auth0, &email);
+        PreparedStack {
             db,
             auth0,
             email,
-            state,
             vars,
         }
     }

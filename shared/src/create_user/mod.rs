@@ -291,16 +291,10 @@ async fn provision_auth0_user(
             .map(|id| (id, true)),
         Err(err) => {
             // Without an answer we cannot know whether Auth0 created the user: look and undo.
-            let outcome = if matches!(
-                err,
-                crate::auth0::Auth0Error::Api {
-                    status: 400..=499,
-                    ..
-                }
-            ) {
-                Compensation::NotNeeded
-            } else {
+            let outcome = if err.may_have_acted() {
                 remove_users_tagged_with(state, email, &tags.db_user_id, deadline).await
+            } else {
+                Compensation::NotNeeded
             };
             Err(auth0_failure(Step::Auth0Create, err).with_compensation(outcome))
         }

@@ -1,6 +1,7 @@
 //! Postgres: the pool, the migrations and one module of queries per table.
 //! Query functions take the open transaction and do one thing each.
 
+pub mod cleanup;
 pub mod employees;
 pub mod pages;
 pub mod reset_tokens;

@@ -15,6 +15,7 @@ async fn the_create_user_binary_serves_events_from_the_runtime_api_and_logs_no_s
     let binary =
         workspace_binary("create-user").expect("`cargo build --bins` ran before the tests");
     let mut child = tokio::process::Command::new(binary)
+        .env_clear()
         .envs(stack.vars.iter())
         .envs(runtime.lambda_env("create-user"))
         .env("RUST_LOG", "info")

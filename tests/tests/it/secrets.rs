@@ -1,0 +1,305 @@
+//! Secrets from AWS Secrets Manager through the real AWS SDK, against moto's server: read at
+//! start-up, cached per instance, re-read after a rotation, and clear errors when wrong.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+use testkit::doubles::{Auth0Config, EmailConfig};
+use testkit::harness::{Response, TestStack, create_event, seed};
+use testkit::moto::Moto;
+use testkit::runtime_api::{Outcome, RuntimeApi, workspace_binary};
+
+fn app_secret(auth0_url: &str, client_secret: &str) -> String {
+    json!({
+        "domain": auth0_url,
+        "client_id": Auth0Config::default().client_id,
+        "client_secret": client_secret,
+        "api_key": EmailConfig::default().api_key,
+        "from": "Acme <no-reply@acme.test>",
+    })
+    .to_string()
+}
+
+/// Production-shaped settings: no credential in the environment, only ARNs and the host.
+fn use_secrets_manager(vars: &mut HashMap<String, String>, app_arn: &str, db_arn: &str) {
+    let url = url::Url::parse(&vars["DATABASE_URL"]).unwrap();
+    for key in [
+        "DATABASE_URL",
+        "AUTH0_DOMAIN",
+        "AUTH0_CLIENT_ID",
+        "AUTH0_CLIENT_SECRET",
+        "EMAIL_API_KEY",
+        "EMAIL_FROM",
+    ] {
+        vars.remove(key);
+    }
+    vars.insert("APP_SECRET_ARN".into(), app_arn.into());
+    vars.insert("DB_SECRET_ARN".into(), db_arn.into());
+    vars.insert("DB_HOST".into(), url.host_str().unwrap().into());
+    vars.insert("DB_PORT".into(), url.port().unwrap().to_string());
+    vars.insert("DB_NAME".into(), url.path().trim_start_matches('/').into());
+}
+
+async fn stack_on_secrets_manager(
+    moto: &Moto,
+    ttl_seconds: u64,
+    client_secret: &str,
+) -> Result<(TestStack, String, String), shared::state::InitError> {
+    let mut prepared = TestStack::prepare().await;
+    // The app secret names the Auth0 double, whose URL exists only now.
+    let app_arn = moto
+        .create_secret(
+            "app",
+            &app_secret(&prepared.auth0.base_url(), client_secret),
+        )
+        .await;
+    let db_arn = moto
+        .create_secret(
+            "db",
+            r#"{"username":"postgres","password":"unused-with-trust-auth","engine":"postgres"}"#,
+        )
+        .await;
+    use_secrets_manager(&mut prepared.vars, &app_arn, &db_arn);
+    prepared
+        .vars
+        .insert("SECRETS_TTL_SECONDS".into(), ttl_seconds.to_string());
+    let stack = prepared.start(Some(&moto.sdk_config())).await?;
+    Ok((stack, app_arn, db_arn))
+}
+
+#[tokio::test]
+async fn secrets_are_read_once_at_start_up_and_again_only_after_the_ttl() {
+    let moto = Moto::from_env();
+    let (stack, app_arn, db_arn) = stack_on_secrets_manager(&moto, 2, "test-client-secret")
+        .await
+        .unwrap();
+    assert_eq!(moto.get_secret_value_calls(&app_arn).await, 1);
+    assert_eq!(moto.get_secret_value_calls(&db_arn).await, 1);
+
+    for i in 0..3 {
+        let response = stack
+            .call(create_event(
+                seed::ACME_ADMIN_SUB,
+                &json!({"email": format!("sm{i}@example.com")}),
+            ))
+            .await;
+        assert_eq!(response.status, 201, "{:?}", response.body);
+    }
+    assert_eq!(
+        moto.get_secret_value_calls(&app_arn).await,
+        1,
+        "cached, not read per invocation"
+    );
+
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let response = stack
+        .call(create_event(
+            seed::ACME_ADMIN_SUB,
+            &json!({"email": "after-ttl@example.com"}),
+        ))
+        .await;
+    assert_eq!(response.status, 201, "{:?}", response.body);
+    assert_eq!(
+        moto.get_secret_value_calls(&app_arn).await,
+        2,
+        "read again once the TTL passed"
+    );
+    // The pool was built with the database credentials; they are not re-read per request.
+    assert_eq!(moto.get_secret_value_calls(&db_arn).await, 1);
+}
+
+#[tokio::test]
+async fn a_rotated_auth0_client_secret_is_picked_up_after_one_refresh() {
+    let moto = Moto::from_env();
+    let (stack, app_arn, _) = stack_on_secrets_manager(&moto, 3_600, "test-client-secret")
+        .await
+        .unwrap();
+    let first = stack
+        .call(create_event(
+            seed::ACME_ADMIN_SUB,
+            &json!({"email": "before-rotation@example.com"}),
+        ))
+        .await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+
+    // Rotation: the new secret is stored, Auth0 accepts only it, and old tokens lapse.
+    moto.put_secret(
+        &app_arn,
+        &app_secret(&stack.auth0.base_url(), "rotated-secret"),
+    )
+    .await;
+    stack.auth0.set_client_secret("rotated-secret");
+    stack.auth0.expire_tokens();
+
+    let second = stack
+        .call(create_event(
+            seed::ACME_ADMIN_SUB,
+            &json!({"email": "after-rotation@example.com"}),
+        ))
+        .await;
+    assert_eq!(second.status, 201, "{:?}", second.body);
+    assert_eq!(
+        moto.get_secret_value_calls(&app_arn).await,
+        2,
+        "one refresh, no more"
+    );
+    assert_eq!(
+        stack
+            .auth0
+            .users_with_email("after-rotation@example.com")
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_rotation_the_secret_does_not_know_about_fails_clearly_after_one_refresh() {
+    let moto = Moto::from_env();
+    let (stack, app_arn, _) = stack_on_secrets_manager(&moto, 3_600, "test-client-secret")
+        .await
+        .unwrap();
+    stack.auth0.set_client_secret("only-auth0-knows");
+    let response = stack
+        .call(create_event(
+            seed::ACME_ADMIN_SUB,
+            &json!({"email": "stale@example.com"}),
+        ))
+        .await;
+    assert_eq!(
+        (response.status, response.code()),
+        (502, "AUTH0_FAILED"),
+        "{:?}",
+        response.body
+    );
+    assert!(
+        response.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("credentials refused"),
+        "{:?}",
+        response.body
+    );
+    assert_eq!(
+        moto.get_secret_value_calls(&app_arn).await,
+        2,
+        "start-up read plus one refresh"
+    );
+    stack.assert_nothing_kept("stale@example.com").await;
+}
+
+async fn start_up_error(app_secret_value: Option<&str>) -> (String, String) {
+    let moto = Moto::from_env();
+    let app_arn = match app_secret_value {
+        Some(value) => moto.create_secret("app", value).await,
+        None => "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf".to_string(),
+    };
+    let db_arn = moto
+        .create_secret("db", r#"{"username":"postgres","password":"x"}"#)
+        .await;
+    let result = TestStack::try_start(
+        |vars| use_secrets_manager(vars, &app_arn, &db_arn),
+        Some(&moto.sdk_config()),
+    )
+    .await;
+    let Err(err) = result else {
+        panic!("start-up should fail")
+    };
+    (err.to_string(), app_arn)
+}
+
+#[tokio::test]
+async fn a_missing_secret_stops_start_up_naming_it() {
+    let (message, arn) = start_up_error(None).await;
+    assert_eq!(message, format!("secrets: secret {arn} does not exist"));
+}
+
+#[tokio::test]
+async fn a_malformed_secret_stops_start_up_without_echoing_it() {
+    let (message, arn) = start_up_error(Some(r#"{"client_secret": "hunter2", "#)).await;
+    assert_eq!(
+        message,
+        format!("secrets: secret {arn} is not a JSON object")
+    );
+    assert!(!message.contains("hunter2"));
+}
+
+#[tokio::test]
+async fn a_secret_without_a_key_stops_start_up_naming_the_key() {
+    let (message, arn) = start_up_error(Some(
+        r#"{"domain":"acme.eu.auth0.com","client_id":"cid","api_key":"k","from":"a@b.co"}"#,
+    ))
+    .await;
+    assert_eq!(
+        message,
+        format!("secrets: key `client_secret` of secret {arn} is missing")
+    );
+}
+
+#[tokio::test]
+async fn the_create_user_binary_finds_its_secrets_through_the_sdks_environment() {
+    let moto = Moto::from_env();
+    let stack = TestStack::start().await;
+    let app_arn = moto
+        .create_secret(
+            "app",
+            &app_secret(&stack.auth0.base_url(), "test-client-secret"),
+        )
+        .await;
+    let db_arn = moto
+        .create_secret("db", r#"{"username":"postgres","password":"x"}"#)
+        .await;
+    let mut vars = stack.vars.clone();
+    use_secrets_manager(&mut vars, &app_arn, &db_arn);
+
+    let runtime = RuntimeApi::start().await.unwrap();
+    let mut child = tokio::process::Command::new(workspace_binary("create-user").unwrap())
+        // Only what a Lambda would get: nothing leaks in from the test runner.
+        .env_clear()
+        .envs(&vars)
+        .envs(moto.env_vars())
+        .envs(runtime.lambda_env("create-user"))
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    runtime.wait_ready(Duration::from_secs(20)).await.unwrap();
+    let invocation = runtime
+        .invoke(
+            create_event(
+                seed::ACME_ADMIN_SUB,
+                &json!({"email": "sdk-env@example.com"}),
+            ),
+            Duration::from_secs(20),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let Outcome::Response(raw) = invocation.outcome else {
+        panic!("{:?}", invocation.outcome)
+    };
+    let response = Response::from_lambda(raw);
+    assert_eq!(response.status, 201, "{:?}", response.body);
+    assert_eq!(moto.get_secret_value_calls(&app_arn).await, 1);
+    child.kill().await.unwrap();
+
+    // A secret that does not exist: the process stops at init with the secret named.
+    vars.insert("APP_SECRET_ARN".into(), format!("{app_arn}-gone"));
+    let output = tokio::process::Command::new(workspace_binary("create-user").unwrap())
+        // Only what a Lambda would get: nothing leaks in from the test runner.
+        .env_clear()
+        .envs(&vars)
+        .envs(moto.env_vars())
+        .envs(runtime.lambda_env("create-user"))
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let printed = String::from_utf8_lossy(&output.stderr).to_string()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert!(
+        printed.contains(&format!("secret {app_arn}-gone does not exist")),
+        "{printed}"
+    );
+}
