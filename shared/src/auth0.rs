@@ -13,6 +13,7 @@ use url::Url;
 
 use crate::deadline::{Deadline, DeadlineExceeded};
 use crate::domain::{Auth0UserId, Email};
+use crate::metrics::{self, Metric};
 use crate::secrets::{AppSecret, CachedSecret, SecretsError};
 
 /// The `app_metadata.created_by` value that marks a user as ours; cleanup trusts nothing else.
@@ -257,6 +258,7 @@ impl Auth0Client {
                 StatusCode::TOO_MANY_REQUESTS => {
                     let wait = rate_limit_wait(&response, rate_limited);
                     tracing::warn!(op, wait_ms = wait.as_millis() as u64, "auth0 rate limited");
+                    metrics::count(Metric::Auth0RateLimited, 1, None);
                     let affordable = deadline
                         .call_budget(self.max_timeout)
                         .is_ok_and(|b| b > wait);
@@ -346,6 +348,7 @@ impl Auth0Client {
             });
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
+            metrics::count(Metric::Auth0RateLimited, 1, None);
             return Err(Auth0Error::RateLimited { op });
         }
         let detail: TokenError = response.json().await.unwrap_or_default();

@@ -8,6 +8,7 @@ pub mod db;
 pub mod deadline;
 pub mod domain;
 pub mod email;
+pub mod metrics;
 pub mod reset_token;
 pub mod secrets;
 pub mod state;

@@ -3,7 +3,9 @@
 use tracing_subscriber::EnvFilter;
 
 /// Level from `LOG_LEVEL` or `RUST_LOG` (default `info`); `LOG_FORMAT=text` for humans.
-pub fn init() {
+/// `function` names this process in its metrics (`create-user`, `cleanup`).
+pub fn init(function: &'static str) {
+    crate::metrics::set_function(function);
     let filter = std::env::var("RUST_LOG")
         .or_else(|_| std::env::var("LOG_LEVEL"))
         .unwrap_or_else(|_| "info".into());

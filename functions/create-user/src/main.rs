@@ -6,7 +6,7 @@ use shared::state::AppState;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    shared::telemetry::init("create-user");
     // Built once per Lambda instance and borrowed by every invocation.
     let state = AppState::from_env()
         .await

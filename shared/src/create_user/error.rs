@@ -148,6 +148,17 @@ impl CreateUserError {
         }
     }
 
+    /// The step a dependency failure happened in (what a rollback metric is labelled with).
+    pub fn failed_step(&self) -> Option<Step> {
+        match self {
+            Self::Auth0 { step, .. } | Self::Database { step, .. } => Some(*step),
+            Self::Email { .. } => Some(Step::SendEmail),
+            Self::Pool(_) => Some(Step::Begin),
+            Self::Deadline { .. } => Some(Step::Auth0Create),
+            _ => None,
+        }
+    }
+
     pub fn compensation(&self) -> Compensation {
         match self {
             Self::Auth0 { compensation, .. }

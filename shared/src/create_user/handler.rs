@@ -13,6 +13,7 @@ use super::request::{parse_check_exists, parse_new_user};
 use super::{Compensation, CreateUserError, CreatedUser};
 use crate::deadline::Deadline;
 use crate::domain::{CallerSub, FieldError};
+use crate::metrics::{self, Metric};
 use crate::state::AppState;
 
 /// Generous for the largest permission list the admin panel can send.
@@ -271,6 +272,7 @@ async fn dispatch(
             let created = super::create_user(state, &caller, &new_user, deadline)
                 .await
                 .map_err(|err| log_failure(&err))?;
+            metrics::count(Metric::UsersCreated, 1, None);
             Ok((StatusCode::CREATED, created_body(&created)))
         }
         Route::CheckExists => {
@@ -288,6 +290,9 @@ async fn dispatch(
 
 fn log_failure(err: &CreateUserError) -> ApiError {
     let api = ApiError::from(err);
+    if let (true, Some(step)) = (api.status.is_server_error(), err.failed_step()) {
+        metrics::count(Metric::Rollbacks, 1, Some(("Step", step.as_str())));
+    }
     if api.status.is_server_error() {
         // The full cause chain goes to the log; the caller gets the opaque message.
         tracing::error!(error = %error_chain(err), code = api.code, "create-user failed");

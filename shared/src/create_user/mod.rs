@@ -20,6 +20,7 @@ use crate::domain::{
     TenantId, UserId,
 };
 use crate::email::PasswordSetupEmail;
+use crate::metrics::{self, Metric};
 use crate::reset_token::{ResetToken, temporary_password};
 use crate::state::AppState;
 
@@ -443,6 +444,7 @@ async fn compensate(state: &AppState, auth0_id: &Auth0UserId, deadline: &Deadlin
         match state.auth0.delete_user(auth0_id, deadline).await {
             Ok(()) => {
                 tracing::info!(step = "compensate", attempt, "auth0 user deleted");
+                metrics::count(Metric::CompensatingDeletes, 1, None);
                 return Compensation::Deleted;
             }
             Err(err) => {
@@ -456,6 +458,7 @@ async fn compensate(state: &AppState, auth0_id: &Auth0UserId, deadline: &Deadlin
         }
     }
     tracing::error!(step = "compensate", auth0_user_id = %auth0_id, "auth0 user left for the cleanup job");
+    metrics::count(Metric::CompensatingDeleteFailures, 1, None);
     Compensation::Failed
 }
 

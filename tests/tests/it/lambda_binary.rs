@@ -72,7 +72,22 @@ async fn the_create_user_binary_serves_events_from_the_runtime_api_and_logs_no_s
         refused.request_id.as_str()
     );
 
-    // The instance kept its state: one Auth0 token for all three invocations.
+    // A rollback: the email API fails (and its one retry), the Auth0 user is deleted again.
+    stack.email.inject(
+        serde_json::from_value(json!({"op": "send_email", "status": 500, "times": 2})).unwrap(),
+    );
+    let rolled_back = invoke(create_event(
+        seed::ACME_ADMIN_SUB,
+        &json!({"email": "rollback@example.com"}),
+    ))
+    .await
+    .unwrap();
+    let Outcome::Response(raw) = rolled_back.outcome else {
+        panic!("{:?}", rolled_back.outcome)
+    };
+    assert_eq!(Response::from_lambda(raw).status, 502);
+
+    // The instance kept its state: one Auth0 token for all four invocations.
     assert_eq!(stack.auth0.token_requests(), 1);
 
     child.kill().await.unwrap();
@@ -114,6 +129,42 @@ async fn the_create_user_binary_serves_events_from_the_runtime_api_and_logs_no_s
             "no `{step}` line with the request id in:\n{logs}"
         );
     }
+    // Metrics as CloudWatch Embedded Metric Format lines, one per event that counts.
+    let emf = |metric: &str| -> Vec<serde_json::Value> {
+        lines
+            .iter()
+            .filter(|l| l["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"] == metric)
+            .cloned()
+            .collect()
+    };
+    let created = emf("UsersCreated");
+    assert_eq!(created.len(), 1, "{logs}");
+    assert_eq!(created[0]["Function"], "create-user");
+    assert_eq!(created[0]["UsersCreated"], 1);
+    assert_eq!(
+        created[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "AtomicUserProvisioning"
+    );
+    assert_eq!(
+        created[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([["Function"]])
+    );
+    let rollbacks = emf("Rollbacks");
+    assert_eq!(rollbacks.len(), 1, "{logs}");
+    assert_eq!(
+        (
+            rollbacks[0]["Step"].as_str(),
+            rollbacks[0]["Rollbacks"].as_u64()
+        ),
+        (Some("send_email"), Some(1))
+    );
+    assert_eq!(
+        rollbacks[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([["Function", "Step"]])
+    );
+    assert_eq!(emf("CompensatingDeletes").len(), 1, "{logs}");
+    assert!(emf("CompensatingDeleteFailures").is_empty());
+
     // Never a secret, a password, a reset token or a full email address.
     let token = stack.email.emails()[0].text.clone().unwrap();
     let token = token

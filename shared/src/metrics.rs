@@ -1,0 +1,115 @@
+//! CloudWatch metrics without API calls: Embedded Metric Format lines on stdout, which
+//! CloudWatch Logs turns into metrics. Names are what template.yaml's alarms use.
+
+use std::io::Write;
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+
+pub const NAMESPACE: &str = "AtomicUserProvisioning";
+
+static FUNCTION: OnceLock<&'static str> = OnceLock::new();
+
+/// Names the function in every metric's `Function` dimension; set once by `main`.
+pub fn set_function(name: &'static str) {
+    let _ = FUNCTION.set(name);
+}
+
+fn function() -> &'static str {
+    FUNCTION.get().copied().unwrap_or("unknown")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    UsersCreated,
+    Rollbacks,
+    CompensatingDeletes,
+    CompensatingDeleteFailures,
+    OrphansFound,
+    OrphansRemoved,
+    Auth0RateLimited,
+}
+
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::UsersCreated => "UsersCreated",
+            Self::Rollbacks => "Rollbacks",
+            Self::CompensatingDeletes => "CompensatingDeletes",
+            Self::CompensatingDeleteFailures => "CompensatingDeleteFailures",
+            Self::OrphansFound => "OrphansFound",
+            Self::OrphansRemoved => "OrphansRemoved",
+            Self::Auth0RateLimited => "Auth0RateLimited",
+        }
+    }
+}
+
+/// Writes one EMF line: `value` of `metric`, with `Function` and the extra dimension if any.
+pub fn count(metric: Metric, value: u64, dimension: Option<(&str, &str)>) {
+    let line = emf_line(metric, value, dimension, function(), now_millis());
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}
+
+fn emf_line(
+    metric: Metric,
+    value: u64,
+    dimension: Option<(&str, &str)>,
+    function: &str,
+    timestamp: u64,
+) -> Value {
+    let mut dimension_names = vec!["Function"];
+    let mut line = Map::new();
+    line.insert("Function".into(), json!(function));
+    if let Some((name, dimension_value)) = dimension {
+        dimension_names.push(name);
+        line.insert(name.into(), json!(dimension_value));
+    }
+    line.insert(metric.name().into(), json!(value));
+    line.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [dimension_names],
+                "Metrics": [{"Name": metric.name(), "Unit": "Count"}],
+            }],
+        }),
+    );
+    Value::Object(line)
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_follows_the_embedded_metric_format() {
+        let line = emf_line(
+            Metric::Rollbacks,
+            1,
+            Some(("Step", "send_email")),
+            "create-user",
+            1_700_000_000_000,
+        );
+        assert_eq!(
+            line,
+            json!({
+                "_aws": {"Timestamp": 1_700_000_000_000u64, "CloudWatchMetrics": [{
+                    "Namespace": "AtomicUserProvisioning",
+                    "Dimensions": [["Function", "Step"]],
+                    "Metrics": [{"Name": "Rollbacks", "Unit": "Count"}]}]},
+                "Function": "create-user", "Step": "send_email", "Rollbacks": 1
+            })
+        );
+    }
+}
