@@ -303,3 +303,53 @@ async fn the_create_user_binary_finds_its_secrets_through_the_sdks_environment()
         "{printed}"
     );
 }
+
+#[tokio::test]
+async fn locally_a_secret_file_is_read_at_start_up_and_re_read_on_rotation() {
+    let dir = std::env::temp_dir().join(format!("app-secret-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("app-secret.json");
+    let mut prepared = TestStack::prepare().await;
+    std::fs::write(
+        &file,
+        app_secret(&prepared.auth0.base_url(), "test-client-secret"),
+    )
+    .unwrap();
+    for key in [
+        "AUTH0_DOMAIN",
+        "AUTH0_CLIENT_ID",
+        "AUTH0_CLIENT_SECRET",
+        "EMAIL_API_KEY",
+        "EMAIL_FROM",
+    ] {
+        prepared.vars.remove(key);
+    }
+    prepared
+        .vars
+        .insert("APP_SECRET_FILE".into(), file.display().to_string());
+    let stack = prepared.start(None).await.unwrap();
+    let first = stack
+        .call(create_event(
+            seed::ACME_ADMIN_SUB,
+            &json!({"email": "file1@example.com"}),
+        ))
+        .await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+
+    std::fs::write(
+        &file,
+        app_secret(&stack.auth0.base_url(), "rotated-in-file"),
+    )
+    .unwrap();
+    stack.auth0.set_client_secret("rotated-in-file");
+    stack.auth0.expire_tokens();
+    let second = stack
+        .call(create_event(
+            seed::ACME_ADMIN_SUB,
+            &json!({"email": "file2@example.com"}),
+        ))
+        .await;
+    assert_eq!(second.status, 201, "{:?}", second.body);
+    assert_eq!(stack.state.app_secret.fetch_count(), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
