@@ -1,14 +1,14 @@
-//! cleanup: the scheduled reconciler. Its flow lands with the cleanup issue; until then the
-//! function starts, answers every event with a clear "not yet" and changes nothing.
+//! cleanup: EventBridge schedule or a manual event → the reconciler in `shared::cleanup`.
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::{Value, json};
+use lambda_runtime::{Error, service_fn};
+use shared::cleanup::handle;
+use shared::state::AppState;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
-    lambda_runtime::run(service_fn(|_event: LambdaEvent<Value>| async {
-        Ok::<_, Error>(json!({"status": "not_implemented", "message": "cleanup is not built yet"}))
-    }))
-    .await
+    shared::telemetry::init("cleanup");
+    // Built once per Lambda instance and borrowed by every invocation.
+    let state = AppState::from_env().await?;
+    let state = &state;
+    lambda_runtime::run(service_fn(move |event| handle(state, event))).await
 }

@@ -117,7 +117,10 @@ fn parse_scheduled(event: &Value) -> Result<CleanupRequest, InvalidRequest> {
 }
 
 fn parse_manual(object: &Map<String, Value>) -> Result<CleanupRequest, InvalidRequest> {
-    if let Some(unknown) = object.keys().find(|k| !matches!(k.as_str(), "email" | "dryRun")) {
+    if let Some(unknown) = object
+        .keys()
+        .find(|k| !matches!(k.as_str(), "email" | "dryRun"))
+    {
         return Err(InvalidRequest::new(
             unknown,
             format!("unknown field; {MANUAL_FIELDS}"),
@@ -190,8 +193,8 @@ mod tests {
 
     #[test]
     fn a_manual_event_may_name_an_address_and_ask_for_a_dry_run() {
-        let request = CleanupRequest::parse(&json!({"email": " Jane@Example.COM ", "dryRun": true}))
-            .unwrap();
+        let request =
+            CleanupRequest::parse(&json!({"email": " Jane@Example.COM ", "dryRun": true})).unwrap();
         assert_eq!(request.trigger, Trigger::Manual);
         assert_eq!(request.scope.email().unwrap().as_str(), "jane@example.com");
         assert!(request.dry_run);
@@ -208,7 +211,10 @@ mod tests {
         let mut foreign = scheduled();
         foreign["source"] = json!("aws.s3");
         let mut no_detail_type = scheduled();
-        no_detail_type.as_object_mut().unwrap().remove("detail-type");
+        no_detail_type
+            .as_object_mut()
+            .unwrap()
+            .remove("detail-type");
         let cases = [
             (json!([]), "event"),
             (json!("cleanup"), "event"),
@@ -218,7 +224,10 @@ mod tests {
             (json!({"dryRun": "yes"}), "dryRun"),
             (json!({"dryRun": "jane@example.com"}), "dryRun"),
             (json!({"dry_run": true}), "dry_run"),
-            (json!({"email": "a@example.com", "tenant": "acme"}), "tenant"),
+            (
+                json!({"email": "a@example.com", "tenant": "acme"}),
+                "tenant",
+            ),
             (foreign, "detail-type"),
             (no_detail_type, "event"),
         ];
@@ -228,7 +237,9 @@ mod tests {
             let diagnostic = Diagnostic::from(err);
             assert_eq!(diagnostic.error_type, "InvalidRequest");
             assert!(
-                diagnostic.error_message.starts_with("invalid cleanup event: "),
+                diagnostic
+                    .error_message
+                    .starts_with("invalid cleanup event: "),
                 "{}",
                 diagnostic.error_message
             );

@@ -162,9 +162,7 @@ fn redact_addresses(text: &str) -> String {
             let Some(at) = word.find('@') else {
                 return word.to_string();
             };
-            let start = word[..at]
-                .rfind(|c: char| !local(c))
-                .map_or(0, |i| i + 1);
+            let start = word[..at].rfind(|c: char| !local(c)).map_or(0, |i| i + 1);
             let end = word[at + 1..]
                 .find(|c: char| !domain(c))
                 .map_or(word.len(), |i| at + 1 + i);

@@ -1,5 +1,8 @@
 //! One integration test binary: real Postgres, the doubles over real HTTP.
 
+mod cleanup;
+mod cleanup_binary;
+mod cleanup_safety;
 mod create_user;
 mod create_user_failures;
 mod create_user_requests;

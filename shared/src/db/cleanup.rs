@@ -1,0 +1,178 @@
+//! Queries of the cleanup reconciler. Every one is bounded (a batch, a page, a LIMIT).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::{GenericClient, Transaction};
+use uuid::Uuid;
+
+use crate::domain::{Email, UserId};
+
+/// Key of the transaction-scoped advisory lock held by the run sweeping Auth0 orphans.
+/// Arbitrary, fixed; `hashtext('cleanup:auth0-sweep')` would do as well.
+pub const AUTH0_SWEEP_LOCK: i64 = 0x636c_6561_6e75_7031;
+
+/// A `users` row still marked `pending_…`.
+#[derive(Debug, Clone)]
+pub struct PendingRow {
+    pub id: UserId,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+    pub linked_employees: i64,
+}
+
+/// Where the previous batch ended: rows are walked in `(created_at, id)` order.
+pub type BatchCursor = (DateTime<Utc>, Uuid);
+
+fn seconds(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// Locks the next batch of pending rows older than the grace period. Rows another
+/// transaction holds (another cleanup run, anything else) are skipped, never waited for.
+#[tracing::instrument(skip_all, fields(limit))]
+pub async fn lock_pending_batch(
+    tx: &Transaction<'_>,
+    grace: Duration,
+    after: Option<BatchCursor>,
+    email: Option<&Email>,
+    limit: usize,
+) -> Result<Vec<PendingRow>, tokio_postgres::Error> {
+    let (after_at, after_id) = after.unzip();
+    let rows = tx
+        .query(
+            "SELECT u.id, u.email, u.created_at,
+                    (SELECT count(*) FROM employees e WHERE e.user_id = u.id)
+               FROM users u
+              WHERE u.auth0_sub LIKE 'pending\\_%'
+                AND u.created_at < now() - make_interval(secs => $1)
+                AND ($2::timestamptz IS NULL OR (u.created_at, u.id) > ($2, $3::uuid))
+                AND ($4::text IS NULL OR lower(u.email) = $4)
+              ORDER BY u.created_at, u.id
+              LIMIT $5
+              FOR UPDATE OF u SKIP LOCKED",
+            &[
+                &seconds(grace),
+                &after_at,
+                &after_id,
+                &email.map(Email::as_str),
+                &(limit as i64),
+            ],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| PendingRow {
+            id: UserId::new(r.get(0)),
+            email: r.get(1),
+            created_at: r.get(2),
+            linked_employees: r.get(3),
+        })
+        .collect())
+}
+
+/// Deletes a pending row; permissions and reset tokens cascade, a linked employee is
+/// unlinked by its foreign key. False if the row is gone or no longer pending.
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn delete_pending(
+    tx: &Transaction<'_>,
+    id: UserId,
+) -> Result<bool, tokio_postgres::Error> {
+    let deleted = tx
+        .execute(
+            "DELETE FROM users WHERE id = $1 AND auth0_sub LIKE 'pending\\_%'",
+            &[&id.uuid()],
+        )
+        .await?;
+    Ok(deleted == 1)
+}
+
+/// Which of these Auth0 ids a row holds, and which of these user ids are pending rows
+/// (their Auth0 users are the database-orphan pass's business).
+#[derive(Debug, Default)]
+pub struct Claimed {
+    pub auth0_subs: HashSet<String>,
+    pub pending_ids: HashSet<Uuid>,
+}
+
+#[tracing::instrument(skip_all, fields(ids = auth0_ids.len()))]
+pub async fn claimed(
+    client: &impl GenericClient,
+    auth0_ids: &[String],
+    db_user_ids: &[Uuid],
+) -> Result<Claimed, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT auth0_sub, NULL::uuid FROM users WHERE auth0_sub = ANY($1)
+             UNION ALL
+             SELECT NULL, id FROM users WHERE id = ANY($2) AND auth0_sub LIKE 'pending\\_%'",
+            &[&auth0_ids, &db_user_ids],
+        )
+        .await?;
+    let mut claimed = Claimed::default();
+    for row in rows {
+        if let Some(sub) = row.get::<_, Option<String>>(0) {
+            claimed.auth0_subs.insert(sub);
+        }
+        if let Some(id) = row.get::<_, Option<Uuid>>(1) {
+            claimed.pending_ids.insert(id);
+        }
+    }
+    Ok(claimed)
+}
+
+/// Only one run sweeps Auth0 at a time; released with the transaction, so a killed run
+/// cannot keep it.
+#[tracing::instrument(skip_all)]
+pub async fn try_lock_auth0_sweep(tx: &Transaction<'_>) -> Result<bool, tokio_postgres::Error> {
+    let row = tx
+        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&AUTH0_SWEEP_LOCK])
+        .await?;
+    Ok(row.get(0))
+}
+
+const PURGEABLE_TOKENS: &str = "(t.expires_at < now() - make_interval(secs => $1)
+      OR t.used_at < now() - make_interval(secs => $1))
+  AND ($2::text IS NULL OR t.user_id IN (SELECT id FROM users WHERE lower(email) = $2))";
+
+/// Deletes at most `limit` reset tokens expired or used longer than `retention` ago.
+#[tracing::instrument(skip_all, fields(limit))]
+pub async fn purge_reset_tokens(
+    client: &impl GenericClient,
+    retention: Duration,
+    email: Option<&Email>,
+    limit: usize,
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            &format!(
+                "DELETE FROM password_reset_tokens WHERE id IN (
+                   SELECT t.id FROM password_reset_tokens t
+                    WHERE {PURGEABLE_TOKENS}
+                    LIMIT $3 FOR UPDATE SKIP LOCKED)"
+            ),
+            &[
+                &seconds(retention),
+                &email.map(Email::as_str),
+                &(limit as i64),
+            ],
+        )
+        .await
+}
+
+/// What [`purge_reset_tokens`] would delete, for a dry run.
+#[tracing::instrument(skip_all)]
+pub async fn count_purgeable_reset_tokens(
+    client: &impl GenericClient,
+    retention: Duration,
+    email: Option<&Email>,
+) -> Result<u64, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            &format!("SELECT count(*) FROM password_reset_tokens t WHERE {PURGEABLE_TOKENS}"),
+            &[&seconds(retention), &email.map(Email::as_str)],
+        )
+        .await?;
+    Ok(row.get::<_, i64>(0) as u64)
+}

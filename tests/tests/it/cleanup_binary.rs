@@ -1,0 +1,309 @@
+//! The real binaries end to end: a create-user process killed between Auth0 and COMMIT, and
+//! the cleanup binary answering every `events/cleanup-*.json` fixture through the Runtime API.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use shared::auth0::CREATED_BY_MARKER;
+use shared::cleanup::summary::Counts;
+use shared::cleanup::{CleanupRequest, CleanupSummary, Scope, Trigger};
+use testkit::doubles::Fault;
+use testkit::harness::{TestStack, create_event, seed};
+use testkit::runtime_api::{Outcome, RuntimeApi, workspace_binary};
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+
+use crate::cleanup::{HOUR, cleanup, pending_row, scheduled_event, tagged_auth0_user};
+
+async fn start_binary(stack: &TestStack, runtime: &RuntimeApi, name: &str) -> Child {
+    let binary = workspace_binary(name).expect("`cargo build --bins` ran before the tests");
+    let child = Command::new(binary)
+        .envs(stack.vars.iter())
+        .envs(runtime.lambda_env(name))
+        // Room for the kill to land while the email call hangs.
+        .env("HTTP_TIMEOUT_MS", "10000")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    runtime
+        .wait_ready(Duration::from_secs(20))
+        .await
+        .expect("the function reaches /next");
+    child
+}
+
+/// Runs the real create-user binary for `email`, lets it create the Auth0 user and send the
+/// email (which then hangs), and kills the process before its COMMIT. Returns the Auth0 id.
+async fn crash_create_user_before_commit(stack: &TestStack, email: &str) -> String {
+    stack.email.inject(Fault::delay("send_email", 20_000));
+    let runtime = RuntimeApi::start().await.unwrap();
+    let mut child = start_binary(stack, &runtime, "create-user").await;
+    let invocation = runtime.invoke(
+        create_event(seed::ACME_ADMIN_SUB, &json!({"email": email})),
+        Duration::from_secs(30),
+        Duration::from_secs(30),
+    );
+    tokio::pin!(invocation);
+    let email_in_flight = async {
+        while stack.email.emails_to(email).is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::select! {
+        outcome = &mut invocation => panic!("create-user was meant to hang in the email call: {outcome:?}"),
+        () = email_in_flight => {}
+    }
+    child.kill().await.unwrap();
+
+    // Postgres sees the connection drop and rolls the transaction back.
+    let sql = stack.sql().await;
+    for _ in 0..500 {
+        let open: i64 = sql
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = $1 AND state LIKE 'idle in transaction%'",
+                &[&stack.db.name],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        stack.rows_for(email).await.users,
+        0,
+        "the row was rolled back"
+    );
+    let left = stack.auth0.users_with_email(email);
+    assert_eq!(left.len(), 1, "the Auth0 user outlived the process");
+    assert_eq!(left[0]["app_metadata"]["created_by"], CREATED_BY_MARKER);
+    left[0]["user_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_create_user_killed_before_commit_is_retried_and_the_retry_adopts_its_auth0_user() {
+    let mut stack = TestStack::start().await;
+    let email = "killed.once@acme.test";
+    let orphan = crash_create_user_before_commit(&stack, email).await;
+
+    let retried = stack
+        .call(create_event(seed::ACME_ADMIN_SUB, &json!({"email": email})))
+        .await;
+
+    assert_eq!(retried.status, 201, "{:?}", retried.body);
+    assert_eq!(retried.body["user"]["auth0UserId"], orphan.as_str());
+    let auth0 = stack.auth0.users_with_email(email);
+    assert_eq!(auth0.len(), 1);
+    assert_eq!(
+        auth0[0]["app_metadata"]["db_user_id"],
+        retried.body["user"]["id"]
+    );
+    // Two emails: the dead link of the killed attempt, and the working one.
+    assert_eq!(stack.email.emails_to(email).len(), 2);
+
+    // Even with no grace period at all, cleanup leaves the adopted user alone: a row holds it.
+    stack.state.config.cleanup.grace_period = Duration::ZERO;
+    let summary = cleanup(&stack, scheduled_event()).await;
+    assert_eq!(summary.found, Counts::default(), "{summary:?}");
+    assert_eq!(stack.auth0.users_with_email(email).len(), 1);
+}
+
+#[tokio::test]
+async fn a_create_user_killed_before_commit_leaves_an_auth0_user_that_cleanup_removes_after_the_grace_period()
+ {
+    let mut stack = TestStack::start().await;
+    let email = "killed.once@acme.test";
+    let orphan = crash_create_user_before_commit(&stack, email).await;
+
+    // Within the grace period it could still be a create-user at work: left alone.
+    let summary = cleanup(&stack, scheduled_event()).await;
+    assert_eq!(summary.found, Counts::default(), "{summary:?}");
+    assert_eq!(stack.auth0.users_with_email(email).len(), 1);
+
+    // Once the grace period has passed (shortened here rather than waited for), it goes.
+    stack.state.config.cleanup.grace_period = Duration::from_millis(1);
+    let summary = cleanup(&stack, scheduled_event()).await;
+    assert_eq!(
+        summary.removed,
+        Counts {
+            auth0_orphans: 1,
+            ..Counts::default()
+        },
+        "{summary:?}"
+    );
+    assert!(
+        stack.auth0.users_with_email(email).is_empty(),
+        "{orphan} is still there"
+    );
+
+    // And the address is free for a fresh, ordinary creation.
+    let created = stack
+        .call(create_event(seed::ACME_ADMIN_SUB, &json!({"email": email})))
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_ne!(created.body["user"]["auth0UserId"], orphan.as_str());
+}
+
+/// What each fixture in `events/` is documented to ask for.
+fn documented(file: &str) -> CleanupRequest {
+    let manual = |scope, dry_run| CleanupRequest {
+        trigger: Trigger::Manual,
+        scope,
+        dry_run,
+    };
+    match file {
+        "cleanup-scheduled.json" => CleanupRequest {
+            trigger: Trigger::Schedule,
+            scope: Scope::Everything,
+            dry_run: false,
+        },
+        "cleanup-dry-run.json" => manual(Scope::Everything, true),
+        "cleanup-email.json" => manual(
+            Scope::Email(shared::domain::Email::parse("half.made@acme.test").unwrap()),
+            false,
+        ),
+        other => panic!("events/{other} is not documented in this test (nor in the README)"),
+    }
+}
+
+fn fixture(file: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../events")
+        .join(file);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[tokio::test]
+async fn every_cleanup_event_fixture_gives_its_documented_result_through_the_real_binary() {
+    let mut files: Vec<String> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../events"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("cleanup-") && name.ends_with(".json"))
+            .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    for file in &files {
+        assert_eq!(
+            CleanupRequest::parse(&fixture(file)).unwrap(),
+            documented(file),
+            "{file}"
+        );
+    }
+
+    let stack = TestStack::start().await;
+    let row = pending_row(&stack, "half.made@acme.test", HOUR).await;
+    tagged_auth0_user(&stack, "half.made@acme.test", row, HOUR);
+    tagged_auth0_user(&stack, "crashed@acme.test", uuid::Uuid::new_v4(), HOUR);
+    let runtime = RuntimeApi::start().await.unwrap();
+    let mut child = start_binary(&stack, &runtime, "cleanup").await;
+    let invoke = |event| runtime.invoke(event, Duration::from_secs(30), Duration::from_secs(30));
+    let summary_of = |outcome: Outcome| match outcome {
+        Outcome::Response(body) => serde_json::from_value::<CleanupSummary>(body).unwrap(),
+        other => panic!("{other:?}"),
+    };
+
+    // In this order: report, clean one address, clean the rest.
+    let dry = summary_of(
+        invoke(fixture("cleanup-dry-run.json"))
+            .await
+            .unwrap()
+            .outcome,
+    );
+    assert!(dry.dry_run && dry.removed == Counts::default(), "{dry:?}");
+    assert_eq!(
+        (dry.found.db_orphans, dry.found.auth0_orphans),
+        (1, 1),
+        "{dry:?}"
+    );
+    let one = summary_of(invoke(fixture("cleanup-email.json")).await.unwrap().outcome);
+    assert_eq!(
+        (one.trigger.as_str(), one.scope.as_str()),
+        ("manual", "h***@acme.test")
+    );
+    assert_eq!(
+        (one.removed.db_orphans, one.removed.auth0_orphans),
+        (1, 0),
+        "{one:?}"
+    );
+    let scheduled = invoke(fixture("cleanup-scheduled.json")).await.unwrap();
+    let all = summary_of(scheduled.outcome);
+    assert_eq!(all.trigger, "schedule");
+    assert_eq!(
+        (all.removed.db_orphans, all.removed.auth0_orphans),
+        (0, 1),
+        "{all:?}"
+    );
+
+    // A bad event is the invocation's error, and the function keeps serving.
+    let refused = invoke(json!({"dry_run": true})).await.unwrap();
+    match refused.outcome {
+        Outcome::Error {
+            error_type,
+            error_message,
+        } => {
+            assert_eq!(error_type, "InvalidRequest");
+            assert!(error_message.contains("dry_run"), "{error_message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let again = summary_of(invoke(scheduled_event()).await.unwrap().outcome);
+    assert_eq!(again.found, Counts::default());
+
+    child.kill().await.unwrap();
+    let mut logs = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .await
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .await
+        .unwrap();
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    // One summary line per run, with the counts as fields and the request id.
+    let summaries: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "cleanup finished")
+        .collect();
+    assert_eq!(summaries.len(), 4, "{logs}");
+    let line = summaries
+        .iter()
+        .find(|l| l["span"]["request_id"] == scheduled.request_id.as_str())
+        .expect("the scheduled run's summary line carries its request id");
+    assert_eq!(line["removed.auth0_orphans"], 1);
+    assert_eq!(line["partial"], false);
+    let logged: CleanupSummary = serde_json::from_str(line["summary"].as_str().unwrap()).unwrap();
+    assert_eq!(logged, all);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "cleanup event refused" && l["level"] == "WARN"),
+        "{logs}"
+    );
+    for secret in [
+        "half.made@acme.test",
+        "crashed@acme.test",
+        "test-client-secret",
+        "test-email-key",
+    ] {
+        assert!(!logs.contains(secret), "the logs contain {secret:?}");
+    }
+}
