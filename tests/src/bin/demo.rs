@@ -1,14 +1,19 @@
 //! `make demo`: the main job end to end on the local stack, no AWS account needed.
 //! Migrates and seeds the database at DATABASE_URL, starts the Auth0 and email doubles,
 //! runs the real `create-user` binary behind an emulated Lambda Runtime API, sends it
-//! `events/create-user.json`, and shows what each system now holds.
+//! `events/create-user.json`, and shows what each system now holds. Then it leaves one
+//! orphan on each side and lets the real `cleanup` binary remove them
+//! (`events/cleanup-scheduled.json`), printing its summary.
 
 use std::time::Duration;
 
+use chrono::Utc;
 use serde_json::{Value, json};
+use shared::auth0::CREATED_BY_MARKER;
 use testkit::doubles::{Auth0Config, Auth0Double, EmailConfig, EmailDouble};
 use testkit::harness::{Response, app_vars, connect, seed};
 use testkit::runtime_api::{Outcome, RuntimeApi, workspace_binary};
+use uuid::Uuid;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -92,8 +97,68 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             message.text.unwrap_or_default()
         );
     }
-    println!("== cleanup: not yet (the cleanup function lands with its own issue)");
-
     function.kill().await?;
+
+    // Cleanup: one leftover on each side, an hour old, as a crash or the old code leaves them.
+    let pending_id = Uuid::new_v4();
+    db.execute(
+        "INSERT INTO users (id, tenant_id, email, role, auth0_sub, created_at)
+         VALUES ($1, $2, 'half.made@acme.test', 'USER', $3, now() - interval '1 hour')",
+        &[
+            &pending_id,
+            &Uuid::parse_str(seed::ACME)?,
+            &format!("pending_{pending_id}"),
+        ],
+    )
+    .await?;
+    let an_hour_ago = Utc::now() - chrono::Duration::hours(1);
+    let tags = |db_user_id: Uuid| {
+        json!({"created_by": CREATED_BY_MARKER, "tenant_id": seed::ACME, "role": "USER",
+               "db_user_id": db_user_id.to_string()})
+    };
+    auth0.insert_user_at("half.made@acme.test", tags(pending_id), an_hour_ago);
+    let crashed = auth0.insert_user_at("crashed@acme.test", tags(Uuid::new_v4()), an_hour_ago);
+    println!(
+        "\n== leftovers: Postgres row half.made@acme.test auth0_sub=pending_{pending_id} (with its tagged \
+         Auth0 user), and Auth0 user {crashed} (crashed@acme.test) that no row refers to"
+    );
+
+    // A Runtime API of its own, as every Lambda function has.
+    let runtime = RuntimeApi::start().await?;
+    let mut cleanup = tokio::process::Command::new(workspace_binary("cleanup")?)
+        .envs(app_vars(&database_url, &auth0, &email))
+        .envs(runtime.lambda_env("cleanup"))
+        .env("LOG_FORMAT", "text")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()?;
+    runtime.wait_ready(Duration::from_secs(30)).await?;
+    let file = "events/cleanup-scheduled.json";
+    let event: Value = serde_json::from_str(&std::fs::read_to_string(root.join(file))?)?;
+    let invocation = runtime
+        .invoke(event, Duration::from_secs(60), Duration::from_secs(60))
+        .await?;
+    let Outcome::Response(summary) = invocation.outcome else {
+        return Err(format!("cleanup failed: {:?}", invocation.outcome).into());
+    };
+    println!("== cleanup ({file}):");
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    let counts = db
+        .query_one(
+            "SELECT count(*) FILTER (WHERE auth0_sub LIKE 'pending\\_%'),
+                    count(*) FILTER (WHERE email = $1)
+               FROM users",
+            &[&new_hire],
+        )
+        .await?;
+    println!(
+        "== after cleanup: {} pending rows, {} Auth0 users for the leftovers; {new_hire} still has {} row and {} Auth0 user",
+        counts.get::<_, i64>(0),
+        auth0.users_with_email("half.made@acme.test").len()
+            + auth0.users_with_email("crashed@acme.test").len(),
+        counts.get::<_, i64>(1),
+        auth0.users_with_email(new_hire).len(),
+    );
+    cleanup.kill().await?;
     Ok(())
 }
