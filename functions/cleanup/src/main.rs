@@ -8,7 +8,9 @@ use shared::state::AppState;
 async fn main() -> Result<(), Error> {
     shared::telemetry::init("cleanup");
     // Built once per Lambda instance and borrowed by every invocation.
-    let state = AppState::from_env().await?;
+    let state = AppState::from_env()
+        .await
+        .inspect_err(|err| tracing::error!(error = %err, "start-up failed"))?;
     let state = &state;
     lambda_runtime::run(service_fn(move |event| handle(state, event))).await
 }

@@ -24,6 +24,7 @@ use crate::cleanup::config::CleanupSettings;
 use crate::db::cleanup::{self as queries, BatchCursor, PendingRow};
 use crate::deadline::Deadline;
 use crate::domain::{Email, redact_email};
+use crate::metrics::{self, Metric};
 use crate::state::AppState;
 
 /// Below this much time before the stop line, no new step is started.
@@ -76,6 +77,20 @@ pub async fn run(
     let mut summary = run.summary;
     summary.duration_ms = started.elapsed().as_millis() as u64;
     summary.log();
+    if !summary.dry_run {
+        // What template.yaml's alarm watches; a dry run would count the same orphans twice.
+        let (found, removed) = (summary.found, summary.removed);
+        metrics::count(
+            Metric::OrphansFound,
+            found.db_orphans + found.auth0_orphans,
+            None,
+        );
+        metrics::count(
+            Metric::OrphansRemoved,
+            removed.db_orphans + removed.auth0_orphans,
+            None,
+        );
+    }
     summary
 }
 

@@ -298,6 +298,16 @@ async fn every_cleanup_event_fixture_gives_its_documented_result_through_the_rea
             .any(|l| l["message"] == "cleanup event refused" && l["level"] == "WARN"),
         "{logs}"
     );
+    // CloudWatch metrics (EMF) of the real runs only: the dry run's orphans are not counted.
+    let metric = |name: &str| -> Vec<u64> {
+        lines
+            .iter()
+            .filter(|l| l["_aws"].is_object() && l["Function"] == "cleanup")
+            .filter_map(|l| l[name].as_u64())
+            .collect()
+    };
+    assert_eq!(metric("OrphansFound"), [1, 1, 0], "{logs}");
+    assert_eq!(metric("OrphansRemoved"), [1, 1, 0], "{logs}");
     for secret in [
         "half.made@acme.test",
         "crashed@acme.test",
