@@ -23,6 +23,10 @@ fi
 # Tests make one database per test from a migrated template on this server.
 export TEST_DATABASE_URL="$DATABASE_URL"
 
+# The template must lint clean (cfn-lint from the project venv, installed when needed).
+scripts/venv.sh
+.venv/bin/cfn-lint template.yaml
+
 # The Lambda binaries are driven through the Runtime API by the tests, so build them first.
 cargo build --workspace --bins --locked
 cargo test --workspace --locked -- "$@"
