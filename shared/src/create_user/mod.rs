@@ -6,7 +6,7 @@ pub mod handler;
 pub mod request;
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::Transaction;
+use deadpool_postgres::Transaction;
 use url::Url;
 use uuid::Uuid;
 
@@ -60,15 +60,17 @@ pub async fn email_exists(
     email: &Email,
 ) -> Result<bool, CreateUserError> {
     let client = state.pool.get().await.map_err(CreateUserError::Pool)?;
-    let client: &tokio_postgres::Client = &client;
+    let client = &client;
     // Pipelined on one connection: one round trip for both.
-    let (caller, exists) = tokio::try_join!(
+    let (caller, exists) = tokio::join!(
         users::find_caller(client, caller.as_str()),
         users::email_exists(client, email)
-    )
-    .map_err(CreateUserError::database(Step::Authorize))?;
-    authorize(caller, None)?;
-    Ok(exists)
+    );
+    authorize(
+        caller.map_err(CreateUserError::database(Step::Authorize))?,
+        None,
+    )?;
+    exists.map_err(CreateUserError::database(Step::Validate))
 }
 
 fn authorize(
@@ -100,24 +102,28 @@ async fn attempt(
         .await
         .map_err(CreateUserError::database(Step::Begin))?;
 
-    let caller = users::find_caller(&*tx, caller_sub.as_str())
-        .await
-        .map_err(CreateUserError::database(Step::Authorize))?;
+    // Independent reads, pipelined on the connection: one round trip for both.
+    let page_ids: Vec<_> = new_user.permissions.iter().map(|p| p.page_id).collect();
+    let (caller, missing_pages) = tokio::join!(
+        users::find_caller(&tx, caller_sub.as_str()),
+        pages::missing(&tx, &page_ids)
+    );
+    let caller = caller.map_err(CreateUserError::database(Step::Authorize))?;
     let caller = authorize(caller, Some(new_user.role))?;
-    check_references(&tx, &caller, new_user).await?;
+    let missing_pages = missing_pages.map_err(CreateUserError::database(Step::Validate))?;
+    if !missing_pages.is_empty() {
+        return Err(CreateUserError::UnknownPages(missing_pages));
+    }
+    if let EmployeeRequest::Link(employee_id) = new_user.employee {
+        check_employee_is_free(&tx, &caller, employee_id).await?;
+    }
 
+    // Writes in step order, one at a time: pipelined, a failure in one would abort the
+    // transaction under the others and blur which step failed.
     let user_id = UserId::new(Uuid::new_v4());
     let created_at = insert_user(&tx, &caller, user_id, new_user).await?;
-    tracing::info!(step = "insert_user", user_id = %user_id, email = %new_user.email, "pending user stored");
     let employee_id = attach_employee(&tx, &caller, user_id, new_user).await?;
-    pages::grant(&tx, user_id, &new_user.permissions)
-        .await
-        .map_err(CreateUserError::database(Step::Permissions))?;
-    tracing::info!(
-        step = "permissions",
-        pages = new_user.permissions.len(),
-        "permissions stored"
-    );
+    grant_permissions(&tx, user_id, &new_user.permissions).await?;
 
     // From here on something exists outside the database: every failure must undo it.
     let tags = OwnershipTags {
@@ -161,32 +167,35 @@ async fn attempt(
     })
 }
 
-/// The checks that need the database; they run before the first write.
-async fn check_references(
+/// Locks the employee to link, before the first write: another tenant's is "not found".
+async fn check_employee_is_free(
     tx: &Transaction<'_>,
     caller: &users::CallerRecord,
-    new_user: &NewUser,
+    employee_id: EmployeeId,
 ) -> Result<(), CreateUserError> {
-    let page_ids: Vec<_> = new_user.permissions.iter().map(|p| p.page_id).collect();
-    let missing = pages::missing(tx, &page_ids)
+    let target = employees::lock_for_link(tx, employee_id, caller.tenant_id, caller.business_id)
         .await
         .map_err(CreateUserError::database(Step::Validate))?;
-    if !missing.is_empty() {
-        return Err(CreateUserError::UnknownPages(missing));
+    match target {
+        employees::LinkTarget::NotFound => Err(CreateUserError::EmployeeNotFound),
+        employees::LinkTarget::AlreadyLinked => Err(CreateUserError::EmployeeAlreadyLinked),
+        employees::LinkTarget::Free => Ok(()),
     }
-    if let EmployeeRequest::Link(employee_id) = new_user.employee {
-        let target =
-            employees::lock_for_link(tx, employee_id, caller.tenant_id, caller.business_id)
-                .await
-                .map_err(CreateUserError::database(Step::Validate))?;
-        match target {
-            employees::LinkTarget::NotFound => return Err(CreateUserError::EmployeeNotFound),
-            employees::LinkTarget::AlreadyLinked => {
-                return Err(CreateUserError::EmployeeAlreadyLinked);
-            }
-            employees::LinkTarget::Free => {}
-        }
-    }
+}
+
+async fn grant_permissions(
+    tx: &Transaction<'_>,
+    user_id: UserId,
+    permissions: &[PagePermission],
+) -> Result<(), CreateUserError> {
+    pages::grant(tx, user_id, permissions)
+        .await
+        .map_err(CreateUserError::database(Step::Permissions))?;
+    tracing::info!(
+        step = "permissions",
+        pages = permissions.len(),
+        "permissions stored"
+    );
     Ok(())
 }
 
@@ -206,7 +215,7 @@ async fn insert_user(
         role: new_user.role,
         created_by: caller.id,
     };
-    users::insert_pending(tx, &pending).await.map_err(|err| {
+    let created_at = users::insert_pending(tx, &pending).await.map_err(|err| {
         if db::violated_unique_constraint(&err) == Some("users_email_lower_key") {
             CreateUserError::EmailTaken
         } else if db::is_lock_timeout(&err) {
@@ -214,7 +223,9 @@ async fn insert_user(
         } else {
             CreateUserError::database(Step::InsertUser)(err)
         }
-    })
+    })?;
+    tracing::info!(step = "insert_user", user_id = %user_id, email = %new_user.email, "pending user stored");
+    Ok(created_at)
 }
 
 async fn attach_employee(

@@ -1,4 +1,4 @@
-use tokio_postgres::Transaction;
+use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::domain::{BusinessId, Email, EmployeeId, NewEmployee, TenantId, UserId};
@@ -13,16 +13,19 @@ pub enum LinkTarget {
 /// tenant or business is reported as not found: its existence is not the caller's business.
 #[tracing::instrument(skip_all, fields(employee_id = %id))]
 pub async fn lock_for_link(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     id: EmployeeId,
     tenant_id: TenantId,
     business_id: Option<BusinessId>,
 ) -> Result<LinkTarget, tokio_postgres::Error> {
     let row = tx
         .query_opt(
-            "SELECT user_id FROM employees
+            &tx.prepare_cached(
+                "SELECT user_id FROM employees
               WHERE id = $1 AND tenant_id = $2 AND business_id IS NOT DISTINCT FROM $3
               FOR UPDATE",
+            )
+            .await?,
             &[
                 &id.uuid(),
                 &tenant_id.uuid(),
@@ -39,12 +42,12 @@ pub async fn lock_for_link(
 
 #[tracing::instrument(skip_all, fields(employee_id = %id, user_id = %user_id))]
 pub async fn link(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     id: EmployeeId,
     user_id: UserId,
 ) -> Result<u64, tokio_postgres::Error> {
     tx.execute(
-        "UPDATE employees SET user_id = $2, updated_at = now() WHERE id = $1 AND user_id IS NULL",
+            &tx.prepare_cached("UPDATE employees SET user_id = $2, updated_at = now() WHERE id = $1 AND user_id IS NULL").await?,
         &[&id.uuid(), &user_id.uuid()],
     )
     .await
@@ -52,7 +55,7 @@ pub async fn link(
 
 #[tracing::instrument(skip_all, fields(user_id = %user_id))]
 pub async fn insert(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     tenant_id: TenantId,
     business_id: Option<BusinessId>,
     user_id: UserId,
@@ -61,10 +64,10 @@ pub async fn insert(
 ) -> Result<EmployeeId, tokio_postgres::Error> {
     let row = tx
         .query_one(
-            "INSERT INTO employees (tenant_id, business_id, user_id, first_name, last_name, email,
+            &tx.prepare_cached("INSERT INTO employees (tenant_id, business_id, user_id, first_name, last_name, email,
                                     department, job_title, employment_type)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             RETURNING id",
+             RETURNING id").await?,
             &[
                 &tenant_id.uuid(),
                 &business_id.map(BusinessId::uuid),

@@ -1,4 +1,4 @@
-use tokio_postgres::Transaction;
+use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::domain::{PageId, PagePermission, UserId};
@@ -6,7 +6,7 @@ use crate::domain::{PageId, PagePermission, UserId};
 /// The requested pages that do not exist, in request order.
 #[tracing::instrument(skip_all, fields(requested = ids.len()))]
 pub async fn missing(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     ids: &[PageId],
 ) -> Result<Vec<PageId>, tokio_postgres::Error> {
     if ids.is_empty() {
@@ -15,9 +15,12 @@ pub async fn missing(
     let wanted: Vec<Uuid> = ids.iter().map(|id| id.uuid()).collect();
     let rows = tx
         .query(
-            "SELECT w.id FROM unnest($1::uuid[]) WITH ORDINALITY AS w(id, n)
+            &tx.prepare_cached(
+                "SELECT w.id FROM unnest($1::uuid[]) WITH ORDINALITY AS w(id, n)
               WHERE NOT EXISTS (SELECT 1 FROM pages p WHERE p.id = w.id)
               ORDER BY w.n",
+            )
+            .await?,
             &[&wanted],
         )
         .await?;
@@ -27,7 +30,7 @@ pub async fn missing(
 /// All permissions in one statement, however many pages.
 #[tracing::instrument(skip_all, fields(user_id = %user_id, pages = permissions.len()))]
 pub async fn grant(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     user_id: UserId,
     permissions: &[PagePermission],
 ) -> Result<u64, tokio_postgres::Error> {
@@ -37,8 +40,8 @@ pub async fn grant(
     let column = |f: fn(&PagePermission) -> bool| permissions.iter().map(f).collect::<Vec<bool>>();
     let page_ids: Vec<Uuid> = permissions.iter().map(|p| p.page_id.uuid()).collect();
     tx.execute(
-        "INSERT INTO user_page_access (user_id, page_id, can_read, can_write, can_edit, can_delete)
-         SELECT $1, * FROM unnest($2::uuid[], $3::bool[], $4::bool[], $5::bool[], $6::bool[])",
+            &tx.prepare_cached("INSERT INTO user_page_access (user_id, page_id, can_read, can_write, can_edit, can_delete)
+         SELECT $1, * FROM unnest($2::uuid[], $3::bool[], $4::bool[], $5::bool[], $6::bool[])").await?,
         &[
             &user_id.uuid(),
             &page_ids,

@@ -1,4 +1,4 @@
-use tokio_postgres::Transaction;
+use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::domain::{Auth0UserId, BusinessId, Email, Role, TenantId, UserId};
@@ -16,14 +16,18 @@ pub struct CallerRecord {
 
 #[tracing::instrument(skip_all)]
 pub async fn find_caller(
-    client: &impl tokio_postgres::GenericClient,
+    client: &impl GenericClient,
     auth0_sub: &str,
 ) -> Result<Option<CallerRecord>, tokio_postgres::Error> {
     let row = client
         .query_opt(
-            "SELECT u.id, u.tenant_id, t.name, u.business_id, u.role, u.is_active
+            &client
+                .prepare_cached(
+                    "SELECT u.id, u.tenant_id, t.name, u.business_id, u.role, u.is_active
                FROM users u JOIN tenants t ON t.id = u.tenant_id
               WHERE u.auth0_sub = $1",
+                )
+                .await?,
             &[&auth0_sub],
         )
         .await?;
@@ -54,14 +58,17 @@ pub fn pending_sub(id: UserId) -> String {
 
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
 pub async fn insert_pending(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     user: &PendingUser<'_>,
 ) -> Result<chrono::DateTime<chrono::Utc>, tokio_postgres::Error> {
     let row = tx
         .query_one(
-            "INSERT INTO users (id, tenant_id, business_id, email, role, auth0_sub, created_by)
+            &tx.prepare_cached(
+                "INSERT INTO users (id, tenant_id, business_id, email, role, auth0_sub, created_by)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
              RETURNING created_at",
+            )
+            .await?,
             &[
                 &user.id.uuid(),
                 &user.tenant_id.uuid(),
@@ -78,12 +85,13 @@ pub async fn insert_pending(
 
 #[tracing::instrument(skip_all, fields(user_id = %id))]
 pub async fn set_auth0_sub(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     id: UserId,
     auth0_id: &Auth0UserId,
 ) -> Result<u64, tokio_postgres::Error> {
     tx.execute(
-        "UPDATE users SET auth0_sub = $2, updated_at = now() WHERE id = $1",
+        &tx.prepare_cached("UPDATE users SET auth0_sub = $2, updated_at = now() WHERE id = $1")
+            .await?,
         &[&id.uuid(), &auth0_id.as_str()],
     )
     .await
@@ -91,12 +99,13 @@ pub async fn set_auth0_sub(
 
 #[tracing::instrument(skip_all)]
 pub async fn auth0_sub_in_use(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     auth0_id: &Auth0UserId,
 ) -> Result<bool, tokio_postgres::Error> {
     let row = tx
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE auth0_sub = $1)",
+            &tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE auth0_sub = $1)")
+                .await?,
             &[&auth0_id.as_str()],
         )
         .await?;
@@ -105,12 +114,14 @@ pub async fn auth0_sub_in_use(
 
 #[tracing::instrument(skip_all)]
 pub async fn email_exists(
-    client: &impl tokio_postgres::GenericClient,
+    client: &impl GenericClient,
     email: &Email,
 ) -> Result<bool, tokio_postgres::Error> {
     let row = client
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = $1)",
+            &client
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = $1)")
+                .await?,
             &[&email.as_str()],
         )
         .await?;
