@@ -2,10 +2,16 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help test demo build fmt lint
+# `make deploy` and the commands that read the deployed stack's outputs.
+STACK_NAME ?= atomic-user-provisioning
+EVENT ?= events/create-user.json
+FUNCTION ?= create-user
+PAYLOAD ?= {"dryRun": true}
+
+.PHONY: help test demo build debug fmt lint lint-template dev invoke stop deploy outputs cleanup-remote
 
 help: ## list the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 test: ## run the whole suite (starts and stops a throwaway Postgres unless DATABASE_URL is set)
 	scripts/test.sh
@@ -13,7 +19,15 @@ test: ## run the whole suite (starts and stops a throwaway Postgres unless DATAB
 demo: ## create a user end to end on throwaway Postgres and the Auth0/email doubles
 	scripts/demo.sh
 
-build: ## debug build of every crate
+build: ## release arm64 zips of both functions with cargo lambda (target/lambda/*/bootstrap.zip)
+	scripts/venv.sh build
+	@rustup target list --installed | grep -qx aarch64-unknown-linux-gnu \
+	  || rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip \
+	  --locked --bin create-user --bin cleanup
+	@ls -l "$${CARGO_TARGET_DIR:-target}"/lambda/*/bootstrap.zip
+
+debug: ## debug build of every crate
 	cargo build --workspace --bins
 
 fmt: ## format the code
@@ -22,3 +36,30 @@ fmt: ## format the code
 lint: ## formatting and clippy, as CI would want them
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+lint-template: ## cfn-lint on template.yaml (also part of `make test`)
+	scripts/venv.sh
+	.venv/bin/cfn-lint template.yaml
+
+dev: ## start the local stack in the background: Postgres + seed, doubles, cargo lambda watch
+	scripts/dev.sh
+
+invoke: ## send $(EVENT) to $(FUNCTION) under `make dev`; show the response and the email sent
+	scripts/invoke.sh '$(EVENT)' '$(FUNCTION)'
+
+stop: ## stop everything `make dev` started (by PID)
+	scripts/stop.sh
+
+deploy: ## sam build + sam deploy of template.yaml (parameters: see README, "Deployment")
+	scripts/deploy.sh
+
+outputs: ## the deployed stack's outputs (API URL, function names)
+	aws cloudformation describe-stacks --stack-name '$(STACK_NAME)' \
+	  --query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output table
+
+cleanup-remote: ## invoke the deployed cleanup by hand: make cleanup-remote PAYLOAD='{"email": "a@b.c"}'
+	@fn=$$(aws cloudformation describe-stacks --stack-name '$(STACK_NAME)' \
+	  --query "Stacks[0].Outputs[?OutputKey=='CleanupFunctionName'].OutputValue" --output text) \
+	&& aws lambda invoke --function-name "$$fn" --cli-binary-format raw-in-base64-out \
+	  --payload '$(PAYLOAD)' "$${TMPDIR:-/tmp}/cleanup-response.json" >/dev/null \
+	&& cat "$${TMPDIR:-/tmp}/cleanup-response.json" && echo

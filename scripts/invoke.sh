@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# `make invoke [EVENT=events/….json] [FUNCTION=create-user]`: sends an event to the function
+# under `cargo lambda watch` (started by `make dev`) and prints its answer (an HTTP response is
+# shown as status and JSON body); for create-user, then the last email the double received.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+event=${1:-events/create-user.json}
+function=${2:-create-user}
+watch_port=${WATCH_PORT:-9000}
+email_port=${EMAIL_DOUBLE_PORT:-4020}
+
+[ -s .local/pids ] || { echo "the local stack is not running: \`make dev\` first" >&2; exit 1; }
+export PATH="$PWD/.venv/bin:$PATH"
+
+echo "== $function <- $event"
+response=$(cargo lambda invoke "$function" --invoke-address 127.0.0.1 --invoke-port "$watch_port" \
+  --data-file "$event")
+# An API Gateway response carries its JSON body as a string: show it unpacked.
+python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])
+if isinstance(r, dict) and "statusCode" in r:
+    print("HTTP", r["statusCode"])
+    body = r.get("body") or "null"
+    try:
+        print(json.dumps(json.loads(body), indent=2))
+    except ValueError:
+        print(body)
+else:
+    print(json.dumps(r, indent=2))
+' "$response"
+
+[ "$function" = create-user ] || exit 0
+echo "== the email double (http://127.0.0.1:$email_port/__control/state), last email:"
+curl -s "http://127.0.0.1:$email_port/__control/state" | python3 -c '
+import json, sys
+state = json.load(sys.stdin)
+emails = state.get("emails") or []
+if not emails:
+    print("(none yet)")
+else:
+    last = emails[-1]
+    print("to:", ", ".join(last.get("to", [])))
+    print("subject:", last.get("subject"))
+    print(last.get("text") or last.get("html") or "")
+print("(%d email(s) in all)" % len(emails))
+'
