@@ -6,4 +6,6 @@ mod cleanup_safety;
 mod create_user;
 mod create_user_failures;
 mod create_user_requests;
+mod database_tls;
 mod lambda_binary;
+mod secrets;
