@@ -7,5 +7,7 @@ mod create_user;
 mod create_user_failures;
 mod create_user_requests;
 mod database_tls;
+mod events;
 mod lambda_binary;
+mod openapi;
 mod secrets;
