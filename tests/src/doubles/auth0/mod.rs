@@ -1,0 +1,175 @@
+//! Auth0 double: the client-credentials token endpoint and the Management API v2 user
+//! endpoints, answering with the statuses, bodies and headers listed in shared/AUTH0.md.
+
+mod control;
+mod errors;
+mod lucene;
+mod management;
+mod search;
+mod state;
+mod token;
+mod users;
+mod validation;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::routing::{get, patch, post};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::faults::Fault;
+use super::server::{Control, RunningServer, any_loopback_port, control_routes};
+use state::{App, digest};
+
+/// Operations that faults and call counters name.
+pub const AUTH0_OPS: [&str; 7] = [
+    "token",
+    "create_user",
+    "get_user",
+    "update_user",
+    "delete_user",
+    "users_by_email",
+    "search_users",
+];
+
+#[derive(Clone, Debug)]
+pub struct Auth0Config {
+    pub client_id: String,
+    pub client_secret: String,
+    pub connection: String,
+    pub token_ttl_secs: u64,
+    /// `None` = unlimited.
+    pub rate_limit_per_sec: Option<u32>,
+}
+
+impl Default for Auth0Config {
+    fn default() -> Self {
+        Auth0Config {
+            client_id: "test-client-id".into(),
+            client_secret: "test-client-secret".into(),
+            connection: "Username-Password-Authentication".into(),
+            token_ttl_secs: 86_400,
+            rate_limit_per_sec: None,
+        }
+    }
+}
+
+/// A running Auth0 tenant on loopback; stops when dropped.
+pub struct Auth0Double {
+    app: App,
+    server: RunningServer,
+}
+
+impl Auth0Double {
+    pub async fn start(cfg: Auth0Config) -> std::io::Result<Auth0Double> {
+        Self::start_on(cfg, any_loopback_port()).await
+    }
+
+    pub async fn start_on(cfg: Auth0Config, addr: SocketAddr) -> std::io::Result<Auth0Double> {
+        let listening = RunningServer::listen(addr).await?;
+        let app = App::new(cfg, listening.base_url());
+        let server = listening.serve(router(app.clone()));
+        Ok(Auth0Double { app, server })
+    }
+
+    pub fn base_url(&self) -> String {
+        self.server.base_url().to_string()
+    }
+
+    pub fn audience(&self) -> String {
+        self.app.tenant().audience()
+    }
+
+    pub fn users(&self) -> Vec<Value> {
+        self.app.tenant().profiles()
+    }
+
+    /// Users whose email matches `email` ignoring case.
+    pub fn users_with_email(&self, email: &str) -> Vec<Value> {
+        let email = email.to_lowercase();
+        let tenant = self.app.tenant();
+        let matching = tenant.with_email(&email);
+        matching.map(|user| user.profile.clone()).collect()
+    }
+
+    /// Whether `password` is the stored password of `user_id` (only its digest is kept).
+    pub fn password_matches(&self, user_id: &str, password: &str) -> bool {
+        let tenant = self.app.tenant();
+        let user = tenant.find(user_id);
+        user.and_then(|user| user.password_digest.as_deref()) == Some(&digest(password))
+    }
+
+    pub fn token_requests(&self) -> usize {
+        self.app.tenant().token_requests
+    }
+
+    pub fn calls(&self, op: &str) -> usize {
+        self.app.tenant().calls_to(op)
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        self.app.inject(fault);
+    }
+
+    /// Seeds a user directly, bypassing validation; returns its `user_id`.
+    pub fn insert_user(&self, email: &str, app_metadata: Value) -> String {
+        self.insert_user_at(email, app_metadata, Utc::now())
+    }
+
+    pub fn insert_user_at(
+        &self,
+        email: &str,
+        app_metadata: Value,
+        created_at: DateTime<Utc>,
+    ) -> String {
+        let user = self.app.tenant().seed(email, app_metadata, created_at);
+        user["user_id"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Rotates the secret; tokens issued before stay valid, as in Auth0.
+    pub fn set_client_secret(&self, secret: &str) {
+        self.app.tenant().config.client_secret = secret.to_string();
+    }
+
+    pub fn set_rate_limit(&self, per_sec: Option<u32>) {
+        self.app.tenant().config.rate_limit_per_sec = per_sec;
+    }
+
+    /// Makes every issued token expired, to exercise token refresh.
+    pub fn expire_tokens(&self) {
+        let past = Utc::now() - chrono::Duration::seconds(1);
+        self.app
+            .tenant()
+            .tokens
+            .values_mut()
+            .for_each(|expiry| *expiry = past);
+    }
+
+    /// Clears users, faults and counters and restores the starting config.
+    /// Issued tokens stay valid so a client's cached token keeps working.
+    pub fn reset(&self) {
+        self.app.reset();
+    }
+}
+
+fn router(app: App) -> Router {
+    use users::{create_user, delete_user, get_user, update_user, users_by_email};
+
+    Router::new()
+        .route("/oauth/token", post(token::token))
+        .route("/api/v2/users", post(create_user).get(search::search_users))
+        .route(
+            "/api/v2/users/{id}",
+            get(get_user).patch(update_user).delete(delete_user),
+        )
+        .route("/api/v2/users-by-email", get(users_by_email))
+        .route("/__control/users", post(control::seed_user))
+        .route("/__control/config", patch(control::configure))
+        .merge(control_routes::<App>())
+        .fallback(errors::not_found)
+        .with_state(app)
+}

@@ -1,0 +1,180 @@
+//! `POST /oauth/token` (client credentials) and the bearer-token check of Management API calls.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HOST, PRAGMA};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::errors::{oauth_error, unauthorized};
+use super::management::Quota;
+use super::state::{App, Tenant, random_hex};
+use crate::doubles::faults;
+use crate::doubles::server::{Answer, Rejection, json_response};
+
+pub(super) const SCOPE: &str = "read:users update:users delete:users create:users";
+
+pub(super) async fn token(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    let fault = app.tenant().begin("token");
+    faults::respond(fault, faulted_token, || {
+        let answer = app.tenant().issue_token(&headers, &body, Utc::now());
+        answer.into_response()
+    })
+    .await
+}
+
+fn faulted_token(status: StatusCode) -> Response {
+    let (error, description) = match status.as_u16() {
+        400 => ("invalid_request", "Bad Request"),
+        401 | 403 => ("access_denied", "Unauthorized"),
+        429 => ("too_many_requests", "Global limit has been reached"),
+        503 => ("temporarily_unavailable", "Service Unavailable"),
+        _ => ("server_error", "An internal server error occurred"),
+    };
+    let mut response = oauth_error(status, error, description).into_response();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let limit = 30; // Auth0's free-plan /oauth/token limit.
+        Quota::exhausted(limit, Utc::now()).stamp(&mut response);
+    }
+    response
+}
+
+impl Tenant {
+    fn issue_token(&mut self, headers: &HeaderMap, body: &[u8], now: DateTime<Utc>) -> Answer {
+        let bad_request = |description: &str| {
+            oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description)
+        };
+        let form = token_form(headers, body).ok_or_else(|| bad_request("Invalid request body"))?;
+        let field = |name: &str| form.get(name).map(String::as_str);
+        match field("grant_type") {
+            None => return Err(bad_request("Missing required parameter: grant_type")),
+            Some("client_credentials") => {}
+            Some(other) => {
+                let description = format!("Unsupported grant type: {other}");
+                let status = StatusCode::BAD_REQUEST;
+                return Err(oauth_error(status, "unsupported_grant_type", &description));
+            }
+        }
+        if field("client_id") != Some(&self.config.client_id)
+            || field("client_secret") != Some(&self.config.client_secret)
+        {
+            let status = StatusCode::UNAUTHORIZED;
+            return Err(oauth_error(status, "access_denied", "Unauthorized"));
+        }
+        let denied =
+            |description: &str| oauth_error(StatusCode::FORBIDDEN, "access_denied", description);
+        let Some(audience) = field("audience") else {
+            return Err(denied(
+                "No audience parameter was provided, and no default audience has been configured",
+            ));
+        };
+        if !self.serves_audience(audience, headers) {
+            return Err(denied(&format!(
+                "Client is not authorized to access \"{audience}\". You need to create a \
+                 \"client-grant\" associated to this API. See: \
+                 https://auth0.com/docs/api/v2#!/Client_Grants/post_client_grants"
+            )));
+        }
+
+        let ttl = self.config.token_ttl_secs;
+        let expires = now + chrono::Duration::seconds(i64::try_from(ttl).unwrap_or(i64::MAX / 2));
+        let access_token = self.mint_token(audience, now, expires);
+        self.tokens.insert(access_token.clone(), expires);
+        let body = json!({
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": ttl,
+            "scope": SCOPE,
+        });
+        let mut response = json_response(StatusCode::OK, &body);
+        let headers = response.headers_mut();
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+        Ok(response)
+    }
+
+    /// The tenant's own audience, also when reached under another host name (e.g. from Docker).
+    fn serves_audience(&self, audience: &str, headers: &HeaderMap) -> bool {
+        let host = headers.get(HOST).and_then(|host| host.to_str().ok());
+        audience == self.audience()
+            || host.is_some_and(|host| {
+                ["http", "https"]
+                    .iter()
+                    .any(|scheme| audience == format!("{scheme}://{host}/api/v2/"))
+            })
+    }
+
+    /// A JWT-shaped token with the usual Management API claims; its signature is random bytes.
+    fn mint_token(&self, audience: &str, now: DateTime<Utc>, expires: DateTime<Utc>) -> String {
+        let header = json!({ "alg": "RS256", "typ": "JWT", "kid": "auth0-double" });
+        let claims = json!({
+            "iss": format!("{}/", self.base_url),
+            "sub": format!("{}@clients", self.config.client_id),
+            "aud": audience,
+            "iat": now.timestamp(),
+            "exp": expires.timestamp(),
+            "scope": SCOPE,
+            "gty": "client-credentials",
+            "azp": self.config.client_id,
+            "jti": random_hex(16),
+        });
+        let signature: [u8; 32] = rand::random();
+        [
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string()),
+            URL_SAFE_NO_PAD.encode(signature),
+        ]
+        .join(".")
+    }
+
+    /// A lookup of issued tokens: no signature to verify, since the double mints them.
+    pub(super) fn authorize(
+        &self,
+        headers: &HeaderMap,
+        now: DateTime<Utc>,
+    ) -> Result<(), Rejection> {
+        let bearer = headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        match bearer.and_then(|token| self.tokens.get(token)) {
+            None => Err(unauthorized("Invalid token")),
+            Some(expiry) if *expiry <= now => Err(unauthorized(
+                "Expired token received for JSON Web Token validation",
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+/// The token request's fields, from a form or a JSON body.
+fn token_form(headers: &HeaderMap, body: &[u8]) -> Option<HashMap<String, String>> {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        return Some(url::form_urlencoded::parse(body).into_owned().collect());
+    }
+    let Ok(Value::Object(fields)) = serde_json::from_slice(body) else {
+        return None;
+    };
+    let text = |value: Value| match value {
+        Value::String(text) => text,
+        other => other.to_string(),
+    };
+    Some(
+        fields
+            .into_iter()
+            .map(|(name, value)| (name, text(value)))
+            .collect(),
+    )
+}

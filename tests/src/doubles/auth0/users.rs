@@ -1,0 +1,192 @@
+//! `/api/v2/users` create, get, patch and delete, and `/api/v2/users-by-email`.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+
+use super::errors::{
+    bad_request, inexistent_connection, invalid_query, management_error, user_not_found,
+    weak_password,
+};
+use super::state::{App, StoredUser, Tenant, digest, random_hex, timestamp};
+use super::validation::{
+    CREATE_FIELDS, CREATE_REQUIRED, METADATA_FIELDS, PROFILE_FIELDS, UPDATE_FIELDS,
+    is_strong_password, validate_payload,
+};
+use crate::doubles::server::{Answer, json_response};
+
+pub(super) async fn create_user(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let work = |tenant: &mut Tenant, now| tenant.create_user(&body, now);
+    app.management("create_user", &headers, work).await
+}
+
+pub(super) async fn get_user(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let work = |tenant: &mut Tenant, _| {
+        let user = tenant.find(&id).ok_or_else(user_not_found)?;
+        Ok(json_response(StatusCode::OK, &user.profile))
+    };
+    app.management("get_user", &headers, work).await
+}
+
+pub(super) async fn update_user(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let work = |tenant: &mut Tenant, now| tenant.update_user(&id, &body, now);
+    app.management("update_user", &headers, work).await
+}
+
+pub(super) async fn delete_user(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let work = |tenant: &mut Tenant, _| {
+        tenant.users.retain(|user| user.id() != id);
+        Ok(StatusCode::NO_CONTENT.into_response())
+    };
+    app.management("delete_user", &headers, work).await
+}
+
+pub(super) async fn users_by_email(
+    State(app): State<App>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let work = |tenant: &mut Tenant, _| {
+        let params = query_params(query.as_deref());
+        let Some(email) = params.get("email") else {
+            return Err(invalid_query("Missing required property: email", None));
+        };
+        // Case-sensitive on purpose: Auth0 stores lower case and compares exactly.
+        let found: Vec<&Value> = tenant.with_email(email).map(|user| &user.profile).collect();
+        Ok(json_response(StatusCode::OK, &json!(found)))
+    };
+    app.management("users_by_email", &headers, work).await
+}
+
+pub(super) fn query_params(query: Option<&str>) -> HashMap<String, String> {
+    let query = query.unwrap_or_default().as_bytes();
+    url::form_urlencoded::parse(query).into_owned().collect()
+}
+
+impl Tenant {
+    fn create_user(&mut self, body: &[u8], now: DateTime<Utc>) -> Answer {
+        let payload = validate_payload(body, CREATE_FIELDS, CREATE_REQUIRED)?;
+        let text = |name: &str| payload.get(name).and_then(Value::as_str);
+        if text("connection") != Some(&self.config.connection) {
+            return Err(inexistent_connection());
+        }
+        let password = text("password").unwrap_or_default();
+        if !is_strong_password(password) {
+            return Err(weak_password());
+        }
+        let email = text("email").unwrap_or_default().to_lowercase();
+        let local_id = text("user_id").map_or_else(|| random_hex(12), str::to_string);
+        let user_id = format!("auth0|{local_id}");
+        if self
+            .users
+            .iter()
+            .any(|user| user.email() == email || user.id() == user_id)
+        {
+            let status = StatusCode::CONFLICT;
+            let message = "The user already exists.";
+            return Err(management_error(status, message, Some("auth0_idp_error")));
+        }
+
+        let mut profile = self.new_profile(&email, &local_id, now);
+        copy_fields(
+            &mut profile,
+            &payload,
+            PROFILE_FIELDS.iter().chain(&METADATA_FIELDS),
+        );
+        self.users.push(StoredUser {
+            profile: profile.clone(),
+            password_digest: Some(digest(password)),
+        });
+        Ok(json_response(StatusCode::CREATED, &profile))
+    }
+
+    fn update_user(&mut self, user_id: &str, body: &[u8], now: DateTime<Utc>) -> Answer {
+        let payload = validate_payload(body, UPDATE_FIELDS, &[])?;
+        let text = |name: &str| payload.get(name).and_then(Value::as_str);
+        let index = (self.users.iter())
+            .position(|user| user.id() == user_id)
+            .ok_or_else(user_not_found)?;
+        if text("connection").is_some_and(|connection| connection != self.config.connection) {
+            return Err(inexistent_connection());
+        }
+        if text("password").is_some_and(|password| !is_strong_password(password)) {
+            return Err(weak_password());
+        }
+        let new_email = text("email").map(str::to_lowercase);
+        if let Some(email) = &new_email
+            && (self.users.iter()).any(|user| user.email() == email && user.id() != user_id)
+        {
+            let message = "The specified new email already exists";
+            return Err(bad_request(message, Some("auth0_idp_error")));
+        }
+
+        let user = &mut self.users[index];
+        let profile = &mut user.profile;
+        copy_fields(profile, &payload, PROFILE_FIELDS);
+        for field in METADATA_FIELDS {
+            if let Some(Value::Object(changes)) = payload.get(field) {
+                merge_top_level(&mut profile[field], changes);
+            }
+        }
+        if let Some(email) = new_email {
+            profile["email"] = email.into();
+        }
+        if let Some(password) = text("password") {
+            user.password_digest = Some(digest(password));
+        }
+        user.profile["updated_at"] = timestamp(now).into();
+        Ok(json_response(StatusCode::OK, &user.profile))
+    }
+}
+
+/// Sets each of `fields` the payload has on the profile, replacing what was there.
+fn copy_fields<'a>(
+    profile: &mut Value,
+    payload: &Map<String, Value>,
+    fields: impl IntoIterator<Item = &'a &'a str>,
+) {
+    for field in fields {
+        if let Some(value) = payload.get(*field) {
+            profile[*field] = value.clone();
+        }
+    }
+}
+
+/// Top-level merge as Auth0 does for metadata: a `null` value removes the key.
+fn merge_top_level(target: &mut Value, changes: &Map<String, Value>) {
+    if !target.is_object() {
+        *target = json!({});
+    }
+    let Value::Object(target) = target else {
+        return;
+    };
+    for (key, value) in changes {
+        if value.is_null() {
+            target.remove(key);
+        } else {
+            target.insert(key.clone(), value.clone());
+        }
+    }
+}
