@@ -52,6 +52,8 @@ pub fn count(metric: Metric, value: u64, dimension: Option<(&str, &str)>) {
     let _ = writeln!(out, "{line}");
 }
 
+/// With a dimension (`Step`, `Kind`) the line counts twice: per function, and per function
+/// and dimension value, so alarms can watch the total and dashboards the breakdown.
 fn emf_line(
     metric: Metric,
     value: u64,
@@ -59,11 +61,11 @@ fn emf_line(
     function: &str,
     timestamp: u64,
 ) -> Value {
-    let mut dimension_names = vec!["Function"];
+    let mut dimension_sets = vec![vec!["Function"]];
     let mut line = Map::new();
     line.insert("Function".into(), json!(function));
     if let Some((name, dimension_value)) = dimension {
-        dimension_names.push(name);
+        dimension_sets.push(vec!["Function", name]);
         line.insert(name.into(), json!(dimension_value));
     }
     line.insert(metric.name().into(), json!(value));
@@ -73,7 +75,7 @@ fn emf_line(
             "Timestamp": timestamp,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [dimension_names],
+                "Dimensions": dimension_sets,
                 "Metrics": [{"Name": metric.name(), "Unit": "Count"}],
             }],
         }),
@@ -106,7 +108,7 @@ mod tests {
             json!({
                 "_aws": {"Timestamp": 1_700_000_000_000u64, "CloudWatchMetrics": [{
                     "Namespace": "AtomicUserProvisioning",
-                    "Dimensions": [["Function", "Step"]],
+                    "Dimensions": [["Function"], ["Function", "Step"]],
                     "Metrics": [{"Name": "Rollbacks", "Unit": "Count"}]}]},
                 "Function": "create-user", "Step": "send_email", "Rollbacks": 1
             })

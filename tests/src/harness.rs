@@ -377,6 +377,14 @@ impl Response {
         }
     }
 
+    /// The response a Lambda invocation returned; panics on a function error.
+    pub fn of(invocation: &crate::runtime_api::Invocation) -> Response {
+        match &invocation.outcome {
+            crate::runtime_api::Outcome::Response(raw) => Response::from_lambda(raw.clone()),
+            other => panic!("the function failed instead of answering: {other:?}"),
+        }
+    }
+
     pub fn code(&self) -> &str {
         self.body["code"].as_str().unwrap_or("")
     }

@@ -80,16 +80,13 @@ pub async fn run(
     if !summary.dry_run {
         // What template.yaml's alarm watches; a dry run would count the same orphans twice.
         let (found, removed) = (summary.found, summary.removed);
-        metrics::count(
-            Metric::OrphansFound,
-            found.db_orphans + found.auth0_orphans,
-            None,
-        );
-        metrics::count(
-            Metric::OrphansRemoved,
-            removed.db_orphans + removed.auth0_orphans,
-            None,
-        );
+        for (kind, found, removed) in [
+            ("database", found.db_orphans, removed.db_orphans),
+            ("auth0", found.auth0_orphans, removed.auth0_orphans),
+        ] {
+            metrics::count(Metric::OrphansFound, found, Some(("Kind", kind)));
+            metrics::count(Metric::OrphansRemoved, removed, Some(("Kind", kind)));
+        }
     }
     summary
 }

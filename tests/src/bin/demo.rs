@@ -5,14 +5,13 @@
 //! orphan on each side and lets the real `cleanup` binary remove them
 //! (`events/cleanup-scheduled.json`), printing its summary.
 
-use std::time::Duration;
-
 use chrono::Utc;
 use serde_json::{Value, json};
 use shared::auth0::CREATED_BY_MARKER;
 use testkit::doubles::{Auth0Config, Auth0Double, EmailConfig, EmailDouble};
 use testkit::harness::{Response, app_vars, connect, seed};
-use testkit::runtime_api::{Outcome, RuntimeApi, workspace_binary};
+use testkit::lambda_process::LambdaProcess;
+use testkit::runtime_api::Outcome;
 use uuid::Uuid;
 
 #[tokio::main]
@@ -34,15 +33,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         email.base_url()
     );
 
-    let runtime = RuntimeApi::start().await?;
-    let mut function = tokio::process::Command::new(workspace_binary("create-user")?)
-        .envs(app_vars(&database_url, &auth0, &email))
-        .envs(runtime.lambda_env("create-user"))
-        .env("LOG_FORMAT", "text")
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()?;
-    runtime.wait_ready(Duration::from_secs(30)).await?;
+    let mut vars = app_vars(&database_url, &auth0, &email);
+    vars.insert("RUST_LOG".into(), "warn".into());
+    let function = LambdaProcess::start("create-user", &vars).await?;
     println!("== create-user is running and polling the Runtime API");
 
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -52,9 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("check-exists", "events/check-exists.json"),
     ] {
         let event: Value = serde_json::from_str(&std::fs::read_to_string(root.join(file))?)?;
-        let invocation = runtime
-            .invoke(event, Duration::from_secs(20), Duration::from_secs(30))
-            .await?;
+        let invocation = function.invoke(event).await?;
         let Outcome::Response(raw) = invocation.outcome else {
             return Err(format!("the function failed: {:?}", invocation.outcome).into());
         };
@@ -97,7 +88,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             message.text.unwrap_or_default()
         );
     }
-    function.kill().await?;
+    function.kill().await;
 
     // Cleanup: one leftover on each side, an hour old, as a crash or the old code leaves them.
     let pending_id = Uuid::new_v4();
@@ -123,21 +114,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
          Auth0 user), and Auth0 user {crashed} (crashed@acme.test) that no row refers to"
     );
 
-    // A Runtime API of its own, as every Lambda function has.
-    let runtime = RuntimeApi::start().await?;
-    let mut cleanup = tokio::process::Command::new(workspace_binary("cleanup")?)
-        .envs(app_vars(&database_url, &auth0, &email))
-        .envs(runtime.lambda_env("cleanup"))
-        .env("LOG_FORMAT", "text")
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()?;
-    runtime.wait_ready(Duration::from_secs(30)).await?;
+    let cleanup = LambdaProcess::start("cleanup", &vars).await?;
     let file = "events/cleanup-scheduled.json";
     let event: Value = serde_json::from_str(&std::fs::read_to_string(root.join(file))?)?;
-    let invocation = runtime
-        .invoke(event, Duration::from_secs(60), Duration::from_secs(60))
-        .await?;
+    let invocation = cleanup.invoke(event).await?;
     let Outcome::Response(summary) = invocation.outcome else {
         return Err(format!("cleanup failed: {:?}", invocation.outcome).into());
     };
@@ -159,6 +139,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         counts.get::<_, i64>(1),
         auth0.users_with_email(new_hire).len(),
     );
-    cleanup.kill().await?;
+    cleanup.kill().await;
     Ok(())
 }

@@ -1,7 +1,6 @@
 //! The real binaries end to end: a create-user process killed between Auth0 and COMMIT, and
 //! the cleanup binary answering every `events/cleanup-*.json` fixture through the Runtime API.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -10,54 +9,37 @@ use shared::cleanup::summary::Counts;
 use shared::cleanup::{CleanupRequest, CleanupSummary, Scope, Trigger};
 use testkit::doubles::Fault;
 use testkit::harness::{TestStack, create_event, seed};
-use testkit::runtime_api::{Outcome, RuntimeApi, workspace_binary};
-use tokio::io::AsyncReadExt;
-use tokio::process::{Child, Command};
+use testkit::lambda_process::LambdaProcess;
+use testkit::runtime_api::Outcome;
 
 use crate::cleanup::{HOUR, cleanup, pending_row, scheduled_event, tagged_auth0_user};
 
-async fn start_binary(stack: &TestStack, runtime: &RuntimeApi, name: &str) -> Child {
-    let binary = workspace_binary(name).expect("`cargo build --bins` ran before the tests");
-    let child = Command::new(binary)
-        .envs(stack.vars.iter())
-        .envs(runtime.lambda_env(name))
-        // Room for the kill to land while the email call hangs.
-        .env("HTTP_TIMEOUT_MS", "10000")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    runtime
-        .wait_ready(Duration::from_secs(20))
+async fn start_binary(stack: &TestStack, name: &str) -> LambdaProcess {
+    let mut vars = stack.vars.clone();
+    // Room for the kill to land while the email call hangs.
+    vars.insert("HTTP_TIMEOUT_MS".into(), "10000".into());
+    vars.insert("RUST_LOG".into(), "info".into());
+    LambdaProcess::start(name, &vars)
         .await
-        .expect("the function reaches /next");
-    child
+        .expect("`cargo build --bins` ran before the tests")
 }
 
 /// Runs the real create-user binary for `email`, lets it create the Auth0 user and send the
 /// email (which then hangs), and kills the process before its COMMIT. Returns the Auth0 id.
 async fn crash_create_user_before_commit(stack: &TestStack, email: &str) -> String {
     stack.email.inject(Fault::delay("send_email", 20_000));
-    let runtime = RuntimeApi::start().await.unwrap();
-    let mut child = start_binary(stack, &runtime, "create-user").await;
-    let invocation = runtime.invoke(
-        create_event(seed::ACME_ADMIN_SUB, &json!({"email": email})),
-        Duration::from_secs(30),
-        Duration::from_secs(30),
-    );
-    tokio::pin!(invocation);
+    let function = start_binary(stack, "create-user").await;
+    let invocation = function.invoke(create_event(seed::ACME_ADMIN_SUB, &json!({"email": email})));
     let email_in_flight = async {
         while stack.email.emails_to(email).is_empty() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
     tokio::select! {
-        outcome = &mut invocation => panic!("create-user was meant to hang in the email call: {outcome:?}"),
+        outcome = invocation => panic!("create-user was meant to hang in the email call: {outcome:?}"),
         () = email_in_flight => {}
     }
-    child.kill().await.unwrap();
+    function.kill().await;
 
     // Postgres sees the connection drop and rolls the transaction back.
     let sql = stack.sql().await;
@@ -203,9 +185,8 @@ async fn every_cleanup_event_fixture_gives_its_documented_result_through_the_rea
     let row = pending_row(&stack, "half.made@acme.test", HOUR).await;
     tagged_auth0_user(&stack, "half.made@acme.test", row, HOUR);
     tagged_auth0_user(&stack, "crashed@acme.test", uuid::Uuid::new_v4(), HOUR);
-    let runtime = RuntimeApi::start().await.unwrap();
-    let mut child = start_binary(&stack, &runtime, "cleanup").await;
-    let invoke = |event| runtime.invoke(event, Duration::from_secs(30), Duration::from_secs(30));
+    let function = start_binary(&stack, "cleanup").await;
+    let invoke = |event| function.invoke(event);
     let summary_of = |outcome: Outcome| match outcome {
         Outcome::Response(body) => serde_json::from_value::<CleanupSummary>(body).unwrap(),
         other => panic!("{other:?}"),
@@ -258,32 +239,14 @@ async fn every_cleanup_event_fixture_gives_its_documented_result_through_the_rea
     let again = summary_of(invoke(scheduled_event()).await.unwrap().outcome);
     assert_eq!(again.found, Counts::default());
 
-    child.kill().await.unwrap();
-    let mut logs = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .await
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .await
-        .unwrap();
-    let lines: Vec<Value> = logs
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let logs = function.kill().await;
+    let lines = logs.json_lines();
     // One summary line per run, with the counts as fields and the request id.
     let summaries: Vec<&Value> = lines
         .iter()
         .filter(|l| l["message"] == "cleanup finished")
         .collect();
-    assert_eq!(summaries.len(), 4, "{logs}");
+    assert_eq!(summaries.len(), 4, "{}", logs.text);
     let line = summaries
         .iter()
         .find(|l| l["span"]["request_id"] == scheduled.request_id.as_str())
@@ -296,24 +259,50 @@ async fn every_cleanup_event_fixture_gives_its_documented_result_through_the_rea
         lines
             .iter()
             .any(|l| l["message"] == "cleanup event refused" && l["level"] == "WARN"),
-        "{logs}"
+        "{}",
+        logs.text
     );
     // CloudWatch metrics (EMF) of the real runs only: the dry run's orphans are not counted.
-    let metric = |name: &str| -> Vec<u64> {
-        lines
+    // Per run and kind, counted under Function and under Function + Kind.
+    let metric = |name: &str, kind: &str| -> Vec<u64> {
+        logs.metric(name)
             .iter()
-            .filter(|l| l["_aws"].is_object() && l["Function"] == "cleanup")
-            .filter_map(|l| l[name].as_u64())
+            .filter(|l| l["Function"] == "cleanup" && l["Kind"] == kind)
+            .map(|l| {
+                assert_eq!(
+                    l["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+                    json!([["Function"], ["Function", "Kind"]])
+                );
+                l[name].as_u64().unwrap()
+            })
             .collect()
     };
-    assert_eq!(metric("OrphansFound"), [1, 1, 0], "{logs}");
-    assert_eq!(metric("OrphansRemoved"), [1, 1, 0], "{logs}");
+    // The runs after the dry run: one address, the schedule, the schedule again.
+    assert_eq!(
+        metric("OrphansFound", "database"),
+        [1, 0, 0],
+        "{}",
+        logs.text
+    );
+    assert_eq!(metric("OrphansFound", "auth0"), [0, 1, 0], "{}", logs.text);
+    assert_eq!(
+        metric("OrphansRemoved", "database"),
+        [1, 0, 0],
+        "{}",
+        logs.text
+    );
+    assert_eq!(
+        metric("OrphansRemoved", "auth0"),
+        [0, 1, 0],
+        "{}",
+        logs.text
+    );
     for secret in [
         "half.made@acme.test",
         "crashed@acme.test",
         "test-client-secret",
         "test-email-key",
     ] {
-        assert!(!logs.contains(secret), "the logs contain {secret:?}");
+        assert!(!logs.text.contains(secret), "the logs contain {secret:?}");
     }
 }

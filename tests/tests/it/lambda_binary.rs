@@ -1,45 +1,26 @@
 //! The real `create-user` binary, driven through the Lambda Runtime API as AWS would.
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use serde_json::json;
 use testkit::harness::{CHECK_PATH, Response, TestStack, api_event, create_event, seed};
-use testkit::runtime_api::{Outcome, RuntimeApi, workspace_binary};
-use tokio::io::AsyncReadExt;
+use testkit::lambda_process::LambdaProcess;
 
 #[tokio::test]
 async fn the_create_user_binary_serves_events_from_the_runtime_api_and_logs_no_secrets() {
     let stack = TestStack::start().await;
-    let runtime = RuntimeApi::start().await.unwrap();
-    let binary =
-        workspace_binary("create-user").expect("`cargo build --bins` ran before the tests");
-    let mut child = tokio::process::Command::new(binary)
-        .env_clear()
-        .envs(stack.vars.iter())
-        .envs(runtime.lambda_env("create-user"))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    runtime
-        .wait_ready(Duration::from_secs(20))
+    let mut vars = stack.vars.clone();
+    vars.insert("RUST_LOG".into(), "info".into());
+    let function = LambdaProcess::start("create-user", &vars)
         .await
-        .expect("the function reaches /next");
+        .expect("`cargo build --bins` ran before the tests");
 
-    let invoke = |event| runtime.invoke(event, Duration::from_secs(20), Duration::from_secs(30));
+    let invoke = |event| function.invoke(event);
     let created = invoke(create_event(
         seed::ACME_ADMIN_SUB,
         &json!({"email": "Binary.User@Example.com", "role": "USER"}),
     ))
     .await
     .unwrap();
-    let Outcome::Response(raw) = created.outcome else {
-        panic!("{:?}", created.outcome)
-    };
-    let response = Response::from_lambda(raw);
+    let response = Response::of(&created);
     assert_eq!(response.status, 201, "{:?}", response.body);
     assert_eq!(response.body["user"]["email"], "binary.user@example.com");
 
@@ -51,10 +32,7 @@ async fn the_create_user_binary_serves_events_from_the_runtime_api_and_logs_no_s
     ))
     .await
     .unwrap();
-    let Outcome::Response(raw) = check.outcome else {
-        panic!("{:?}", check.outcome)
-    };
-    assert_eq!(Response::from_lambda(raw).body["exists"], true);
+    assert_eq!(Response::of(&check).body["exists"], true);
 
     let refused = invoke(create_event(
         seed::ACME_ADMIN_SUB,
@@ -62,10 +40,7 @@ async fn the_create_user_binary_serves_events_from_the_runtime_api_and_logs_no_s
     ))
     .await
     .unwrap();
-    let Outcome::Response(raw) = refused.outcome else {
-        panic!("{:?}", refused.outcome)
-    };
-    let refused_response = Response::from_lambda(raw);
+    let refused_response = Response::of(&refused);
     assert_eq!(refused_response.status, 409);
     assert_eq!(
         refused_response.body["requestId"],
@@ -82,37 +57,20 @@ async fn the_create_user_binary_serves_events_from_the_runtime_api_and_logs_no_s
     ))
     .await
     .unwrap();
-    let Outcome::Response(raw) = rolled_back.outcome else {
-        panic!("{:?}", rolled_back.outcome)
-    };
-    assert_eq!(Response::from_lambda(raw).status, 502);
+    assert_eq!(Response::of(&rolled_back).status, 502);
 
     // The instance kept its state: one Auth0 token for all four invocations.
     assert_eq!(stack.auth0.token_requests(), 1);
 
-    child.kill().await.unwrap();
-    let mut logs = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .await
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .await
-        .unwrap();
+    let logs = function.kill().await;
 
     // JSON lines, each step logged with the request id.
-    let lines: Vec<serde_json::Value> = logs
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    assert!(!lines.is_empty(), "JSON log lines expected, got:\n{logs}");
+    let lines = logs.json_lines();
+    assert!(
+        !lines.is_empty(),
+        "JSON log lines expected, got:\n{}",
+        logs.text
+    );
     for step in [
         "insert_user",
         "permissions",
@@ -126,19 +84,14 @@ async fn the_create_user_binary_serves_events_from_the_runtime_api_and_logs_no_s
             lines.iter().any(
                 |l| l["step"] == step && l["span"]["request_id"] == created.request_id.as_str()
             ),
-            "no `{step}` line with the request id in:\n{logs}"
+            "no `{step}` line with the request id in:\n{}",
+            logs.text
         );
     }
     // Metrics as CloudWatch Embedded Metric Format lines, one per event that counts.
-    let emf = |metric: &str| -> Vec<serde_json::Value> {
-        lines
-            .iter()
-            .filter(|l| l["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"] == metric)
-            .cloned()
-            .collect()
-    };
+    let emf = |metric: &str| logs.metric(metric);
     let created = emf("UsersCreated");
-    assert_eq!(created.len(), 1, "{logs}");
+    assert_eq!(created.len(), 1, "{}", logs.text);
     assert_eq!(created[0]["Function"], "create-user");
     assert_eq!(created[0]["UsersCreated"], 1);
     assert_eq!(
@@ -150,7 +103,7 @@ async fn the_create_user_binary_serves_events_from_the_runtime_api_and_logs_no_s
         json!([["Function"]])
     );
     let rollbacks = emf("Rollbacks");
-    assert_eq!(rollbacks.len(), 1, "{logs}");
+    assert_eq!(rollbacks.len(), 1, "{}", logs.text);
     assert_eq!(
         (
             rollbacks[0]["Step"].as_str(),
@@ -160,9 +113,9 @@ async fn the_create_user_binary_serves_events_from_the_runtime_api_and_logs_no_s
     );
     assert_eq!(
         rollbacks[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-        json!([["Function", "Step"]])
+        json!([["Function"], ["Function", "Step"]])
     );
-    assert_eq!(emf("CompensatingDeletes").len(), 1, "{logs}");
+    assert_eq!(emf("CompensatingDeletes").len(), 1, "{}", logs.text);
     assert!(emf("CompensatingDeleteFailures").is_empty());
 
     // Never a secret, a password, a reset token or a full email address.
@@ -182,10 +135,10 @@ async fn the_create_user_binary_serves_events_from_the_runtime_api_and_logs_no_s
         token.as_str(),
         "aA1!",
     ] {
-        assert!(!logs.contains(secret), "the logs contain {secret:?}");
+        assert!(!logs.text.contains(secret), "the logs contain {secret:?}");
     }
     assert!(
-        logs.contains("b***@example.com"),
+        logs.text.contains("b***@example.com"),
         "the redacted email is logged for correlation"
     );
 }

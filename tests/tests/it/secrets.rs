@@ -2,14 +2,13 @@
 //! start-up, cached per instance, re-read after a rotation, and clear errors when wrong.
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::json;
 use testkit::doubles::{Auth0Config, EmailConfig};
 use testkit::harness::{Response, TestStack, create_event, seed};
+use testkit::lambda_process::LambdaProcess;
 use testkit::moto::Moto;
-use testkit::runtime_api::{Outcome, RuntimeApi, workspace_binary};
 
 fn app_secret(auth0_url: &str, client_secret: &str) -> String {
     json!({
@@ -253,54 +252,29 @@ async fn the_create_user_binary_finds_its_secrets_through_the_sdks_environment()
     let mut vars = stack.vars.clone();
     use_secrets_manager(&mut vars, &app_arn, &db_arn);
 
-    let runtime = RuntimeApi::start().await.unwrap();
-    let mut child = tokio::process::Command::new(workspace_binary("create-user").unwrap())
-        // Only what a Lambda would get: nothing leaks in from the test runner.
-        .env_clear()
-        .envs(&vars)
-        .envs(moto.env_vars())
-        .envs(runtime.lambda_env("create-user"))
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    runtime.wait_ready(Duration::from_secs(20)).await.unwrap();
-    let invocation = runtime
-        .invoke(
-            create_event(
-                seed::ACME_ADMIN_SUB,
-                &json!({"email": "sdk-env@example.com"}),
-            ),
-            Duration::from_secs(20),
-            Duration::from_secs(30),
-        )
+    vars.extend(moto.env_vars());
+    let function = LambdaProcess::start("create-user", &vars).await.unwrap();
+    let invocation = function
+        .invoke(create_event(
+            seed::ACME_ADMIN_SUB,
+            &json!({"email": "sdk-env@example.com"}),
+        ))
         .await
         .unwrap();
-    let Outcome::Response(raw) = invocation.outcome else {
-        panic!("{:?}", invocation.outcome)
-    };
-    let response = Response::from_lambda(raw);
+    let response = Response::of(&invocation);
     assert_eq!(response.status, 201, "{:?}", response.body);
     assert_eq!(moto.get_secret_value_calls(&app_arn).await, 1);
-    child.kill().await.unwrap();
+    function.kill().await;
 
     // A secret that does not exist: the process stops at init with the secret named.
     vars.insert("APP_SECRET_ARN".into(), format!("{app_arn}-gone"));
-    let output = tokio::process::Command::new(workspace_binary("create-user").unwrap())
-        // Only what a Lambda would get: nothing leaks in from the test runner.
-        .env_clear()
-        .envs(&vars)
-        .envs(moto.env_vars())
-        .envs(runtime.lambda_env("create-user"))
-        .output()
-        .await
-        .unwrap();
-    assert!(!output.status.success());
-    let printed = String::from_utf8_lossy(&output.stderr).to_string()
-        + &String::from_utf8_lossy(&output.stdout);
+    let Err(failure) = LambdaProcess::start("create-user", &vars).await else {
+        panic!("start-up should fail")
+    };
+    assert!(failure.contains("exited during init"), "{failure}");
     assert!(
-        printed.contains(&format!("secret {app_arn}-gone does not exist")),
-        "{printed}"
+        failure.contains(&format!("secret {app_arn}-gone does not exist")),
+        "{failure}"
     );
 }
 

@@ -1,0 +1,113 @@
+//! A Lambda binary of this workspace run the way AWS runs it: a clean environment, an emulated
+//! Runtime API, and its log output collected as it is written (so a chatty function never
+//! blocks on a full pipe).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::{Child, Command};
+
+use crate::runtime_api::{Invocation, RuntimeApi, workspace_binary};
+
+pub struct LambdaProcess {
+    runtime: RuntimeApi,
+    child: Child,
+    output: Arc<Mutex<String>>,
+}
+
+impl LambdaProcess {
+    /// Starts `name` (`create-user`, `cleanup`) with only `vars` and the Lambda variables in
+    /// its environment, and waits until it asks for its first event.
+    pub async fn start<K, V>(
+        name: &str,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, String>
+    where
+        K: AsRef<std::ffi::OsStr>,
+        V: AsRef<std::ffi::OsStr>,
+    {
+        let runtime = RuntimeApi::start().await.map_err(|e| e.to_string())?;
+        let mut child = Command::new(workspace_binary(name)?)
+            .env_clear()
+            .envs(vars)
+            .envs(runtime.lambda_env(name))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
+        let output = Arc::new(Mutex::new(String::new()));
+        collect(child.stdout.take(), output.clone());
+        collect(child.stderr.take(), output.clone());
+        // A function that fails its init exits instead of asking for an event.
+        tokio::select! {
+            ready = runtime.wait_ready(Duration::from_secs(30)) => ready?,
+            status = child.wait() => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let logs = output.lock().expect("log buffer").clone();
+                return Err(format!("{name} exited during init ({status:?}); its output:\n{logs}"));
+            }
+        }
+        Ok(Self {
+            runtime,
+            child,
+            output,
+        })
+    }
+
+    /// One event, with the function's deadline 20 s away (the API Gateway integration's).
+    pub async fn invoke(&self, event: Value) -> Result<Invocation, String> {
+        self.runtime
+            .invoke(event, Duration::from_secs(20), Duration::from_secs(30))
+            .await
+    }
+
+    /// Kills the process (as a Lambda timeout or crash would) and returns what it logged.
+    pub async fn kill(mut self) -> Logs {
+        let _ = self.child.kill().await;
+        // The readers finish once the pipes close.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let text = self.output.lock().expect("log buffer").clone();
+        Logs { text }
+    }
+}
+
+fn collect(pipe: Option<impl AsyncRead + Unpin + Send + 'static>, into: Arc<Mutex<String>>) {
+    let Some(mut pipe) = pipe else { return };
+    tokio::spawn(async move {
+        let mut chunk = [0u8; 8192];
+        while let Ok(n) = pipe.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            into.lock()
+                .expect("log buffer")
+                .push_str(&String::from_utf8_lossy(&chunk[..n]));
+        }
+    });
+}
+
+/// What a function wrote to stdout and stderr.
+pub struct Logs {
+    pub text: String,
+}
+
+impl Logs {
+    /// The JSON lines (tracing events and EMF metrics), in order.
+    pub fn json_lines(&self) -> Vec<Value> {
+        self.text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The CloudWatch Embedded Metric Format lines for `metric`.
+    pub fn metric(&self, metric: &str) -> Vec<Value> {
+        self.json_lines()
+            .into_iter()
+            .filter(|l| l["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"] == metric)
+            .collect()
+    }
+}
