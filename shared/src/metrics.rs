@@ -11,9 +11,15 @@ pub const NAMESPACE: &str = "AtomicUserProvisioning";
 
 static FUNCTION: OnceLock<&'static str> = OnceLock::new();
 
-/// Names the function in every metric's `Function` dimension; set once by `main`.
-pub fn set_function(name: &'static str) {
-    let _ = FUNCTION.set(name);
+/// Names the function in every metric's `Function` dimension; set once by `main`. In Lambda
+/// that is the deployed function's name, unique per stack, which the template's alarms use;
+/// elsewhere the binary's own name.
+pub fn set_function(binary_name: &'static str) {
+    let deployed = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+        .ok()
+        .filter(|name| !name.is_empty())
+        .map(|name| &*Box::leak(name.into_boxed_str()));
+    let _ = FUNCTION.set(deployed.unwrap_or(binary_name));
 }
 
 fn function() -> &'static str {

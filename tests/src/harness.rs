@@ -349,6 +349,18 @@ pub struct RowCounts {
     pub reset_tokens: i64,
 }
 
+impl RowCounts {
+    /// (users, linked employees, page permissions, reset tokens): the rows one created user has.
+    pub fn per_user(&self) -> (i64, i64, i64, i64) {
+        (
+            self.users,
+            self.linked_employees,
+            self.permissions,
+            self.reset_tokens,
+        )
+    }
+}
+
 pub fn epoch_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

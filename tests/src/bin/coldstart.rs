@@ -36,7 +36,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let app = json!({"domain": "http://127.0.0.1:1", "client_id": "id", "client_secret": Auth0Config::default().client_secret,
                          "api_key": EmailConfig::default().api_key, "from": "a@b.co"});
         let app_arn = moto.create_secret("bench-app", &app.to_string()).await;
-        let db_arn = moto.create_secret("bench-db", r#"{"username":"app","password":"pw"}"#).await;
+        let db_arn = moto
+            .create_secret("bench-db", r#"{"username":"app","password":"pw"}"#)
+            .await;
         let mut vars: Vec<(String, String)> = [
             ("APP_SECRET_ARN", app_arn.as_str()),
             ("DB_SECRET_ARN", db_arn.as_str()),
@@ -49,7 +51,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         vars.extend(moto.env_vars());
-        report("Secrets Manager (moto on loopback, SDK config load included)", &binary, &vars).await?;
+        report(
+            "Secrets Manager (moto on loopback, SDK config load included)",
+            &binary,
+            &vars,
+        )
+        .await?;
     } else {
         println!("TEST_MOTO_URL not set: skipping the Secrets Manager measurement");
     }

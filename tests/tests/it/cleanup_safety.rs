@@ -203,16 +203,7 @@ async fn an_in_flight_create_user_beside_a_cleanup_is_untouched_and_completes() 
         "{summary:?}"
     );
     assert_eq!(created.status, 201, "{:?}", created.body);
-    let rows = stack.rows_for(email).await;
-    assert_eq!(
-        (
-            rows.users,
-            rows.linked_employees,
-            rows.permissions,
-            rows.reset_tokens
-        ),
-        (1, 1, 1, 1)
-    );
+    assert_eq!(stack.rows_for(email).await.per_user(), (1, 1, 1, 1));
     let auth0 = stack.auth0.users_with_email(email);
     assert_eq!(auth0.len(), 1);
     assert_eq!(auth0[0]["user_id"], created.body["user"]["auth0UserId"]);

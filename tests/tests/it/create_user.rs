@@ -196,14 +196,8 @@ async fn permissions_and_employee_data_sent_as_json_strings_are_accepted() {
     });
     let response = stack.call(create_event(seed::ACME_ADMIN_SUB, &body)).await;
     assert_eq!(response.status, 201, "{:?}", response.body);
-    let rows = stack.rows_for("strings@example.com").await;
     assert_eq!(
-        (
-            rows.users,
-            rows.linked_employees,
-            rows.permissions,
-            rows.reset_tokens
-        ),
+        stack.rows_for("strings@example.com").await.per_user(),
         (1, 1, 1, 1)
     );
 }
