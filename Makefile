@@ -8,7 +8,7 @@ EVENT ?= events/create-user.json
 FUNCTION ?= create-user
 PAYLOAD ?= {"dryRun": true}
 
-.PHONY: help test demo build debug fmt lint lint-template dev invoke stop deploy outputs cleanup-remote
+.PHONY: bench help test demo build debug fmt lint lint-template dev invoke stop deploy outputs cleanup-remote
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ lint: ## formatting and clippy, as CI would want them
 lint-template: ## cfn-lint on template.yaml (also part of `make test`)
 	scripts/venv.sh
 	.venv/bin/cfn-lint template.yaml
+
+bench: ## cold start of the release create-user binary: local secrets vs Secrets Manager (moto)
+	scripts/bench.sh
 
 dev: ## start the local stack in the background: Postgres + seed, doubles, cargo lambda watch
 	scripts/dev.sh
