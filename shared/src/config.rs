@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 use url::Url;
 
-use crate::cleanup::config::CleanupSettings;
 use crate::secrets::{AppSecret, SecretSource, SecretsError};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -199,16 +198,48 @@ fn secret_settings<F: Fn(&str) -> Option<String>>(
     })
 }
 
-pub(crate) struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
+/// Settings of the cleanup reconciler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanupSettings {
+    /// Orphans younger than this are left alone: a create-user may still be running.
+    pub grace_period: Duration,
+    /// Pending rows taken per transaction.
+    pub batch_size: usize,
+    /// Expired or used reset tokens are purged once this much older.
+    pub token_retention: Duration,
+    /// The run stops this long before the Lambda deadline and reports `partial`.
+    pub deadline_margin: Duration,
+}
+
+impl CleanupSettings {
+    fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            grace_period: Duration::from_secs(
+                60 * env.number::<u64>("CLEANUP_GRACE_PERIOD_MINUTES", 15, 1..=10_080)?,
+            ),
+            batch_size: env.number("CLEANUP_BATCH_SIZE", 50, 1..=1_000)?,
+            token_retention: Duration::from_secs(
+                3_600 * env.number::<u64>("RESET_TOKEN_RETENTION_HOURS", 168, 0..=8_760)?,
+            ),
+            deadline_margin: Duration::from_millis(env.number::<u64>(
+                "CLEANUP_DEADLINE_MARGIN_MS",
+                5_000,
+                500..=60_000,
+            )?),
+        })
+    }
+}
+
+struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
 
 impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
-    pub(crate) fn optional(&self, key: &str) -> Option<String> {
+    fn optional(&self, key: &str) -> Option<String> {
         (self.0)(key)
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     }
 
-    pub(crate) fn required(
+    fn required(
         &self,
         key: &'static str,
         expected: &'static str,
@@ -217,7 +248,7 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             .ok_or(ConfigError::Missing { key, expected })
     }
 
-    pub(crate) fn number<N>(
+    fn number<N>(
         &self,
         key: &'static str,
         default: N,

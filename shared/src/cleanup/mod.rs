@@ -4,7 +4,6 @@
 //! invalid event is the invocation's error, `errorType` "InvalidRequest", and nothing is
 //! done), runs the passes of [`run`] and answers with the [`CleanupSummary`].
 
-pub mod config;
 pub mod request;
 mod run;
 pub mod summary;

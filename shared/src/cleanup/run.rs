@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::request::CleanupRequest;
 use super::summary::{CleanupSummary, Failure, Kind, SkipReason, Skipped, describe_error};
 use crate::auth0::{Auth0Error, Auth0User, CREATED_BY_MARKER};
-use crate::cleanup::config::CleanupSettings;
+use crate::config::CleanupSettings;
 use crate::db::cleanup::{self as queries, BatchCursor, PendingRow};
 use crate::deadline::Deadline;
 use crate::domain::{Email, redact_email};
