@@ -20,7 +20,8 @@ pub fn init(function: &'static str) {
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .with_span_list(false)
+            // The span list carries the request id into lines logged inside client spans too.
+            .with_span_list(true)
             .try_init()
     };
     // A second init (tests) keeps the first subscriber.

@@ -88,6 +88,19 @@ async fn the_create_user_binary_serves_events_from_the_runtime_api_and_logs_no_s
             logs.text
         );
     }
+    // Every line logged while serving a request carries its id, also from inside client spans.
+    let in_requests: Vec<_> = lines
+        .iter()
+        .filter(|l| l["spans"].as_array().is_some_and(|s| !s.is_empty()))
+        .collect();
+    assert!(in_requests.len() > 10, "{}", logs.text);
+    for line in in_requests {
+        // lambda_runtime opens the outermost span, with the invocation's request id.
+        assert!(
+            line["spans"][0]["requestId"].is_string(),
+            "no request id on {line}"
+        );
+    }
     // Metrics as CloudWatch Embedded Metric Format lines, one per event that counts.
     let emf = |metric: &str| logs.metric(metric);
     let created = emf("UsersCreated");
