@@ -239,11 +239,7 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             .filter(|v| !v.is_empty())
     }
 
-    fn required(
-        &self,
-        key: &'static str,
-        expected: &'static str,
-    ) -> Result<String, ConfigError> {
+    fn required(&self, key: &'static str, expected: &'static str) -> Result<String, ConfigError> {
         self.optional(key)
             .ok_or(ConfigError::Missing { key, expected })
     }
