@@ -66,14 +66,20 @@ case "$cmd" in
     [ "$(id -u)" = 0 ] && chown postgres: "$dir"
     port=$(free_port)
     make_certificates "$dir/tls"
-    as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+    # Passwords are checked over TCP (scram), as on RDS, so credential rotation can be tested;
+    # the local socket stays trusted for pg_ctl.
+    password=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
+    echo "$password" >"$dir/password"
+    [ "$(id -u)" = 0 ] && chown postgres: "$dir/password"
+    as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
+      --pwfile="$dir/password" -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
     # Durability off: the cluster lives for one test run.
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
       -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c max_connections=300 -c ssl=on -c ssl_cert_file=$dir/tls/server.crt -c ssl_key_file=$dir/tls/server.key -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
       start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     echo "$port" >"$dir/port"
-    echo "postgres://postgres@127.0.0.1:$port/postgres"
+    echo "postgres://postgres:$password@127.0.0.1:$port/postgres"
     ;;
   stop)
     [ -d "$dir/data" ] || exit 0

@@ -18,6 +18,8 @@ pub struct AppState {
     pub email: EmailSender,
     /// Auth0 credentials and email key; shared by both clients, refreshed on rotation.
     pub app_secret: Arc<CachedSecret<AppSecret>>,
+    /// Database credentials, read by the pool whenever it opens a connection.
+    pub db_secret: Option<Arc<CachedSecret<DbSecret>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,26 +68,22 @@ impl AppState {
             secrets.app_from_env.clone(),
         ));
         let db_secret = secrets.database.clone().map(|source| {
-            CachedSecret::new(
+            Arc::new(CachedSecret::new(
                 source,
                 manager.clone(),
                 DbSecret::from_json,
                 secrets.ttl,
                 None::<DbSecret>,
-            )
+            ))
         });
-        let (_, db_credentials) = tokio::try_join!(app_secret.get(), async {
+        // Both read now, so a missing or malformed secret stops start-up, not a request.
+        tokio::try_join!(app_secret.get(), async {
             match &db_secret {
                 Some(secret) => secret.get().await.map(Some),
                 None => Ok(None),
             }
         })?;
-
-        let pool = db::build_pool(
-            &config.database,
-            db_credentials.as_deref(),
-            &config.timeouts,
-        )?;
+        let pool = db::build_pool(&config.database, db_secret.clone(), &config.timeouts)?;
         // One client (one connection pool, one TLS setup) shared by Auth0 and email.
         let http = reqwest::Client::builder()
             .connect_timeout(config.timeouts.http.min(Duration::from_secs(3)))
@@ -108,6 +106,7 @@ impl AppState {
             auth0,
             email,
             app_secret,
+            db_secret,
         })
     }
 }

@@ -130,6 +130,13 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// A connection to the server's admin database (roles, other sessions).
+    pub async fn admin_sql(&self) -> tokio_postgres::Client {
+        connect(&self.admin_url).await
+    }
+}
+
 async fn build_template(admin: &tokio_postgres::Client, admin_url: &str, template: &str) {
     let building = format!("{template}_building");
     // Separate statements: a multi-statement batch would be one (forbidden) transaction.

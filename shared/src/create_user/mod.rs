@@ -44,13 +44,20 @@ pub async fn create_user(
     new_user: &NewUser,
     deadline: &Deadline,
 ) -> Result<CreatedUser, CreateUserError> {
-    match attempt(state, caller, new_user, deadline).await {
-        Err(err) if err.is_safe_to_retry() => {
-            tracing::warn!(error = %err, "database connection lost before any external call; retrying once");
-            attempt(state, caller, new_user, deadline).await
+    // After a freeze every pooled connection may be dead; each failed attempt discards the
+    // one it found (the pool sees it closed), so pool size + 1 attempts reach a live one.
+    let attempts = state.pool.status().max_size + 1;
+    let mut result = attempt(state, caller, new_user, deadline).await;
+    for _ in 1..attempts {
+        match &result {
+            Err(err) if err.is_safe_to_retry() => {
+                tracing::warn!(error = %err, "database connection lost before any external call; retrying");
+                result = attempt(state, caller, new_user, deadline).await;
+            }
+            _ => break,
         }
-        other => other,
     }
+    result
 }
 
 /// Answers the admin panel's "does this email exist?" for an authorised caller.

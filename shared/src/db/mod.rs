@@ -10,13 +10,19 @@ pub mod users;
 
 use std::str::FromStr;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use deadpool_postgres::{Connect, Manager, ManagerConfig, Pool, RecyclingMethod};
 use secrecy::ExposeSecret;
+use tokio::task::JoinHandle;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::{DatabaseSettings, DbTarget, DbTls, Timeouts};
-use crate::secrets::DbSecret;
+use crate::secrets::{CachedSecret, DbSecret};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -38,7 +44,7 @@ pub enum PoolSetupError {
 /// so every transaction has them without a round trip of its own.
 pub fn build_pool(
     settings: &DatabaseSettings,
-    secret: Option<&DbSecret>,
+    secret: Option<Arc<CachedSecret<DbSecret>>>,
     timeouts: &Timeouts,
 ) -> Result<Pool, PoolSetupError> {
     let mut pg = match &settings.target {
@@ -62,11 +68,7 @@ pub fn build_pool(
             pg
         }
     };
-    if let Some(secret) = secret {
-        pg.user(&secret.username);
-        pg.password(secret.password.expose_secret());
-    }
-    if pg.get_user().is_none() {
+    if secret.is_none() && pg.get_user().is_none() {
         return Err(PoolSetupError::NoUser);
     }
     pg.options(session_options(timeouts));
@@ -76,9 +78,12 @@ pub fn build_pool(
         DbTls::Disable => SslMode::Disable,
         DbTls::Require | DbTls::VerifyFull { .. } => SslMode::Require,
     });
-    let manager = Manager::from_config(
+    let manager = Manager::from_connect(
         pg,
-        tls::connector(&settings.tls)?,
+        Connector {
+            tls: tls::connector(&settings.tls)?,
+            secret,
+        },
         // A connection that died while the Lambda was frozen is caught by the flow's
         // retry-before-external-calls, so checkout costs no extra round trip.
         ManagerConfig {
@@ -90,6 +95,69 @@ pub fn build_pool(
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
         .map_err(|e| PoolSetupError::Build(e.to_string()))
+}
+
+/// Opens the pool's connections with the database secret's current credentials, so a rotated
+/// password is picked up when the secret's TTL runs out, or at once when the server refuses
+/// the cached one (re-read at most every 30 s, like the app secret).
+struct Connector {
+    tls: MakeRustlsConnect,
+    secret: Option<Arc<CachedSecret<DbSecret>>>,
+}
+
+impl Connect for Connector {
+    fn connect(
+        &self,
+        pg: &tokio_postgres::Config,
+    ) -> Pin<
+        Box<
+            dyn Future<
+                    Output = Result<
+                        (tokio_postgres::Client, JoinHandle<()>),
+                        tokio_postgres::Error,
+                    >,
+                > + Send
+                + '_,
+        >,
+    > {
+        let pg = pg.clone();
+        Box::pin(async move {
+            let Some(secret) = &self.secret else {
+                return connect_as(&pg, None, self.tls.clone()).await;
+            };
+            // An unreadable secret leaves the last value (or the configured user) to be tried.
+            let credentials = secret.get().await.ok();
+            match connect_as(&pg, credentials.as_deref(), self.tls.clone()).await {
+                Err(err) if err.code() == Some(&SqlState::INVALID_PASSWORD) => {
+                    tracing::warn!(
+                        "the database refused the cached password; re-reading its secret"
+                    );
+                    let fresh = secret.refresh().await.ok();
+                    connect_as(&pg, fresh.as_deref(), self.tls.clone()).await
+                }
+                other => other,
+            }
+        })
+    }
+}
+
+async fn connect_as(
+    pg: &tokio_postgres::Config,
+    credentials: Option<&DbSecret>,
+    tls: MakeRustlsConnect,
+) -> Result<(tokio_postgres::Client, JoinHandle<()>), tokio_postgres::Error> {
+    let mut pg = pg.clone();
+    if let Some(credentials) = credentials {
+        pg.user(&credentials.username);
+        pg.password(credentials.password.expose_secret());
+    }
+    let (client, connection) = pg.connect(tls).await?;
+    let task = tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::warn!(error = %err, "database connection ended with an error");
+        }
+    });
+    Ok((client, task))
 }
 
 fn session_options(t: &Timeouts) -> String {

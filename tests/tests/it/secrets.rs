@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use testkit::doubles::{Auth0Config, EmailConfig};
-use testkit::harness::{Response, TestStack, create_event, seed};
+use testkit::harness::{PreparedStack, Response, TestStack, create_event, seed};
 use testkit::lambda_process::LambdaProcess;
 use testkit::moto::Moto;
 
@@ -41,12 +41,30 @@ fn use_secrets_manager(vars: &mut HashMap<String, String>, app_arn: &str, db_arn
     vars.insert("DB_NAME".into(), url.path().trim_start_matches('/').into());
 }
 
+/// The RDS-style secret for the credentials in `database_url`.
+fn db_secret(database_url: &str) -> String {
+    let url = url::Url::parse(database_url).unwrap();
+    json!({"username": url.username(), "password": url.password().unwrap_or_default(), "engine": "postgres"})
+        .to_string()
+}
+
 async fn stack_on_secrets_manager(
     moto: &Moto,
     ttl_seconds: u64,
     client_secret: &str,
 ) -> Result<(TestStack, String, String), shared::state::InitError> {
-    let mut prepared = TestStack::prepare().await;
+    let prepared = TestStack::prepare().await;
+    let db_credentials = db_secret(&prepared.vars["DATABASE_URL"]);
+    start_on_secrets_manager(prepared, moto, ttl_seconds, client_secret, &db_credentials).await
+}
+
+async fn start_on_secrets_manager(
+    mut prepared: PreparedStack,
+    moto: &Moto,
+    ttl_seconds: u64,
+    client_secret: &str,
+    db_credentials: &str,
+) -> Result<(TestStack, String, String), shared::state::InitError> {
     // The app secret names the Auth0 double, whose URL exists only now.
     let app_arn = moto
         .create_secret(
@@ -54,12 +72,7 @@ async fn stack_on_secrets_manager(
             &app_secret(&prepared.auth0.base_url(), client_secret),
         )
         .await;
-    let db_arn = moto
-        .create_secret(
-            "db",
-            r#"{"username":"postgres","password":"unused-with-trust-auth","engine":"postgres"}"#,
-        )
-        .await;
+    let db_arn = moto.create_secret("db", db_credentials).await;
     use_secrets_manager(&mut prepared.vars, &app_arn, &db_arn);
     prepared
         .vars
@@ -247,7 +260,7 @@ async fn the_create_user_binary_finds_its_secrets_through_the_sdks_environment()
         )
         .await;
     let db_arn = moto
-        .create_secret("db", r#"{"username":"postgres","password":"x"}"#)
+        .create_secret("db", &db_secret(&stack.vars["DATABASE_URL"]))
         .await;
     let mut vars = stack.vars.clone();
     use_secrets_manager(&mut vars, &app_arn, &db_arn);
@@ -326,4 +339,75 @@ async fn locally_a_secret_file_is_read_at_start_up_and_re_read_on_rotation() {
     assert_eq!(second.status, 201, "{:?}", second.body);
     assert_eq!(stack.state.app_secret.fetch_count(), 2);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_rotated_database_password_is_picked_up_when_the_old_one_is_refused() {
+    let moto = Moto::from_env();
+    let prepared = TestStack::prepare().await;
+    // A role of its own: the cluster's admin password is shared by every test.
+    let role = format!("app_{}", uuid::Uuid::new_v4().simple());
+    let admin = prepared.db.admin_sql().await;
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'before-rotation';
+             GRANT ALL ON DATABASE {db} TO {role};",
+            db = prepared.db.name
+        ))
+        .await
+        .unwrap();
+    testkit::harness::connect(&prepared.db.url)
+        .await
+        .batch_execute(&format!(
+            "GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}; GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role};"
+        ))
+        .await
+        .unwrap();
+    let credentials = |password: &str| json!({"username": role, "password": password}).to_string();
+    let (stack, _, db_arn) = start_on_secrets_manager(
+        prepared,
+        &moto,
+        3_600,
+        "test-client-secret",
+        &credentials("before-rotation"),
+    )
+    .await
+    .unwrap();
+    let first = stack
+        .call(create_event(
+            seed::ACME_ADMIN_SUB,
+            &json!({"email": "db-before@example.com"}),
+        ))
+        .await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+
+    // Rotation: the password changes in Postgres and in the secret; the pooled connections
+    // are recycled (as RDS or a thawed Lambda would), so the next request needs a new one.
+    admin
+        .batch_execute(&format!("ALTER ROLE {role} PASSWORD 'after-rotation'"))
+        .await
+        .unwrap();
+    moto.put_secret(&db_arn, &credentials("after-rotation"))
+        .await;
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+            &[&role],
+        )
+        .await
+        .unwrap();
+
+    let second = stack
+        .call(create_event(
+            seed::ACME_ADMIN_SUB,
+            &json!({"email": "db-after@example.com"}),
+        ))
+        .await;
+    assert_eq!(second.status, 201, "{:?}", second.body);
+    assert_eq!(
+        moto.get_secret_value_calls(&db_arn).await,
+        2,
+        "start-up read plus one refresh"
+    );
+    assert_eq!(stack.rows_for("db-after@example.com").await.users, 1);
 }
