@@ -444,6 +444,15 @@ pub fn api_event(method: &str, path: &str, sub: Option<&str>, body: Option<&str>
 pub const CREATE_PATH: &str = "/api/direct-users/create";
 pub const CHECK_PATH: &str = "/api/direct-users/check-exists";
 
+pub fn check_exists_event(sub: &str, email: &str) -> Value {
+    api_event(
+        "POST",
+        CHECK_PATH,
+        Some(sub),
+        Some(&json!({ "email": email }).to_string()),
+    )
+}
+
 pub fn create_event(sub: &str, body: &Value) -> Value {
     api_event("POST", CREATE_PATH, Some(sub), Some(&body.to_string()))
 }

@@ -2,7 +2,9 @@
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use testkit::harness::{CHECK_PATH, FRONTEND_URL, TestStack, api_event, create_event, seed};
+use testkit::harness::{
+    CHECK_PATH, FRONTEND_URL, TestStack, api_event, check_exists_event, create_event, seed,
+};
 use uuid::Uuid;
 
 fn full_request(email: &str) -> Value {
@@ -218,14 +220,7 @@ async fn an_owner_may_create_an_owner() {
 #[tokio::test]
 async fn check_exists_answers_for_any_tenant_and_ignores_case() {
     let stack = TestStack::start().await;
-    let ask = |email: &str| {
-        api_event(
-            "POST",
-            CHECK_PATH,
-            Some(seed::ACME_ADMIN_SUB),
-            Some(&json!({"email": email}).to_string()),
-        )
-    };
+    let ask = |email: &str| check_exists_event(seed::ACME_ADMIN_SUB, email);
     let taken = stack.call(ask("ADMIN@globex.test")).await;
     assert_eq!(taken.status, 200, "{:?}", taken.body);
     assert_eq!(
@@ -272,14 +267,7 @@ async fn pooled_connections_killed_between_requests_do_not_fail_the_next_one() {
     })
     .await;
     // Three requests at once leave three connections in the pool.
-    let ask = |email: &str| {
-        api_event(
-            "POST",
-            CHECK_PATH,
-            Some(seed::ACME_ADMIN_SUB),
-            Some(&json!({"email": email}).to_string()),
-        )
-    };
+    let ask = |email: &str| check_exists_event(seed::ACME_ADMIN_SUB, email);
     let (a, b, c) = tokio::join!(
         stack.call(ask("a@example.com")),
         stack.call(ask("b@example.com")),
