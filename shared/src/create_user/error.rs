@@ -1,7 +1,6 @@
 use std::fmt;
 
 use crate::auth0::Auth0Error;
-use crate::deadline::DeadlineExceeded;
 use crate::domain::{PageId, Role};
 use crate::email::EmailError;
 
@@ -119,12 +118,6 @@ pub enum CreateUserError {
     },
     #[error("no database connection available")]
     Pool(#[source] deadpool_postgres::PoolError),
-    #[error("the Lambda deadline is too close to go on")]
-    Deadline {
-        #[source]
-        source: DeadlineExceeded,
-        compensation: Compensation,
-    },
 }
 
 impl CreateUserError {
@@ -154,7 +147,6 @@ impl CreateUserError {
             Self::Auth0 { step, .. } | Self::Database { step, .. } => Some(*step),
             Self::Email { .. } => Some(Step::SendEmail),
             Self::Pool(_) => Some(Step::Begin),
-            Self::Deadline { .. } => Some(Step::Auth0Create),
             _ => None,
         }
     }
@@ -163,8 +155,7 @@ impl CreateUserError {
         match self {
             Self::Auth0 { compensation, .. }
             | Self::Email { compensation, .. }
-            | Self::Database { compensation, .. }
-            | Self::Deadline { compensation, .. } => *compensation,
+            | Self::Database { compensation, .. } => *compensation,
             _ => Compensation::NotNeeded,
         }
     }
@@ -173,8 +164,7 @@ impl CreateUserError {
     pub fn with_compensation(mut self, outcome: Compensation) -> Self {
         if let Self::Auth0 { compensation, .. }
         | Self::Email { compensation, .. }
-        | Self::Database { compensation, .. }
-        | Self::Deadline { compensation, .. } = &mut self
+        | Self::Database { compensation, .. } = &mut self
         {
             *compensation = outcome;
         }

@@ -150,6 +150,19 @@ impl From<&CreateUserError> for ApiError {
             )
             .field("email")
             .friendly("This email address already has a login. Contact support to link it."),
+            // Not a dependency's fault: too little of the Lambda's time was left to call it.
+            E::Auth0 {
+                source: crate::auth0::Auth0Error::Deadline(_),
+                ..
+            }
+            | E::Email {
+                source: crate::email::EmailError::Deadline(_),
+                ..
+            } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TIMEOUT",
+                format!("The request ran out of time. {NOTHING_KEPT}{leftover}"),
+            ),
             E::Auth0 {
                 source: crate::auth0::Auth0Error::Secret(_),
                 ..
@@ -206,11 +219,6 @@ impl From<&CreateUserError> for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "DATABASE_UNAVAILABLE",
                 format!("No database connection is available. {NOTHING_KEPT}"),
-            ),
-            E::Deadline { .. } => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "TIMEOUT",
-                format!("The request ran out of time. {NOTHING_KEPT}{leftover}"),
             ),
         }
     }
