@@ -106,6 +106,22 @@ impl Auth0Error {
         }
     }
 
+    /// Auth0's message when it refused a password by its policy: a 400 whose message starts
+    /// with the rule, `PasswordStrengthError: …`, `PasswordHistoryError: …`,
+    /// `PasswordDictionaryError: …`, `PasswordNoUserInfoError: …`.
+    pub fn password_policy_message(&self) -> Option<&str> {
+        let Self::Api {
+            status: 400,
+            message,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let (rule, _) = message.split_once(':')?;
+        (rule.starts_with("Password") && rule.ends_with("Error")).then_some(message.as_str())
+    }
+
     /// Auth0 could not be reached or would not serve us now; as opposed to answering "no".
     pub fn is_unavailable(&self) -> bool {
         matches!(
@@ -228,6 +244,31 @@ impl Auth0Client {
             StatusCode::NO_CONTENT | StatusCode::OK | StatusCode::NOT_FOUND => Ok(()),
             _ => Err(api_error("delete_user", response).await),
         }
+    }
+
+    /// Sets the password of a database-connection user. A password Auth0's policy refuses
+    /// is a 400 whose message names the rule ([`Auth0Error::password_policy_message`]).
+    #[tracing::instrument(skip_all, fields(op = "set_password"))]
+    pub async fn set_password(
+        &self,
+        id: &Auth0UserId,
+        password: &SecretString,
+        deadline: &Deadline,
+    ) -> Result<(), Auth0Error> {
+        let connection = self.secret.get().await?.auth0.connection.clone();
+        let body = serde_json::json!({
+            "password": password.expose_secret(),
+            "connection": connection,
+        });
+        let response = self
+            .call("update_user", deadline, Budget::Work, |http, base| {
+                http.patch(endpoint(base, &["api", "v2", "users", id.as_str()]))
+                    .json(&body)
+            })
+            .await?;
+        expect_json::<Auth0User>("update_user", StatusCode::OK, response)
+            .await
+            .map(|_| ())
     }
 
     /// Sends with a cached token; waits out 429s (bounded) and renews a rejected token once.

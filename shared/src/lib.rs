@@ -1,4 +1,4 @@
-//! Atomic user provisioning: the library both Lambda functions are thin entry points to.
+//! Atomic user provisioning: the library the three Lambda functions are thin entry points to.
 
 pub mod auth0;
 pub mod cleanup;
@@ -11,5 +11,6 @@ pub mod email;
 pub mod metrics;
 pub mod reset_token;
 pub mod secrets;
+pub mod set_password;
 pub mod state;
 pub mod telemetry;

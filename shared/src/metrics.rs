@@ -34,6 +34,8 @@ pub enum Metric {
     OrphansFound,
     OrphansRemoved,
     Auth0RateLimited,
+    /// Invited people who set their password (set-password).
+    PasswordsSet,
 }
 
 impl Metric {
@@ -46,6 +48,7 @@ impl Metric {
             Self::OrphansFound => "OrphansFound",
             Self::OrphansRemoved => "OrphansRemoved",
             Self::Auth0RateLimited => "Auth0RateLimited",
+            Self::PasswordsSet => "PasswordsSet",
         }
     }
 }

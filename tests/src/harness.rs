@@ -308,6 +308,20 @@ impl TestStack {
         Response::from_lambda(serde_json::to_value(response).expect("response serialises"))
     }
 
+    /// Calls the set-password Lambda handler with an API Gateway event, as the runtime would.
+    pub async fn call_public(&self, event: Value) -> Response {
+        let request: ApiGatewayV2httpRequest =
+            serde_json::from_value(event).expect("the test event is a valid API Gateway v2 event");
+        let mut context = Context::default();
+        context.request_id = Uuid::new_v4().to_string();
+        context.deadline = epoch_millis() + 25_000;
+        let response =
+            shared::set_password::handler::handle(&self.state, LambdaEvent::new(request, context))
+                .await
+                .expect("the handler never fails the invocation");
+        Response::from_lambda(serde_json::to_value(response).expect("response serialises"))
+    }
+
     /// Rows that mention `email` in every table the flow writes.
     pub async fn rows_for(&self, email: &str) -> RowCounts {
         let sql = self.sql().await;
@@ -443,6 +457,28 @@ pub fn api_event(method: &str, path: &str, sub: Option<&str>, body: Option<&str>
 
 pub const CREATE_PATH: &str = "/api/direct-users/create";
 pub const CHECK_PATH: &str = "/api/direct-users/check-exists";
+pub const RESEND_PATH: &str = "/api/direct-users/resend-invitation";
+pub const VERIFY_PATH: &str = "/api/auth/set-password/verify";
+pub const SET_PASSWORD_PATH: &str = "/api/auth/set-password";
+
+/// A call on a public route: no authorizer ran, so the event has no `authorizer` at all.
+pub fn public_event(path: &str, body: &Value) -> Value {
+    let mut event = api_event("POST", path, None, Some(&body.to_string()));
+    event["requestContext"]
+        .as_object_mut()
+        .expect("requestContext is an object")
+        .remove("authorizer");
+    event
+}
+
+pub fn resend_event(sub: &str, email: &str) -> Value {
+    api_event(
+        "POST",
+        RESEND_PATH,
+        Some(sub),
+        Some(&json!({ "email": email }).to_string()),
+    )
+}
 
 pub fn check_exists_event(sub: &str, email: &str) -> Value {
     api_event(

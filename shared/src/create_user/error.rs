@@ -19,6 +19,8 @@ pub enum Step {
     ResetToken,
     SendEmail,
     Commit,
+    /// resend-invitation: finding the invited user.
+    FindUser,
 }
 
 impl Step {
@@ -36,6 +38,7 @@ impl Step {
             Self::ResetToken => "reset_token",
             Self::SendEmail => "send_email",
             Self::Commit => "commit",
+            Self::FindUser => "find_user",
         }
     }
 
@@ -54,6 +57,7 @@ impl Step {
             Self::ResetToken => "storing the password-setup token",
             Self::SendEmail => "sending the password-setup email",
             Self::Commit => "committing",
+            Self::FindUser => "looking up the user",
         }
     }
 }
@@ -96,6 +100,12 @@ pub enum CreateUserError {
     CreationInProgress,
     #[error("an Auth0 user with this email exists and was not created by this system")]
     Auth0UserExists,
+    #[error("no user with this email in the caller's tenant")]
+    UserNotFound,
+    #[error("the user has already set a password")]
+    AlreadyActivated,
+    #[error("the user is deactivated")]
+    UserInactive,
     #[error("Auth0 failed while {}", step.describe())]
     Auth0 {
         step: Step,
@@ -177,6 +187,7 @@ fn step_precedes_external_calls(step: Step) -> bool {
         step,
         Step::Begin
             | Step::Authorize
+            | Step::FindUser
             | Step::Validate
             | Step::InsertUser
             | Step::Employee

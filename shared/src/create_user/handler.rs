@@ -9,8 +9,8 @@ use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
-use super::request::{parse_check_exists, parse_new_user};
-use super::{Compensation, CreateUserError, CreatedUser};
+use super::request::{parse_check_exists, parse_new_user, parse_resend_invitation};
+use super::{Compensation, CreateUserError, CreatedUser, ResentInvitation};
 use crate::deadline::Deadline;
 use crate::domain::{CallerSub, FieldError};
 use crate::metrics::{self, Metric};
@@ -23,6 +23,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub enum Route {
     Create,
     CheckExists,
+    ResendInvitation,
 }
 
 /// An error as the admin panel sees it: `{error, message, code, requestId, field?, userFriendly?}`.
@@ -36,7 +37,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -46,12 +47,12 @@ impl ApiError {
         }
     }
 
-    fn field(mut self, field: impl Into<String>) -> Self {
+    pub(crate) fn field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
         self
     }
 
-    fn friendly(mut self, text: &'static str) -> Self {
+    pub(crate) fn friendly(mut self, text: &'static str) -> Self {
         self.user_friendly = Some(text);
         self
     }
@@ -143,6 +144,25 @@ impl From<&CreateUserError> for ApiError {
             )
             .field("email")
             .friendly("This user is being created right now. Refresh the list in a moment."),
+            E::UserNotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "USER_NOT_FOUND",
+                "email: no user with this email in your organisation.",
+            )
+            .field("email"),
+            E::AlreadyActivated => ApiError::new(
+                StatusCode::CONFLICT,
+                "ALREADY_ACTIVATED",
+                "email: this user has already set a password; there is no invitation to resend.",
+            )
+            .field("email")
+            .friendly("This user has already set a password and can sign in."),
+            E::UserInactive => ApiError::new(
+                StatusCode::CONFLICT,
+                "USER_INACTIVE",
+                "email: this user is deactivated; reactivate the user before inviting again.",
+            )
+            .field("email"),
             E::Auth0UserExists => ApiError::new(
                 StatusCode::CONFLICT,
                 "AUTH0_USER_EXISTS",
@@ -283,6 +303,14 @@ async fn dispatch(
             metrics::count(Metric::UsersCreated, 1, None);
             Ok((StatusCode::CREATED, created_body(&created)))
         }
+        Route::ResendInvitation => {
+            let email = parse_resend_invitation(&body)?;
+            tracing::info!(route = "resend_invitation", email = %email, "resend-invitation request");
+            let resent = super::resend_invitation(state, &caller, &email, deadline)
+                .await
+                .map_err(|err| log_failure(&err))?;
+            Ok((StatusCode::OK, resent_body(&resent)))
+        }
         Route::CheckExists => {
             let email = parse_check_exists(&body)?;
             let exists = super::email_exists(state, &caller, &email)
@@ -308,7 +336,7 @@ fn log_failure(err: &CreateUserError) -> ApiError {
     api
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
@@ -319,7 +347,7 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-fn request_path(request: &ApiGatewayV2httpRequest) -> &str {
+pub(crate) fn request_path(request: &ApiGatewayV2httpRequest) -> &str {
     request
         .raw_path
         .as_deref()
@@ -334,6 +362,8 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
         Route::Create
     } else if path.ends_with("/direct-users/check-exists") {
         Route::CheckExists
+    } else if path.ends_with("/direct-users/resend-invitation") {
+        Route::ResendInvitation
     } else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -369,10 +399,18 @@ fn caller_sub(request: &ApiGatewayV2httpRequest) -> Result<CallerSub, ApiError> 
 }
 
 fn read_json_body(request: &ApiGatewayV2httpRequest) -> Result<Value, ApiError> {
+    read_json_body_within(request, MAX_BODY_BYTES)
+}
+
+/// The request's JSON body, refused with 413 above `limit` bytes (decoded).
+pub(crate) fn read_json_body_within(
+    request: &ApiGatewayV2httpRequest,
+    limit: usize,
+) -> Result<Value, ApiError> {
     let raw = request.body.as_deref().unwrap_or("");
     // Base64 is 4/3 of the payload: check the decoded size, but refuse absurd input early.
-    if raw.len() > MAX_BODY_BYTES * 4 / 3 + 4 {
-        return Err(too_large());
+    if raw.len() > limit * 4 / 3 + 4 {
+        return Err(too_large(limit));
     }
     let bytes = if request.is_base64_encoded {
         base64::engine::general_purpose::STANDARD
@@ -388,8 +426,8 @@ fn read_json_body(request: &ApiGatewayV2httpRequest) -> Result<Value, ApiError> 
     } else {
         raw.as_bytes().to_vec()
     };
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(too_large());
+    if bytes.len() > limit {
+        return Err(too_large(limit));
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(
@@ -413,11 +451,11 @@ fn read_json_body(request: &ApiGatewayV2httpRequest) -> Result<Value, ApiError> 
     })
 }
 
-fn too_large() -> ApiError {
+fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "PAYLOAD_TOO_LARGE",
-        format!("body: larger than {MAX_BODY_BYTES} bytes."),
+        format!("body: larger than {limit} bytes."),
     )
     .field("body")
 }
@@ -439,13 +477,39 @@ fn created_body(user: &CreatedUser) -> Value {
                 "canDelete": p.can_delete,
             })).collect::<Vec<_>>(),
             "isActive": true,
-            "createdAt": user.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "setupCompletedAt": null,
+            "createdAt": timestamp(user.created_at),
         },
         "message": format!("User created. A password-setup email was sent to {}.", user.email.as_str()),
     })
 }
 
-fn error_body(err: &ApiError, request_id: &str) -> Value {
+fn resent_body(resent: &ResentInvitation) -> Value {
+    let user = &resent.user;
+    json!({
+        "user": {
+            "id": user.id.to_string(),
+            "email": user.email,
+            "role": user.role.as_str(),
+            "tenantId": user.tenant_id.to_string(),
+            "auth0UserId": user.auth0_sub,
+            "isActive": user.is_active,
+            "setupCompletedAt": user.setup_completed_at.map(timestamp),
+            "createdAt": timestamp(user.created_at),
+        },
+        "expiresAt": timestamp(resent.expires_at),
+        "message": format!(
+            "A new password-setup email was sent to {}. Earlier links no longer work.",
+            user.email
+        ),
+    })
+}
+
+pub(crate) fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+pub(crate) fn error_body(err: &ApiError, request_id: &str) -> Value {
     let mut body = json!({
         "error": err.status.canonical_reason().unwrap_or("Error"),
         "message": err.message,
@@ -461,7 +525,7 @@ fn error_body(err: &ApiError, request_id: &str) -> Value {
     body
 }
 
-fn json_response(
+pub(crate) fn json_response(
     status: StatusCode,
     body: &Value,
     allow: &Option<&'static str>,

@@ -3,25 +3,28 @@
 
 mod error;
 pub mod handler;
+mod invitation;
 pub mod request;
+mod resend;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
-use url::Url;
 use uuid::Uuid;
 
 pub use error::{Compensation, CreateUserError, Step};
+pub use resend::{ResentInvitation, resend_invitation};
+
+use invitation::{Invitee, Issue};
 
 use crate::auth0::{Auth0User, CREATED_BY_MARKER, NewAuth0User, OwnershipTags};
-use crate::db::{self, employees, pages, reset_tokens, users};
+use crate::db::{self, employees, pages, users};
 use crate::deadline::Deadline;
 use crate::domain::{
     Auth0UserId, CallerSub, Email, EmployeeId, EmployeeRequest, NewUser, PagePermission, Role,
     TenantId, UserId,
 };
-use crate::email::PasswordSetupEmail;
 use crate::metrics::{self, Metric};
-use crate::reset_token::{ResetToken, temporary_password};
+use crate::reset_token::temporary_password;
 use crate::state::AppState;
 
 #[derive(Debug, Clone)]
@@ -374,84 +377,14 @@ async fn finish(
         .map_err(CreateUserError::database(Step::StoreAuth0Id))?;
     tracing::info!(step = "store_auth0_id", "auth0 id stored");
 
-    let expires_at = Utc::now() + state.config.reset_token_ttl;
-    let token = store_reset_token(tx, user_id, expires_at).await?;
-    tracing::info!(step = "reset_token", "reset token hash stored");
-
-    let link = set_password_link(&state.config.frontend_url, &token, &new_user.email);
-    let email = PasswordSetupEmail {
-        to: &new_user.email,
-        tenant_name: &caller.tenant_name,
+    let invitee = Invitee {
+        user_id,
+        email: &new_user.email,
         role: new_user.role,
-        link: &link,
-        expires_at,
-        idempotency_key: format!("password-setup/{user_id}"),
+        tenant_name: &caller.tenant_name,
     };
-    let message_id = state
-        .email
-        .send_password_setup(&email, deadline)
-        .await
-        .map_err(|source| CreateUserError::Email {
-            source,
-            compensation: Compensation::NotNeeded,
-        })?;
-    tracing::info!(
-        step = "send_email",
-        message_id,
-        "password-setup email accepted"
-    );
+    invitation::invite(state, tx, &invitee, Issue::First, deadline).await?;
     Ok(())
-}
-
-/// In a savepoint, so a hash collision (astronomically unlikely) costs one retry, not the user.
-async fn store_reset_token(
-    tx: &mut Transaction<'_>,
-    user_id: UserId,
-    expires_at: DateTime<Utc>,
-) -> Result<ResetToken, CreateUserError> {
-    let mut collided = false;
-    loop {
-        let token = ResetToken::generate();
-        let savepoint = tx
-            .savepoint("reset_token")
-            .await
-            .map_err(CreateUserError::database(Step::ResetToken))?;
-        match reset_tokens::insert(&savepoint, user_id, token.hash(), expires_at).await {
-            Ok(()) => {
-                savepoint
-                    .commit()
-                    .await
-                    .map_err(CreateUserError::database(Step::ResetToken))?;
-                return Ok(token);
-            }
-            Err(err)
-                if !collided
-                    && db::violated_unique_constraint(&err)
-                        == Some(reset_tokens::TOKEN_HASH_UNIQUE) =>
-            {
-                tracing::warn!("reset token hash collided; trying a new token");
-                savepoint
-                    .rollback()
-                    .await
-                    .map_err(CreateUserError::database(Step::ResetToken))?;
-                collided = true;
-            }
-            Err(err) => return Err(CreateUserError::database(Step::ResetToken)(err)),
-        }
-    }
-}
-
-fn set_password_link(frontend: &Url, token: &ResetToken, email: &Email) -> Url {
-    let mut link = frontend.clone();
-    link.set_path(&format!(
-        "{}/auth/set-password",
-        frontend.path().trim_end_matches('/')
-    ));
-    link.query_pairs_mut()
-        .clear()
-        .append_pair("token", token.expose())
-        .append_pair("email", email.as_str());
-    link
 }
 
 const COMPENSATION_ATTEMPTS: u32 = 3;

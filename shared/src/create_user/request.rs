@@ -38,6 +38,11 @@ pub fn parse_check_exists(body: &Value) -> Result<Email, FieldError> {
     parse_email(as_object(body)?)
 }
 
+/// resend-invitation names the user by address, as the admin panel's user list shows it.
+pub fn parse_resend_invitation(body: &Value) -> Result<Email, FieldError> {
+    parse_email(as_object(body)?)
+}
+
 fn as_object(body: &Value) -> Result<&Map<String, Value>, FieldError> {
     body.as_object()
         .ok_or_else(|| FieldError::new("body", "must be a JSON object"))

@@ -132,11 +132,17 @@ pub async fn try_lock_auth0_sweep(tx: &Transaction<'_>) -> Result<bool, tokio_po
     Ok(row.get(0))
 }
 
-const PURGEABLE_TOKENS: &str = "(t.expires_at < now() - make_interval(secs => $1)
-      OR t.used_at < now() - make_interval(secs => $1))
+/// Tokens used (or superseded by a newer invitation), or expired, longer than the retention
+/// ago; but never the open token of a user still in set-up, expired or not: it is what lets
+/// the page answer "expired, ask for a new invitation" instead of "invalid link". Such a user
+/// holds at most one (each new invitation closes the rest).
+const PURGEABLE_TOKENS: &str = "(t.used_at < now() - make_interval(secs => $1)
+      OR (t.expires_at < now() - make_interval(secs => $1)
+          AND EXISTS (SELECT 1 FROM users u
+                       WHERE u.id = t.user_id AND u.setup_completed_at IS NOT NULL)))
   AND ($2::text IS NULL OR t.user_id IN (SELECT id FROM users WHERE lower(email) = $2))";
 
-/// Deletes at most `limit` reset tokens expired or used longer than `retention` ago.
+/// Deletes at most `limit` reset tokens used or expired longer than `retention` ago.
 #[tracing::instrument(skip_all, fields(limit))]
 pub async fn purge_reset_tokens(
     client: &impl GenericClient,

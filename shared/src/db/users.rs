@@ -127,3 +127,59 @@ pub async fn email_exists(
         .await?;
     Ok(row.get(0))
 }
+
+/// A user as the admin API shows it.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub tenant_id: TenantId,
+    pub email: String,
+    pub role: Role,
+    /// The Auth0 user id, or `pending_…` while a create-user is in flight.
+    pub auth0_sub: String,
+    pub is_active: bool,
+    pub setup_completed_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl UserRecord {
+    pub fn is_pending(&self) -> bool {
+        self.auth0_sub.starts_with("pending_")
+    }
+}
+
+/// The user with this address in the tenant of the caller `caller_sub`, locked until the
+/// transaction ends. Needs no earlier round trip for the caller's tenant, so it can be
+/// pipelined with [`find_caller`]; authorization is checked before anything is written.
+#[tracing::instrument(skip_all)]
+pub async fn lock_in_callers_tenant(
+    tx: &impl GenericClient,
+    caller_sub: &str,
+    email: &Email,
+) -> Result<Option<UserRecord>, tokio_postgres::Error> {
+    let row = tx
+        .query_opt(
+            &tx.prepare_cached(
+                "SELECT u.id, u.tenant_id, u.email, u.role, u.auth0_sub, u.is_active,
+                        u.setup_completed_at, u.created_at
+                   FROM users u
+                  WHERE lower(u.email) = $2
+                    AND u.tenant_id = (SELECT c.tenant_id FROM users c WHERE c.auth0_sub = $1)
+                    FOR UPDATE OF u",
+            )
+            .await?,
+            &[&caller_sub, &email.as_str()],
+        )
+        .await?;
+    Ok(row.map(|r| UserRecord {
+        id: UserId::new(r.get(0)),
+        tenant_id: TenantId::new(r.get(1)),
+        email: r.get(2),
+        // The CHECK constraint keeps role to the three known values.
+        role: Role::parse(r.get(3)).unwrap_or(Role::User),
+        auth0_sub: r.get(4),
+        is_active: r.get(5),
+        setup_completed_at: r.get(6),
+        created_at: r.get(7),
+    }))
+}

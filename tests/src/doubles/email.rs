@@ -59,6 +59,26 @@ impl SentEmail {
             .iter()
             .any(|entry| address_of(entry).to_lowercase() == address)
     }
+
+    /// The password-setup link in the text body, as the person would click it.
+    pub fn setup_link(&self) -> Option<url::Url> {
+        self.text
+            .as_deref()?
+            .split_whitespace()
+            .find(|word| word.contains("/auth/set-password?"))
+            .and_then(|word| url::Url::parse(word).ok())
+    }
+
+    /// The link's `token` and `email` query parameters: what the set-password page posts.
+    pub fn setup_token_and_email(&self) -> Option<(String, String)> {
+        let link = self.setup_link()?;
+        let param = |name: &str| {
+            link.query_pairs()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.into_owned())
+        };
+        Some((param("token")?, param("email")?))
+    }
 }
 
 /// A running email API on loopback; stops when dropped.

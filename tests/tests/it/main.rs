@@ -11,3 +11,4 @@ mod events;
 mod lambda_binary;
 mod openapi;
 mod secrets;
+mod set_password;

@@ -24,6 +24,7 @@ use serde_json::Value;
 use super::faults::Fault;
 use super::server::{Control, RunningServer, any_loopback_port, control_routes};
 use state::{App, digest};
+pub use token::PASSWORD_REALM_GRANT;
 
 /// Operations that faults and call counters name.
 pub const AUTH0_OPS: [&str; 7] = [

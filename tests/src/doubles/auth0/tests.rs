@@ -3,7 +3,7 @@ use std::time::Duration;
 use reqwest::Client;
 use serde_json::{Value, json};
 
-use super::token::SCOPE;
+use super::token::{PASSWORD_REALM_GRANT, SCOPE};
 use super::*;
 
 const STRONG_PASSWORD: &str = "Str0ng-passw0rd";
@@ -472,6 +472,91 @@ async fn patch_checks_a_new_password_against_the_policy() {
     );
     assert_eq!(tenant.send(patch("N3w-Passw0rd")).await.0, 200);
     assert!(tenant.double.password_matches(user_id, "N3w-Passw0rd"));
+}
+
+fn login_request(email: &str, password: &str) -> Value {
+    json!({
+        "grant_type": PASSWORD_REALM_GRANT,
+        "client_id": "test-client-id",
+        "username": email,
+        "password": password,
+        "realm": "Username-Password-Authentication",
+        "scope": "openid",
+    })
+}
+
+#[tokio::test]
+async fn the_password_realm_grant_logs_in_with_the_current_password_only() {
+    let tenant = tenant().await;
+    let (_, user) = tenant.create(&new_user("ann@example.com")).await;
+    let user_id = user["user_id"].as_str().unwrap();
+    let login = |email: &'static str, password: &'static str| {
+        let request = login_request(email, password);
+        let (double, http) = (&tenant.double, &tenant.http);
+        async move { post_token(double, http, &request).await }
+    };
+    let (status, body) = login("Ann@Example.com", STRONG_PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body["access_token"].is_string() && body["id_token"].is_string());
+
+    let body =
+        json!({"password": "N3w-Passw0rd", "connection": "Username-Password-Authentication"});
+    let patch = tenant
+        .request(reqwest::Method::PATCH, &user_path(user_id))
+        .json(&body);
+    assert_eq!(tenant.send(patch).await.0, 200);
+    assert_eq!(login("ann@example.com", "N3w-Passw0rd").await.0, 200);
+    for (email, password) in [
+        ("ann@example.com", STRONG_PASSWORD),
+        ("bob@example.com", "N3w-Passw0rd"),
+    ] {
+        let (status, body) = login(email, password).await;
+        assert_eq!(
+            (
+                status,
+                body["error"].as_str(),
+                body["error_description"].as_str()
+            ),
+            (403, Some("invalid_grant"), Some("Wrong email or password.")),
+            "{email}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_password_realm_grant_refuses_a_blocked_user_an_unknown_realm_and_missing_fields() {
+    let tenant = tenant().await;
+    let (_, user) = tenant.create(&new_user("ann@example.com")).await;
+    let user_id = user["user_id"].as_str().unwrap();
+    let mut other_realm = login_request("ann@example.com", STRONG_PASSWORD);
+    other_realm["realm"] = "google-oauth2".into();
+    let mut no_password = login_request("ann@example.com", STRONG_PASSWORD);
+    no_password.as_object_mut().unwrap().remove("password");
+    let mut wrong_client = login_request("ann@example.com", STRONG_PASSWORD);
+    wrong_client["client_id"] = "someone-else".into();
+    for (request, expected) in [
+        (other_realm, (400, "invalid_request")),
+        (no_password, (400, "invalid_request")),
+        (wrong_client, (401, "access_denied")),
+    ] {
+        let (status, body) = post_token(&tenant.double, &tenant.http, &request).await;
+        assert_eq!(
+            (status, body["error"].as_str().unwrap()),
+            expected,
+            "{body}"
+        );
+    }
+    let block = tenant
+        .request(reqwest::Method::PATCH, &user_path(user_id))
+        .json(&json!({"blocked": true}));
+    assert_eq!(tenant.send(block).await.0, 200);
+    let request = login_request("ann@example.com", STRONG_PASSWORD);
+    let (status, body) = post_token(&tenant.double, &tenant.http, &request).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("unauthorized"))
+    );
 }
 
 #[tokio::test]

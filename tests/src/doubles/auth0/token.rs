@@ -14,11 +14,13 @@ use serde_json::{Value, json};
 
 use super::errors::{oauth_error, unauthorized};
 use super::management::Quota;
-use super::state::{App, Tenant, random_hex};
+use super::state::{App, Tenant, digest, random_hex};
 use crate::doubles::faults;
 use crate::doubles::server::{Answer, Rejection, json_response};
 
 pub(super) const SCOPE: &str = "read:users update:users delete:users create:users";
+/// The resource-owner password grant restricted to one connection.
+pub const PASSWORD_REALM_GRANT: &str = "http://auth0.com/oauth/grant-type/password-realm";
 
 pub(super) async fn token(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
     let fault = app.tenant().begin("token");
@@ -55,6 +57,7 @@ impl Tenant {
         match field("grant_type") {
             None => return Err(bad_request("Missing required parameter: grant_type")),
             Some("client_credentials") => {}
+            Some(PASSWORD_REALM_GRANT) => return self.log_in(&form, now),
             Some(other) => {
                 let description = format!("Unsupported grant type: {other}");
                 let status = StatusCode::BAD_REQUEST;
@@ -99,6 +102,82 @@ impl Tenant {
         Ok(response)
     }
 
+    /// The resource-owner password grant against one connection (a "realm"): what a login
+    /// form does. Answers as Auth0 does: a wrong address or password is one 403, never telling
+    /// which; a blocked user is a 401.
+    fn log_in(&mut self, form: &HashMap<String, String>, now: DateTime<Utc>) -> Answer {
+        let field = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
+        let missing = |name: &str| {
+            let description = format!("Missing required parameter: {name}");
+            oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &description)
+        };
+        if field("client_id") != Some(&self.config.client_id)
+            || field("client_secret").is_some_and(|s| s != self.config.client_secret)
+        {
+            let status = StatusCode::UNAUTHORIZED;
+            return Err(oauth_error(status, "access_denied", "Unauthorized"));
+        }
+        let username = field("username").ok_or_else(|| missing("username"))?;
+        let password = field("password").ok_or_else(|| missing("password"))?;
+        let realm = field("realm").ok_or_else(|| missing("realm"))?;
+        if realm != self.config.connection {
+            let status = StatusCode::BAD_REQUEST;
+            return Err(oauth_error(status, "invalid_request", "Unknown realm"));
+        }
+        let email = username.to_lowercase();
+        let user = self.with_email(&email).next();
+        let Some(user) = user.filter(|u| u.password_digest.as_deref() == Some(&digest(password)))
+        else {
+            let status = StatusCode::FORBIDDEN;
+            return Err(oauth_error(
+                status,
+                "invalid_grant",
+                "Wrong email or password.",
+            ));
+        };
+        if user.profile["blocked"] == json!(true) {
+            let status = StatusCode::UNAUTHORIZED;
+            return Err(oauth_error(status, "unauthorized", "user is blocked"));
+        }
+        let user_id = user.id().to_string();
+        let scope = field("scope").unwrap_or("openid");
+        let audience =
+            field("audience").map_or_else(|| format!("{}/userinfo", self.base_url), str::to_string);
+        let ttl = self.config.token_ttl_secs;
+        let expires = now + chrono::Duration::seconds(i64::try_from(ttl).unwrap_or(i64::MAX / 2));
+        let claims = json!({
+            "iss": format!("{}/", self.base_url),
+            "sub": user_id,
+            "aud": audience,
+            "iat": now.timestamp(),
+            "exp": expires.timestamp(),
+            "scope": scope,
+            "azp": self.config.client_id,
+        });
+        let mut body = json!({
+            "access_token": self.sign(&claims),
+            "scope": scope,
+            "expires_in": ttl,
+            "token_type": "Bearer",
+        });
+        if scope.split(' ').any(|s| s == "openid") {
+            let id_claims = json!({
+                "iss": format!("{}/", self.base_url),
+                "sub": user_id,
+                "aud": self.config.client_id,
+                "iat": now.timestamp(),
+                "exp": expires.timestamp(),
+                "email": email,
+            });
+            body["id_token"] = self.sign(&id_claims).into();
+        }
+        let mut response = json_response(StatusCode::OK, &body);
+        let headers = response.headers_mut();
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+        Ok(response)
+    }
+
     /// The tenant's own audience, also when reached under another host name (e.g. from Docker).
     fn serves_audience(&self, audience: &str, headers: &HeaderMap) -> bool {
         let host = headers.get(HOST).and_then(|host| host.to_str().ok());
@@ -110,9 +189,8 @@ impl Tenant {
             })
     }
 
-    /// A JWT-shaped token with the usual Management API claims; its signature is random bytes.
+    /// A JWT-shaped token with the usual Management API claims.
     fn mint_token(&self, audience: &str, now: DateTime<Utc>, expires: DateTime<Utc>) -> String {
-        let header = json!({ "alg": "RS256", "typ": "JWT", "kid": "auth0-double" });
         let claims = json!({
             "iss": format!("{}/", self.base_url),
             "sub": format!("{}@clients", self.config.client_id),
@@ -124,6 +202,13 @@ impl Tenant {
             "azp": self.config.client_id,
             "jti": random_hex(16),
         });
+        self.sign(&claims)
+    }
+
+    /// `header.claims.signature`, JWT-shaped; the signature is random bytes (nobody verifies
+    /// the double's tokens but the double, which looks them up).
+    fn sign(&self, claims: &Value) -> String {
+        let header = json!({ "alg": "RS256", "typ": "JWT", "kid": "auth0-double" });
         let signature: [u8; 32] = rand::random();
         [
             URL_SAFE_NO_PAD.encode(header.to_string()),

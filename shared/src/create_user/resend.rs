@@ -1,0 +1,74 @@
+//! resend-invitation: a new password-setup link for a user of the caller's tenant who has not
+//! set a password yet. One transaction: lock the user, replace the open tokens with a new one
+//! (in a savepoint), send the email, COMMIT. If the email fails nothing changes and the link
+//! the person already holds keeps working.
+
+use chrono::{DateTime, Utc};
+
+use super::invitation::{self, Invitee, Issue};
+use super::{CreateUserError, Step, authorize};
+use crate::db::users::{self, UserRecord};
+use crate::deadline::Deadline;
+use crate::domain::{CallerSub, Email};
+use crate::state::AppState;
+
+#[derive(Debug, Clone)]
+pub struct ResentInvitation {
+    pub user: UserRecord,
+    /// When the new link stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+pub async fn resend_invitation(
+    state: &AppState,
+    caller_sub: &CallerSub,
+    email: &Email,
+    deadline: &Deadline,
+) -> Result<ResentInvitation, CreateUserError> {
+    let mut client = state.pool.get().await.map_err(CreateUserError::Pool)?;
+    let mut tx = client
+        .transaction()
+        .await
+        .map_err(CreateUserError::database(Step::Begin))?;
+
+    // Pipelined: the invitee is looked up in the caller's tenant by the caller's sub, so both
+    // reads go out in one round trip; nothing is written before authorization passed.
+    let (caller, invitee) = tokio::join!(
+        users::find_caller(&tx, caller_sub.as_str()),
+        users::lock_in_callers_tenant(&tx, caller_sub.as_str(), email)
+    );
+    let caller = authorize(
+        caller.map_err(CreateUserError::database(Step::Authorize))?,
+        None,
+    )?;
+    // Another tenant's user is "not found": its existence is not the caller's business.
+    let user = invitee
+        .map_err(CreateUserError::database(Step::FindUser))?
+        .ok_or(CreateUserError::UserNotFound)?;
+    if !caller.role.may_create(user.role) {
+        return Err(CreateUserError::RoleNotAllowed(user.role));
+    }
+    if user.is_pending() {
+        return Err(CreateUserError::CreationInProgress);
+    }
+    if user.setup_completed_at.is_some() {
+        return Err(CreateUserError::AlreadyActivated);
+    }
+    if !user.is_active {
+        return Err(CreateUserError::UserInactive);
+    }
+
+    let invitee = Invitee {
+        user_id: user.id,
+        email,
+        role: user.role,
+        tenant_name: &caller.tenant_name,
+    };
+    let expires_at =
+        invitation::invite(state, &mut tx, &invitee, Issue::Replacing, deadline).await?;
+    tx.commit()
+        .await
+        .map_err(CreateUserError::database(Step::Commit))?;
+    tracing::info!(step = "commit", user_id = %user.id, "invitation sent again");
+    Ok(ResentInvitation { user, expires_at })
+}

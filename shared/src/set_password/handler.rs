@@ -1,0 +1,251 @@
+//! The HTTP edge of set-password: API Gateway HTTP API (payload 2.0) in, JSON out. Public
+//! routes (no JWT authorizer): small bodies only, the token checked before any query runs.
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use http::{Method, StatusCode};
+use lambda_runtime::LambdaEvent;
+use serde_json::{Value, json};
+use tracing::Instrument;
+
+use super::request::{RequestError, parse_link, parse_set_password};
+use super::{LinkInfo, SetPasswordError};
+use crate::auth0::Auth0Error;
+use crate::create_user::handler::{
+    ApiError, error_body, error_chain, json_response, read_json_body_within, request_path,
+    timestamp,
+};
+use crate::deadline::Deadline;
+use crate::metrics::{self, Metric};
+use crate::state::AppState;
+
+/// A token, an address and a password fit in far less; anything bigger is not the page.
+pub const MAX_BODY_BYTES: usize = 4 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Verify,
+    SetPassword,
+}
+
+const LINK_STILL_WORKS: &str = "Your link still works; please try again in a moment.";
+
+impl From<RequestError> for ApiError {
+    fn from(err: RequestError) -> Self {
+        match err {
+            RequestError::Link(field) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_LINK",
+                format!("{}: {}", field.field, field.message),
+            )
+            .field(field.field)
+            .friendly(INVALID_LINK_FRIENDLY),
+            RequestError::Field(field) => field.into(),
+        }
+    }
+}
+
+const INVALID_LINK_FRIENDLY: &str = "This link does not work. Open the newest invitation email, or ask your administrator to send a new invitation.";
+
+impl From<&SetPasswordError> for ApiError {
+    fn from(err: &SetPasswordError) -> Self {
+        use SetPasswordError as E;
+        match err {
+            E::InvalidLink => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_LINK",
+                "This link is not valid (unknown, already used, or for another address).",
+            )
+            .friendly(INVALID_LINK_FRIENDLY),
+            E::LinkExpired => ApiError::new(
+                StatusCode::GONE,
+                "LINK_EXPIRED",
+                "This link has expired. Ask your administrator to send a new invitation.",
+            )
+            .friendly(
+                "This link has expired. Ask your administrator to send you a new invitation.",
+            ),
+            E::WeakPassword(message) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "WEAK_PASSWORD",
+                format!("password: {message}"),
+            )
+            .field("password"),
+            E::Auth0(Auth0Error::Deadline(_)) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TIMEOUT",
+                format!("The request ran out of time. {LINK_STILL_WORKS}"),
+            ),
+            E::Auth0(Auth0Error::Secret(_)) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SECRETS_UNAVAILABLE",
+                format!("The service's credentials could not be read. {LINK_STILL_WORKS}"),
+            ),
+            E::Auth0(source) if source.is_unavailable() => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "AUTH0_UNAVAILABLE",
+                format!("Auth0 is not reachable or is rate limiting us. {LINK_STILL_WORKS}"),
+            ),
+            E::Auth0(_) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "AUTH0_FAILED",
+                format!("Auth0 failed while setting the password. {LINK_STILL_WORKS}"),
+            ),
+            E::Database { step, source }
+                if crate::db::is_unavailable(source) || crate::db::is_lock_timeout(source) =>
+            {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "DATABASE_UNAVAILABLE",
+                    format!(
+                        "The database did not answer while {}. {LINK_STILL_WORKS}",
+                        step.describe()
+                    ),
+                )
+            }
+            E::Database { step, .. } => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                format!(
+                    "Something went wrong while {}. {LINK_STILL_WORKS}",
+                    step.describe()
+                ),
+            ),
+            E::Pool(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "DATABASE_UNAVAILABLE",
+                format!("No database connection is available. {LINK_STILL_WORKS}"),
+            ),
+        }
+    }
+}
+
+/// The Lambda handler: never fails the invocation; every outcome is an HTTP response.
+pub async fn handle(
+    state: &AppState,
+    event: LambdaEvent<ApiGatewayV2httpRequest>,
+) -> Result<ApiGatewayV2httpResponse, std::convert::Infallible> {
+    let request_id = event.context.request_id.clone();
+    let deadline = Deadline::from_epoch_millis(event.context.deadline);
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let response = async {
+        let (status, body) = match dispatch(state, &event.payload, &deadline).await {
+            Ok(answer) => answer,
+            Err(err) => {
+                tracing::info!(
+                    status = err.status.as_u16(),
+                    code = err.code,
+                    "request refused"
+                );
+                (err.status, error_body(&err, &request_id))
+            }
+        };
+        let allow = (status == StatusCode::METHOD_NOT_ALLOWED).then_some("POST");
+        json_response(status, &body, &allow)
+    }
+    .instrument(span)
+    .await;
+    Ok(response)
+}
+
+async fn dispatch(
+    state: &AppState,
+    request: &ApiGatewayV2httpRequest,
+    deadline: &Deadline,
+) -> Result<(StatusCode, Value), ApiError> {
+    let route = route(&request.request_context.http.method, request_path(request))?;
+    let body = read_json_body_within(request, MAX_BODY_BYTES)?;
+    match route {
+        Route::Verify => {
+            let link = parse_link(&body)?;
+            let info = super::verify_link(state, &link)
+                .await
+                .map_err(|err| log_failure(&err))?;
+            Ok((StatusCode::OK, link_body(&info)))
+        }
+        Route::SetPassword => {
+            let (link, password) = parse_set_password(&body)?;
+            tracing::info!(route = "set_password", email = %link.email, "set-password request");
+            let info = super::set_password(state, &link, &password, deadline)
+                .await
+                .map_err(|err| log_failure(&err))?;
+            metrics::count(Metric::PasswordsSet, 1, None);
+            Ok((
+                StatusCode::OK,
+                json!({
+                    "email": info.email,
+                    "tenantName": info.tenant_name,
+                    "message": "Your password is set. Sign in with your email address and the new password.",
+                }),
+            ))
+        }
+    }
+}
+
+fn link_body(info: &LinkInfo) -> Value {
+    json!({
+        "email": info.email,
+        "tenantName": info.tenant_name,
+        "role": info.role.as_str(),
+        "expiresAt": timestamp(info.expires_at),
+    })
+}
+
+fn log_failure(err: &SetPasswordError) -> ApiError {
+    let api = ApiError::from(err);
+    if api.status.is_server_error() {
+        // The full cause chain goes to the log; the person gets the opaque message.
+        tracing::error!(error = %error_chain(err), code = api.code, "set-password failed");
+    }
+    api
+}
+
+/// Routes on the path suffix, so any stage or base path in front keeps working.
+pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
+    let path = path.trim_end_matches('/');
+    let route = if path.ends_with("/auth/set-password/verify") {
+        Route::Verify
+    } else if path.ends_with("/auth/set-password") {
+        Route::SetPassword
+    } else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "No such endpoint.",
+        ));
+    };
+    if method != Method::POST {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            format!("{method} is not allowed here; use POST."),
+        ));
+    }
+    Ok(route)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_on_the_path_suffix_with_404_and_405() {
+        assert_eq!(
+            route(&Method::POST, "/prod/api/auth/set-password/verify"),
+            Ok(Route::Verify)
+        );
+        assert_eq!(
+            route(&Method::POST, "/api/auth/set-password/"),
+            Ok(Route::SetPassword)
+        );
+        assert_eq!(
+            route(&Method::POST, "/api/auth/reset").unwrap_err().status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            route(&Method::GET, "/api/auth/set-password")
+                .unwrap_err()
+                .status,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+}

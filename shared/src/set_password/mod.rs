@@ -1,0 +1,144 @@
+//! set-password: the invited person's public calls. The token in the emailed link is the
+//! credential, so there is no JWT; only the token's SHA-256 is ever compared or looked up.
+//!
+//! ```text
+//! verify {token, email}            → the link's tenant, role and expiry; consumes nothing
+//! set    {token, email, password}
+//! BEGIN
+//!   token row by hash FOR UPDATE; the user's address; unexpired; unused
+//!   Auth0 PATCH /api/v2/users/{id} {password, connection}   policy error → 400, token kept
+//!   every open token of the user used; the user's set-up completed
+//! COMMIT
+//! ```
+//! Any failure rolls back, so the link keeps working. Auth0 setting the same password twice
+//! is harmless, which makes a retry after a failed COMMIT safe.
+
+mod error;
+pub mod handler;
+pub mod request;
+
+use chrono::{DateTime, Utc};
+
+pub use error::{SetPasswordError, Step};
+pub use request::{NewPassword, SetupLink};
+
+use crate::db::reset_tokens::{self, TokenRecord};
+use crate::deadline::Deadline;
+use crate::domain::{Auth0UserId, Role};
+use crate::state::AppState;
+
+/// What the page shows about a working link.
+#[derive(Debug, Clone)]
+pub struct LinkInfo {
+    pub email: String,
+    pub tenant_name: String,
+    pub role: Role,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Checks the link without consuming it.
+pub async fn verify_link(state: &AppState, link: &SetupLink) -> Result<LinkInfo, SetPasswordError> {
+    let attempts = state.pool.status().max_size + 1;
+    let mut result = verify_once(state, link).await;
+    for _ in 1..attempts {
+        match &result {
+            Err(err) if err.is_safe_to_retry() => result = verify_once(state, link).await,
+            _ => break,
+        }
+    }
+    result
+}
+
+async fn verify_once(state: &AppState, link: &SetupLink) -> Result<LinkInfo, SetPasswordError> {
+    let client = state.pool.get().await.map_err(SetPasswordError::Pool)?;
+    let record = reset_tokens::find(&client, link.token_hash())
+        .await
+        .map_err(SetPasswordError::database(Step::FindToken))?;
+    let (record, _) = usable(record, link)?;
+    Ok(link_info(record))
+}
+
+/// Sets the password in Auth0 and uses the link up, all or nothing.
+pub async fn set_password(
+    state: &AppState,
+    link: &SetupLink,
+    password: &NewPassword,
+    deadline: &Deadline,
+) -> Result<LinkInfo, SetPasswordError> {
+    // After a freeze every pooled connection may be dead; each failed attempt discards the one
+    // it found, so pool size + 1 attempts reach a live one. Only before Auth0 was called.
+    let attempts = state.pool.status().max_size + 1;
+    let mut result = set_once(state, link, password, deadline).await;
+    for _ in 1..attempts {
+        match &result {
+            Err(err) if err.is_safe_to_retry() => {
+                tracing::warn!(error = %err, "database connection lost before Auth0 was called; retrying");
+                result = set_once(state, link, password, deadline).await;
+            }
+            _ => break,
+        }
+    }
+    result
+}
+
+async fn set_once(
+    state: &AppState,
+    link: &SetupLink,
+    password: &NewPassword,
+    deadline: &Deadline,
+) -> Result<LinkInfo, SetPasswordError> {
+    let mut client = state.pool.get().await.map_err(SetPasswordError::Pool)?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(SetPasswordError::database(Step::Begin))?;
+    // Locked until COMMIT: a second request with the same link waits here, then finds it used.
+    let record = reset_tokens::lock(&tx, link.token_hash())
+        .await
+        .map_err(SetPasswordError::database(Step::FindToken))?;
+    let (record, auth0_id) = usable(record, link)?;
+    let user_id = record.user_id;
+
+    state
+        .auth0
+        .set_password(&auth0_id, password.secret(), deadline)
+        .await?;
+    tracing::info!(step = "auth0_password", user_id = %user_id, "auth0 password set");
+
+    reset_tokens::complete_setup(&tx, user_id)
+        .await
+        .map_err(SetPasswordError::database(Step::CompleteSetup))?;
+    tx.commit()
+        .await
+        .map_err(SetPasswordError::database(Step::Commit))?;
+    tracing::info!(step = "commit", user_id = %user_id, "set-up completed");
+    Ok(link_info(record))
+}
+
+/// The one place that decides whether a link works. Expiry is told apart only for an
+/// otherwise valid link (right address, unused), so it reveals nothing to a guesser.
+fn usable(
+    record: Option<TokenRecord>,
+    link: &SetupLink,
+) -> Result<(TokenRecord, Auth0UserId), SetPasswordError> {
+    let record = record.ok_or(SetPasswordError::InvalidLink)?;
+    if record.email != link.email.as_str() || record.used || !record.user_is_active {
+        return Err(SetPasswordError::InvalidLink);
+    }
+    // A committed token always belongs to a user with an Auth0 id; `pending_…` is not one.
+    let auth0_id =
+        Auth0UserId::parse(&record.auth0_sub).map_err(|_| SetPasswordError::InvalidLink)?;
+    if record.expired {
+        return Err(SetPasswordError::LinkExpired);
+    }
+    Ok((record, auth0_id))
+}
+
+fn link_info(record: TokenRecord) -> LinkInfo {
+    LinkInfo {
+        email: record.email,
+        tenant_name: record.tenant_name,
+        role: record.role,
+        expires_at: record.expires_at,
+    }
+}
