@@ -54,6 +54,8 @@ overrides=(
   "Auth0Audience=\"$AUTH0_AUDIENCE\""
   "CorsAllowedOrigins=\"$CORS_ALLOWED_ORIGINS\""
   "FrontendUrl=\"$FRONTEND_URL\""
+  # The set-password page's origin for CORS: FRONTEND_URL's scheme and host unless given.
+  "FrontendOrigin=\"${FRONTEND_ORIGIN:-$(sed -E 's#^(https?://[^/?#]+).*#\1#' <<<"$FRONTEND_URL")}\""
   "AppSecretArn=\"$APP_SECRET_ARN\""
   "DatabaseSecretArn=\"$DB_SECRET_ARN\""
   "DatabaseHost=\"$DB_HOST\""
@@ -72,6 +74,8 @@ optional LOG_RETENTION_DAYS LogRetentionDays
 optional ALARM_TOPIC_ARN AlarmTopicArn
 optional ROLLBACK_ALARM_THRESHOLD RollbackAlarmThreshold
 optional EMAIL_API_URL EmailApiUrl
+optional PUBLIC_THROTTLING_RATE_LIMIT PublicThrottlingRateLimit
+optional PUBLIC_THROTTLING_BURST_LIMIT PublicThrottlingBurstLimit
 
 # rust-cargolambda is a beta build method of SAM.
 sam build --beta-features --template-file template.yaml

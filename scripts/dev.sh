@@ -28,7 +28,7 @@ scripts/venv.sh build
 export PATH="$PWD/.venv/bin:$PATH"
 
 echo "== building the local-stack binaries and the functions (debug)"
-cargo build --locked --quiet -p testkit --bin local-stack --bin migrate-and-seed -p create-user -p cleanup
+cargo build --locked --quiet -p testkit --bin local-stack --bin migrate-and-seed -p create-user -p cleanup -p set-password
 
 # From here on, a failure stops whatever was already started.
 trap 'echo "make dev failed; stopping what it started" >&2; scripts/stop.sh' ERR
@@ -103,5 +103,7 @@ cat <<MSG
    email double        http://127.0.0.1:$email_port   (GET /__control/state)
    cargo lambda watch  http://127.0.0.1:$watch_port   (log: $state/watch.log)
    make invoke         sends events/create-user.json as the seeded admin
+   make invoke EVENT=events/set-password.json FUNCTION=set-password
+                       sets new.hire@acme.test's password with the newest emailed link
    make stop           stops all of it (PIDs in $state/pids)
 MSG

@@ -13,6 +13,26 @@ email_port=${EMAIL_DOUBLE_PORT:-4020}
 [ -s .local/pids ] || { echo "the local stack is not running: \`make dev\` first" >&2; exit 1; }
 export PATH="$PWD/.venv/bin:$PATH"
 
+# The set-password events hold a placeholder token: put in the newest emailed link's token,
+# as the person's browser would (create the user first, e.g. `make invoke`).
+placeholder=0000000000000000000000000000000000000000000000000000000000000000
+if grep -q "$placeholder" "$event"; then
+  filled=$(mktemp "${TMPDIR:-/tmp}/invoke-event.XXXXXX")
+  trap 'rm -f "$filled"' EXIT
+  curl -s "http://127.0.0.1:$email_port/__control/state" | python3 -c '
+import json, sys, urllib.parse
+placeholder, event_file, out = sys.argv[1:4]
+emails = json.load(sys.stdin).get("emails") or []
+links = [w for e in emails for w in (e.get("text") or "").split() if "/auth/set-password?" in w]
+if not links:
+    sys.exit("no password-setup link in the email double yet: create a user first (make invoke)")
+query = urllib.parse.parse_qs(urllib.parse.urlparse(links[-1]).query)
+text = open(event_file).read().replace(placeholder, query["token"][0])
+open(out, "w").write(text)
+' "$placeholder" "$event" "$filled"
+  event=$filled
+fi
+
 echo "== $function <- $event"
 response=$(cargo lambda invoke "$function" --invoke-address 127.0.0.1 --invoke-port "$watch_port" \
   --data-file "$event")

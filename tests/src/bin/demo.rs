@@ -1,14 +1,17 @@
 //! `make demo`: the main job end to end on the local stack, no AWS account needed.
 //! Migrates and seeds the database at DATABASE_URL, starts the Auth0 and email doubles,
 //! runs the real `create-user` binary behind an emulated Lambda Runtime API, sends it
-//! `events/create-user.json`, and shows what each system now holds. Then it leaves one
+//! `events/create-user.json`, and shows what each system now holds. The invited person then
+//! completes the invitation through the real `set-password` binary: the link from the email
+//! double's outbox is verified, a password set, and a login with it tried on the Auth0
+//! double; a second use of the link is refused. Then it leaves one
 //! orphan on each side and lets the real `cleanup` binary remove them
 //! (`events/cleanup-scheduled.json`), printing its summary.
 
 use chrono::Utc;
 use serde_json::{Value, json};
 use shared::auth0::CREATED_BY_MARKER;
-use testkit::doubles::{Auth0Config, Auth0Double, EmailConfig, EmailDouble};
+use testkit::doubles::{Auth0Config, Auth0Double, EmailConfig, EmailDouble, PASSWORD_REALM_GRANT};
 use testkit::harness::{Response, app_vars, connect, seed};
 use testkit::lambda_process::LambdaProcess;
 use testkit::runtime_api::Outcome;
@@ -90,6 +93,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     function.kill().await;
 
+    complete_the_invitation(&root, &vars, &auth0, &email, new_hire).await?;
+
     // Cleanup: one leftover on each side, an hour old, as a crash or the old code leaves them.
     let pending_id = Uuid::new_v4();
     db.execute(
@@ -141,4 +146,80 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     cleanup.kill().await;
     Ok(())
+}
+
+/// The invited person's side: the link from the email, verified and used through the real
+/// set-password binary, then a login with the new password on the Auth0 double.
+async fn complete_the_invitation(
+    root: &std::path::Path,
+    vars: &std::collections::HashMap<String, String>,
+    auth0: &Auth0Double,
+    email: &EmailDouble,
+    address: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let invitation = email
+        .emails_to(address)
+        .pop()
+        .ok_or("no invitation was emailed")?;
+    let (token, _) = invitation
+        .setup_token_and_email()
+        .ok_or("the invitation carries no set-password link")?;
+    let password = "Corr3ct-Horse-Battery";
+    println!(
+        "\n== the invited person opens the link; before setting a password, logging in with {password:?}: {}",
+        log_in(auth0, address, password).await?
+    );
+    let set_password = LambdaProcess::start("set-password", vars).await?;
+    println!("== set-password is running and polling the Runtime API");
+    for (label, file) in [
+        ("verify the link", "events/set-password-verify.json"),
+        ("set the password", "events/set-password.json"),
+        ("the same link a second time", "events/set-password.json"),
+    ] {
+        // The events hold a placeholder where the emailed token goes.
+        let text = std::fs::read_to_string(root.join(file))?.replace(&"0".repeat(64), &token);
+        let invocation = set_password.invoke(serde_json::from_str(&text)?).await?;
+        let Outcome::Response(raw) = invocation.outcome else {
+            return Err(format!("set-password failed: {:?}", invocation.outcome).into());
+        };
+        let response = Response::from_lambda(raw);
+        println!("\n== {label} ({file}) -> HTTP {}", response.status);
+        println!("{}", serde_json::to_string_pretty(&response.body)?);
+    }
+    set_password.kill().await;
+    println!(
+        "\n== logging in to the Auth0 double (password-realm grant) with the new password: {}",
+        log_in(auth0, address, password).await?
+    );
+    println!(
+        "== logging in with any other password: {}",
+        log_in(auth0, address, "Guessed-Passw0rd").await?
+    );
+    Ok(())
+}
+
+/// What a login form would get: `HTTP 200` with tokens, or Auth0's refusal.
+async fn log_in(
+    auth0: &Auth0Double,
+    address: &str,
+    password: &str,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let response = reqwest::Client::new()
+        .post(format!("{}/oauth/token", auth0.base_url()))
+        .json(&json!({
+            "grant_type": PASSWORD_REALM_GRANT,
+            "client_id": Auth0Config::default().client_id,
+            "username": address,
+            "password": password,
+            "realm": Auth0Config::default().connection,
+            "scope": "openid",
+        }))
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await?;
+    Ok(match status {
+        200 => format!("HTTP 200, signed in (token_type {})", body["token_type"]),
+        _ => format!("HTTP {status} {}", body["error_description"]),
+    })
 }

@@ -4,7 +4,9 @@
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use serde_json::Value;
-use testkit::harness::{CHECK_PATH, CREATE_PATH, TestStack};
+use testkit::harness::{
+    CHECK_PATH, CREATE_PATH, RESEND_PATH, SET_PASSWORD_PATH, TestStack, VERIFY_PATH,
+};
 
 use crate::openapi::{assert_documented, repo_root};
 
@@ -20,18 +22,35 @@ fn expected(file: &str) -> (u16, &'static str) {
         "create-user-duplicate.json" => (409, "USER_ALREADY_EXISTS"),
         "check-exists.json" => (200, ""),
         "check-exists-unknown-email.json" => (200, ""),
+        // Run after create-user.json made new.hire@acme.test (files go in name order).
+        "resend-invitation.json" => (200, ""),
+        "set-password-verify.json" => (200, ""),
+        "set-password-weak.json" => (400, "WEAK_PASSWORD"),
+        "set-password.json" => (200, ""),
         other => panic!("events/{other} has no documented answer: add it to this table"),
     }
 }
 
-/// The API Gateway events: every `events/create-user*.json` and `events/check-exists*.json`.
+/// The placeholder token of the set-password events: `make invoke` and this test put the
+/// token of the newest emailed link in its place, as the person's browser would.
+pub const PLACEHOLDER_TOKEN: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The API Gateway events of the HTTP API's routes, in name order.
 fn api_events() -> Vec<(String, Value)> {
     let mut files: Vec<_> = std::fs::read_dir(repo_root().join("events"))
         .expect("events/ exists")
         .map(|entry| entry.unwrap().path())
         .filter(|path| {
             let name = path.file_name().unwrap().to_string_lossy();
-            (name.starts_with("create-user") || name.starts_with("check-exists"))
+            [
+                "create-user",
+                "check-exists",
+                "resend-invitation",
+                "set-password",
+            ]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
                 && name.ends_with(".json")
         })
         .collect();
@@ -71,15 +90,41 @@ async fn every_api_event_parses_and_gets_its_documented_answer() {
             Some(format!("POST {path}").as_str()),
             "events/{name}: the routeKey is one of template.yaml's routes"
         );
-        let documented_path = if path == CHECK_PATH {
-            CHECK_PATH
-        } else {
-            assert_eq!(path, CREATE_PATH, "events/{name}");
-            CREATE_PATH
-        };
-
+        let documented_path = [
+            CHECK_PATH,
+            CREATE_PATH,
+            RESEND_PATH,
+            VERIFY_PATH,
+            SET_PASSWORD_PATH,
+        ]
+        .into_iter()
+        .find(|documented| *documented == path)
+        .unwrap_or_else(|| panic!("events/{name}: {path} is not a route of openapi.yaml"));
         let (status, code) = expected(&name);
-        let response = stack.call(event).await;
+        let public = path.contains("/auth/set-password");
+        if public {
+            assert!(
+                request.request_context.authorizer.is_none(),
+                "events/{name}: the public routes have no JWT authorizer"
+            );
+        }
+        let response = if public {
+            let (token, _) = stack
+                .email
+                .emails_to("new.hire@acme.test")
+                .last()
+                .and_then(|email| email.setup_token_and_email())
+                .expect("an invitation to new.hire@acme.test was emailed");
+            let mut event = event;
+            let body = event["body"]
+                .as_str()
+                .unwrap()
+                .replace(PLACEHOLDER_TOKEN, &token);
+            event["body"] = body.into();
+            stack.call_public(event).await
+        } else {
+            stack.call(event).await
+        };
         assert_eq!(
             (response.status, response.code()),
             (status, code),
@@ -88,6 +133,6 @@ async fn every_api_event_parses_and_gets_its_documented_answer() {
         );
         assert_documented(documented_path, &response, &name);
     }
-    // The two successful creations each sent one password-setup email.
-    assert_eq!(stack.email.emails().len(), 2);
+    // The two successful creations and the resend each sent one password-setup email.
+    assert_eq!(stack.email.emails().len(), 3);
 }

@@ -1,7 +1,9 @@
 //! The real `create-user` binary, driven through the Lambda Runtime API as AWS would.
 
 use serde_json::json;
-use testkit::harness::{CHECK_PATH, Response, TestStack, api_event, create_event, seed};
+use testkit::harness::{
+    CHECK_PATH, Response, SET_PASSWORD_PATH, TestStack, VERIFY_PATH, api_event, create_event, seed,
+};
 use testkit::lambda_process::LambdaProcess;
 
 #[tokio::test]
@@ -154,4 +156,74 @@ async fn the_create_user_binary_serves_events_from_the_runtime_api_and_logs_no_s
         logs.text.contains("b***@example.com"),
         "the redacted email is logged for correlation"
     );
+}
+
+#[tokio::test]
+async fn the_set_password_binary_completes_an_invitation_and_logs_neither_token_nor_password() {
+    let stack = TestStack::start().await;
+    let created = stack
+        .call(create_event(
+            seed::ACME_ADMIN_SUB,
+            &json!({"email": "Invited.Binary@Example.com"}),
+        ))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let (token, email) = stack.email.emails()[0]
+        .setup_token_and_email()
+        .expect("the invitation carries the link");
+
+    let mut vars = stack.vars.clone();
+    vars.insert("RUST_LOG".into(), "debug".into());
+    let function = LambdaProcess::start("set-password", &vars)
+        .await
+        .expect("`cargo build --bins` ran before the tests");
+    let password = "Binary-Passw0rd-42";
+    let call = |path: &str, body: serde_json::Value| {
+        function.invoke(testkit::harness::public_event(path, &body))
+    };
+    let verified = call(VERIFY_PATH, json!({"token": token, "email": email}))
+        .await
+        .unwrap();
+    assert_eq!(Response::of(&verified).status, 200);
+    let weak = call(
+        SET_PASSWORD_PATH,
+        json!({"token": token, "email": email, "password": "weak"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(Response::of(&weak).code(), "WEAK_PASSWORD");
+    let set = call(
+        SET_PASSWORD_PATH,
+        json!({"token": token, "email": email, "password": password}),
+    )
+    .await
+    .unwrap();
+    let set = Response::of(&set);
+    assert_eq!(set.status, 200, "{}", set.body);
+    let again = call(
+        SET_PASSWORD_PATH,
+        json!({"token": token, "email": email, "password": password}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(Response::of(&again).code(), "INVALID_LINK");
+
+    let logs = function.kill().await;
+    assert!(!logs.json_lines().is_empty(), "{}", logs.text);
+    let passwords_set = logs.metric("PasswordsSet");
+    assert_eq!(passwords_set.len(), 1, "{}", logs.text);
+    assert_eq!(passwords_set[0]["Function"], "set-password");
+    // Even at debug level: never the token, the password or the full address.
+    for secret in [
+        token.as_str(),
+        password,
+        "invited.binary@example.com",
+        "test-client-secret",
+    ] {
+        assert!(
+            !logs.text.to_lowercase().contains(&secret.to_lowercase()),
+            "{secret} appears in the log:\n{}",
+            logs.text
+        );
+    }
 }
