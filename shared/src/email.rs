@@ -3,24 +3,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::deadline::{Deadline, DeadlineExceeded};
 use crate::domain::{Email, Role};
 use crate::secrets::{AppSecret, CachedSecret, SecretsError};
 
+/// The message is a function of these fields alone (no send time in it), so sending the same
+/// invitation again yields the same bytes, and so the same idempotency key.
 pub struct PasswordSetupEmail<'a> {
     pub to: &'a Email,
     pub tenant_name: &'a str,
     pub role: Role,
     pub link: &'a Url,
-    pub expires_at: DateTime<Utc>,
-    /// Same key, same message: the API sends it once however often we retry.
-    pub idempotency_key: String,
+    /// How long the link works, counted from the sending.
+    pub valid_for: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +72,10 @@ impl EmailSender {
         }
     }
 
-    /// Sends once, and once more on a 5xx, 429 or lost connection: the idempotency key
-    /// makes the second try safe.
+    /// Sends once, and once more on a 5xx, 429 or lost connection. The `Idempotency-Key` is
+    /// derived from the message itself: the API sends one message however often the same
+    /// one is posted (our own retry, or an admin's retry after a crash that had already sent
+    /// it), and a different message always gets a different key.
     #[tracing::instrument(skip_all, fields(op = "send_email"))]
     pub async fn send_password_setup(
         &self,
@@ -89,6 +92,7 @@ impl EmailSender {
             "text": render_text(email),
             "tags": [{"name": "category", "value": "password_setup"}],
         });
+        let idempotency_key = content_key(&body);
         let url = format!("{}/emails", self.api_url.as_str().trim_end_matches('/'));
         let mut attempt = 0;
         loop {
@@ -97,7 +101,7 @@ impl EmailSender {
                 .http
                 .post(&url)
                 .bearer_auth(credentials.api_key.expose_secret())
-                .header("Idempotency-Key", &email.idempotency_key)
+                .header("Idempotency-Key", &idempotency_key)
                 .json(&body)
                 .timeout(deadline.call_budget(self.max_timeout)?)
                 .send()
@@ -152,19 +156,31 @@ fn role_label(role: Role) -> &'static str {
     }
 }
 
-fn expiry_label(expires_at: DateTime<Utc>) -> String {
-    expires_at.format("%Y-%m-%d %H:%M UTC").to_string()
+/// `password-setup/` and 32 hex characters of the message's SHA-256 (the message holds the
+/// token, so the key is as unguessable as the link; it reveals nothing the message does not).
+fn content_key(body: &serde_json::Value) -> String {
+    let digest = Sha256::digest(body.to_string().as_bytes());
+    format!("password-setup/{}", hex::encode(&digest[..16]))
+}
+
+fn validity_label(valid_for: Duration) -> String {
+    match valid_for.as_secs() / 3_600 {
+        1 => "1 hour".into(),
+        hours if hours % 24 == 0 && hours > 24 => format!("{} days", hours / 24),
+        hours => format!("{hours} hours"),
+    }
 }
 
 fn render_text(email: &PasswordSetupEmail<'_>) -> String {
     format!(
         "You have been added to {tenant} as {role}.\n\n\
          Set your password here:\n{link}\n\n\
-         The link expires on {expires}. If you did not expect this email, ignore it.\n",
+         The link expires {expires} after this email was sent. If you did not expect this \
+         email, ignore it.\n",
         tenant = email.tenant_name,
         role = role_label(email.role),
         link = email.link,
-        expires = expiry_label(email.expires_at),
+        expires = validity_label(email.valid_for),
     )
 }
 
@@ -173,10 +189,11 @@ fn render_html(email: &PasswordSetupEmail<'_>) -> String {
     format!(
         "<p>You have been added to <strong>{tenant}</strong> as {role}.</p>\
          <p><a href=\"{link}\">Set your password</a></p>\
-         <p>The link expires on {expires}. If you did not expect this email, ignore it.</p>",
+         <p>The link expires {expires} after this email was sent. If you did not expect this \
+         email, ignore it.</p>",
         tenant = escape_html(email.tenant_name),
         role = role_label(email.role),
-        expires = expiry_label(email.expires_at),
+        expires = validity_label(email.valid_for),
     )
 }
 
@@ -191,6 +208,20 @@ fn escape_html(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_validity_reads_as_a_person_would_say_it() {
+        let hours = |h: u64| validity_label(Duration::from_secs(h * 3_600));
+        assert_eq!(
+            (hours(1), hours(24), hours(36), hours(72)),
+            (
+                "1 hour".into(),
+                "24 hours".into(),
+                "36 hours".into(),
+                "3 days".into()
+            )
+        );
+    }
 
     #[test]
     fn tenant_names_are_escaped_in_html() {

@@ -6,12 +6,12 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 use url::Url;
 
-use super::{CreateUserError, Step};
+use super::{Compensation, CreateUserError, Step};
 use crate::db::{self, reset_tokens};
 use crate::deadline::Deadline;
-use crate::domain::{Email, Role, UserId};
-use crate::email::PasswordSetupEmail;
-use crate::reset_token::ResetToken;
+use crate::domain::{Auth0UserId, Email, Role, UserId};
+use crate::email::{EmailError, PasswordSetupEmail};
+use crate::reset_token::{ResetToken, SetupTokenKey};
 use crate::state::AppState;
 
 /// Who is invited, and to what.
@@ -22,12 +22,14 @@ pub(super) struct Invitee<'a> {
     pub tenant_name: &'a str,
 }
 
-/// Whether the user may already hold tokens that the new one must close.
+/// Which invitation this is, which decides the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Issue {
-    /// A user created in this transaction: no token exists yet.
-    First,
-    /// resend-invitation: every open token of the user stops working.
+pub(super) enum Issue<'a> {
+    /// create-user: no token exists yet. The token is derived from the Auth0 user, so a retry
+    /// that adopts the Auth0 user of a crashed attempt sends the very same message (which the
+    /// email API then delivers only once) and the link already sent starts to work.
+    First { auth0_id: &'a Auth0UserId },
+    /// resend-invitation: a fresh random token; every open token of the user stops working.
     Replacing,
 }
 
@@ -36,31 +38,35 @@ pub(super) async fn invite(
     state: &AppState,
     tx: &mut Transaction<'_>,
     invitee: &Invitee<'_>,
-    issue: Issue,
+    issue: Issue<'_>,
     deadline: &Deadline,
 ) -> Result<DateTime<Utc>, CreateUserError> {
-    let expires_at = Utc::now() + state.config.reset_token_ttl;
-    let token = store_reset_token(tx, invitee.user_id, expires_at, issue).await?;
+    let valid_for = state.config.reset_token_ttl;
+    let expires_at = Utc::now() + valid_for;
+    let first_token = match issue {
+        Issue::First { auth0_id } => {
+            let secret = state
+                .app_secret
+                .get()
+                .await
+                .map_err(|err| CreateUserError::Email {
+                    source: EmailError::Secret(err),
+                    compensation: Compensation::NotNeeded,
+                })?;
+            ResetToken::derive(&SetupTokenKey::from_app_secret(&secret), auth0_id)
+        }
+        Issue::Replacing => ResetToken::generate(),
+    };
+    let token = store_reset_token(tx, invitee.user_id, expires_at, issue, first_token).await?;
     tracing::info!(step = "reset_token", "reset token hash stored");
 
     let link = set_password_link(&state.config.frontend_url, &token, invitee.email);
-    // The same key makes the email API send a message once however often we retry; a resend
-    // is a new message, so its key names its token (by a prefix of the hash, never the token).
-    let idempotency_key = match issue {
-        Issue::First => format!("password-setup/{}", invitee.user_id),
-        Issue::Replacing => format!(
-            "password-setup/{}/{}",
-            invitee.user_id,
-            hex::encode(&token.hash()[..8])
-        ),
-    };
     let email = PasswordSetupEmail {
         to: invitee.email,
         tenant_name: invitee.tenant_name,
         role: invitee.role,
         link: &link,
-        expires_at,
-        idempotency_key,
+        valid_for,
     };
     let message_id = state
         .email
@@ -68,7 +74,7 @@ pub(super) async fn invite(
         .await
         .map_err(|source| CreateUserError::Email {
             source,
-            compensation: super::Compensation::NotNeeded,
+            compensation: Compensation::NotNeeded,
         })?;
     tracing::info!(
         step = "send_email",
@@ -78,22 +84,25 @@ pub(super) async fn invite(
     Ok(expires_at)
 }
 
-/// In a savepoint, so a hash collision (astronomically unlikely) costs one retry, not the user.
+/// In a savepoint, so a hash collision (astronomically unlikely) costs one retry with a random
+/// token, not the user.
 async fn store_reset_token(
     tx: &mut Transaction<'_>,
     user_id: UserId,
     expires_at: DateTime<Utc>,
-    issue: Issue,
+    issue: Issue<'_>,
+    first_token: ResetToken,
 ) -> Result<ResetToken, CreateUserError> {
     let mut collided = false;
+    let mut next = Some(first_token);
     loop {
-        let token = ResetToken::generate();
+        let token = next.take().unwrap_or_else(ResetToken::generate);
         let savepoint = tx
             .savepoint("reset_token")
             .await
             .map_err(CreateUserError::database(Step::ResetToken))?;
         let stored = match issue {
-            Issue::First => {
+            Issue::First { .. } => {
                 reset_tokens::insert(&savepoint, user_id, token.hash(), expires_at).await
             }
             Issue::Replacing => {

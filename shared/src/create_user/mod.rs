@@ -383,7 +383,8 @@ async fn finish(
         role: new_user.role,
         tenant_name: &caller.tenant_name,
     };
-    invitation::invite(state, tx, &invitee, Issue::First, deadline).await?;
+    let issue = Issue::First { auth0_id };
+    invitation::invite(state, tx, &invitee, issue, deadline).await?;
     Ok(())
 }
 
