@@ -33,6 +33,8 @@ pub struct Config {
     pub frontend_url: Url,
     pub timeouts: Timeouts,
     pub reset_token_ttl: Duration,
+    /// How long create-user replays the answer to an `Idempotency-Key`.
+    pub idempotency_key_ttl: Duration,
     pub cleanup: CleanupSettings,
 }
 
@@ -124,6 +126,9 @@ impl Config {
             timeouts,
             reset_token_ttl: Duration::from_secs(
                 3600 * env.number::<u64>("RESET_TOKEN_TTL_HOURS", 24, 1..=168)?,
+            ),
+            idempotency_key_ttl: Duration::from_secs(
+                3600 * env.number::<u64>("IDEMPOTENCY_KEY_TTL_HOURS", 24, 1..=720)?,
             ),
             cleanup: CleanupSettings::from_env(&env)?,
         })

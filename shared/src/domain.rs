@@ -259,6 +259,30 @@ pub struct NewUser {
     pub employee: EmployeeRequest,
 }
 
+/// The admin panel's `Idempotency-Key` header: 1 to 255 visible ASCII characters (a UUID,
+/// typically).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub const MAX_LEN: usize = 255;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let key = raw.trim();
+        if key.is_empty() || key.len() > Self::MAX_LEN {
+            return Err(format!("must be 1 to {} characters", Self::MAX_LEN));
+        }
+        if !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("must be visible ASCII characters (a UUID, for example)".into());
+        }
+        Ok(Self(key.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The admin calling us, as identified by the JWT `sub` claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallerSub(String);

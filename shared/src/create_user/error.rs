@@ -21,6 +21,8 @@ pub enum Step {
     Commit,
     /// resend-invitation: finding the invited user.
     FindUser,
+    /// Reading or storing the answer of an `Idempotency-Key`.
+    Idempotency,
 }
 
 impl Step {
@@ -39,6 +41,7 @@ impl Step {
             Self::SendEmail => "send_email",
             Self::Commit => "commit",
             Self::FindUser => "find_user",
+            Self::Idempotency => "idempotency",
         }
     }
 
@@ -58,6 +61,7 @@ impl Step {
             Self::SendEmail => "sending the password-setup email",
             Self::Commit => "committing",
             Self::FindUser => "looking up the user",
+            Self::Idempotency => "checking the idempotency key",
         }
     }
 }
@@ -106,6 +110,10 @@ pub enum CreateUserError {
     AlreadyActivated,
     #[error("the user is deactivated")]
     UserInactive,
+    #[error("another request with this Idempotency-Key is running")]
+    RequestInProgress,
+    #[error("this Idempotency-Key was used with another request")]
+    IdempotencyKeyReused,
     #[error("Auth0 failed while {}", step.describe())]
     Auth0 {
         step: Step,

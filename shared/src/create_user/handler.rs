@@ -10,9 +10,11 @@ use serde_json::{Value, json};
 use tracing::Instrument;
 
 use super::request::{parse_check_exists, parse_new_user, parse_resend_invitation};
-use super::{Compensation, CreateUserError, CreatedUser, ResentInvitation};
+use super::{
+    Compensation, CreateUserError, CreatedUser, Creation, IdempotentRequest, ResentInvitation,
+};
 use crate::deadline::Deadline;
-use crate::domain::{CallerSub, FieldError};
+use crate::domain::{CallerSub, FieldError, IdempotencyKey};
 use crate::metrics::{self, Metric};
 use crate::state::AppState;
 
@@ -34,6 +36,8 @@ pub struct ApiError {
     pub message: String,
     pub field: Option<String>,
     pub user_friendly: Option<&'static str>,
+    /// Seconds after which a retry makes sense (`Retry-After`).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -44,7 +48,20 @@ impl ApiError {
             message: message.into(),
             field: None,
             user_friendly: None,
+            retry_after: None,
         }
+    }
+
+    /// The headers the answer carries besides the JSON ones.
+    pub(crate) fn headers(&self) -> Headers {
+        let mut headers = Headers::new();
+        if self.status == StatusCode::METHOD_NOT_ALLOWED {
+            headers.push((http::header::ALLOW, HeaderValue::from_static("POST")));
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.push((http::header::RETRY_AFTER, HeaderValue::from(seconds)));
+        }
+        headers
     }
 
     pub(crate) fn field(mut self, field: impl Into<String>) -> Self {
@@ -163,6 +180,21 @@ impl From<&CreateUserError> for ApiError {
                 "email: this user is deactivated; reactivate the user before inviting again.",
             )
             .field("email"),
+            E::RequestInProgress => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    StatusCode::CONFLICT,
+                    "REQUEST_IN_PROGRESS",
+                    "Idempotency-Key: a request with this key is still running; retry in a moment to get its answer.",
+                )
+                .field("Idempotency-Key")
+            },
+            E::IdempotencyKeyReused => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "IDEMPOTENCY_KEY_REUSED",
+                "Idempotency-Key: this key was used with another request; a new request needs a new key.",
+            )
+            .field("Idempotency-Key"),
             E::Auth0UserExists => ApiError::new(
                 StatusCode::CONFLICT,
                 "AUTH0_USER_EXISTS",
@@ -263,45 +295,74 @@ pub async fn handle(
     let deadline = Deadline::from_epoch_millis(event.context.deadline);
     let span = tracing::info_span!("request", request_id = %request_id);
     let response = async {
-        let (status, body) = match dispatch(state, &event.payload, &deadline).await {
-            Ok((status, body)) => (status, body),
-            Err(err) => {
-                tracing::info!(
-                    status = err.status.as_u16(),
-                    code = err.code,
-                    "request refused"
-                );
-                (err.status, error_body(&err, &request_id))
-            }
-        };
-        json_response(status, &body, &err_allow(status))
+        let (status, body, headers) =
+            match dispatch(state, &event.payload, &deadline, &request_id).await {
+                Ok(answer) => answer,
+                Err(err) => {
+                    tracing::info!(
+                        status = err.status.as_u16(),
+                        code = err.code,
+                        "request refused"
+                    );
+                    (err.status, error_body(&err, &request_id), err.headers())
+                }
+            };
+        json_response(status, &body, headers)
     }
     .instrument(span)
     .await;
     Ok(response)
 }
 
-fn err_allow(status: StatusCode) -> Option<&'static str> {
-    (status == StatusCode::METHOD_NOT_ALLOWED).then_some("POST")
-}
+/// Headers an answer carries besides Content-Type and Cache-Control.
+pub(crate) type Headers = Vec<(http::header::HeaderName, HeaderValue)>;
+
+/// Stripe's name for the header that marks a replayed answer.
+const IDEMPOTENT_REPLAYED: http::header::HeaderName =
+    http::header::HeaderName::from_static("idempotent-replayed");
 
 async fn dispatch(
     state: &AppState,
     request: &ApiGatewayV2httpRequest,
     deadline: &Deadline,
-) -> Result<(StatusCode, Value), ApiError> {
+    request_id: &str,
+) -> Result<(StatusCode, Value, Headers), ApiError> {
     let route = route(&request.request_context.http.method, request_path(request))?;
     let caller = caller_sub(request)?;
     let body = read_json_body(request)?;
     match route {
         Route::Create => {
             let new_user = parse_new_user(&body)?;
-            tracing::info!(route = "create", email = %new_user.email, role = new_user.role.as_str(), "create-user request");
-            let created = super::create_user(state, &caller, &new_user, deadline)
-                .await
-                .map_err(|err| log_failure(&err))?;
-            metrics::count(Metric::UsersCreated, 1, None);
-            Ok((StatusCode::CREATED, created_body(&created)))
+            let key = idempotency_key(request)?;
+            tracing::info!(route = "create", email = %new_user.email, role = new_user.role.as_str(), idempotent = key.is_some(), "create-user request");
+            // What is stored for the key is exactly what this request answers.
+            let render = |outcome: Result<&CreatedUser, &CreateUserError>| match outcome {
+                Ok(user) => (StatusCode::CREATED.as_u16(), created_body(user)),
+                Err(err) => {
+                    let api = ApiError::from(err);
+                    (api.status.as_u16(), error_body(&api, request_id))
+                }
+            };
+            let ttl = state.config.idempotency_key_ttl;
+            let idempotent = key
+                .as_ref()
+                .map(|key| IdempotentRequest::new(key, "create", &caller, &body, ttl, &render));
+            let creation =
+                super::create_user(state, &caller, &new_user, idempotent.as_ref(), deadline)
+                    .await
+                    .map_err(|err| log_failure(&err))?;
+            match creation {
+                Creation::Created(created) => {
+                    metrics::count(Metric::UsersCreated, 1, None);
+                    Ok((StatusCode::CREATED, created_body(&created), Headers::new()))
+                }
+                Creation::Replayed(answer) => {
+                    let status = StatusCode::from_u16(answer.status)
+                        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    let replayed = vec![(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"))];
+                    Ok((status, answer.body, replayed))
+                }
+            }
         }
         Route::ResendInvitation => {
             let email = parse_resend_invitation(&body)?;
@@ -309,7 +370,7 @@ async fn dispatch(
             let resent = super::resend_invitation(state, &caller, &email, deadline)
                 .await
                 .map_err(|err| log_failure(&err))?;
-            Ok((StatusCode::OK, resent_body(&resent)))
+            Ok((StatusCode::OK, resent_body(&resent), Headers::new()))
         }
         Route::CheckExists => {
             let email = parse_check_exists(&body)?;
@@ -319,6 +380,7 @@ async fn dispatch(
             Ok((
                 StatusCode::OK,
                 json!({ "exists": exists, "email": email.as_str() }),
+                Headers::new(),
             ))
         }
     }
@@ -379,6 +441,19 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
         ));
     }
     Ok(route)
+}
+
+/// The optional `Idempotency-Key` header, checked like any field.
+fn idempotency_key(request: &ApiGatewayV2httpRequest) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(raw) = request.headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let raw = raw
+        .to_str()
+        .map_err(|_| "must be visible ASCII characters (a UUID, for example)".to_string());
+    raw.and_then(IdempotencyKey::parse)
+        .map(Some)
+        .map_err(|message| FieldError::new("Idempotency-Key", message).into())
 }
 
 fn caller_sub(request: &ApiGatewayV2httpRequest) -> Result<CallerSub, ApiError> {
@@ -528,7 +603,7 @@ pub(crate) fn error_body(err: &ApiError, request_id: &str) -> Value {
 pub(crate) fn json_response(
     status: StatusCode,
     body: &Value,
-    allow: &Option<&'static str>,
+    extra: Headers,
 ) -> ApiGatewayV2httpResponse {
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -539,8 +614,8 @@ pub(crate) fn json_response(
         http::header::CACHE_CONTROL,
         HeaderValue::from_static("no-store"),
     );
-    if let Some(allow) = allow {
-        headers.insert(http::header::ALLOW, HeaderValue::from_static(allow));
+    for (name, value) in extra {
+        headers.insert(name, value);
     }
     let mut response = ApiGatewayV2httpResponse::default();
     response.status_code = i64::from(status.as_u16());

@@ -3,6 +3,7 @@
 
 mod error;
 pub mod handler;
+mod idempotency;
 mod invitation;
 pub mod request;
 mod resend;
@@ -12,16 +13,17 @@ use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
 pub use error::{Compensation, CreateUserError, Step};
+pub use idempotency::{Creation, IdempotentRequest};
 pub use resend::{ResentInvitation, resend_invitation};
 
 use invitation::{Invitee, Issue};
 
 use crate::auth0::{Auth0User, CREATED_BY_MARKER, NewAuth0User, OwnershipTags};
-use crate::db::{self, employees, pages, users};
+use crate::db::{self, employees, idempotency_keys, pages, users};
 use crate::deadline::Deadline;
 use crate::domain::{
-    Auth0UserId, CallerSub, Email, EmployeeId, EmployeeRequest, NewUser, PagePermission, Role,
-    TenantId, UserId,
+    Auth0UserId, CallerSub, Email, EmployeeId, EmployeeRequest, NewUser, PageId, PagePermission,
+    Role, TenantId, UserId,
 };
 use crate::metrics::{self, Metric};
 use crate::reset_token::temporary_password;
@@ -45,17 +47,18 @@ pub async fn create_user(
     state: &AppState,
     caller: &CallerSub,
     new_user: &NewUser,
+    idempotency: Option<&IdempotentRequest<'_>>,
     deadline: &Deadline,
-) -> Result<CreatedUser, CreateUserError> {
+) -> Result<Creation, CreateUserError> {
     // After a freeze every pooled connection may be dead; each failed attempt discards the
     // one it found (the pool sees it closed), so pool size + 1 attempts reach a live one.
     let attempts = state.pool.status().max_size + 1;
-    let mut result = attempt(state, caller, new_user, deadline).await;
+    let mut result = attempt(state, caller, new_user, idempotency, deadline).await;
     for _ in 1..attempts {
         match &result {
             Err(err) if err.is_safe_to_retry() => {
                 tracing::warn!(error = %err, "database connection lost before any external call; retrying");
-                result = attempt(state, caller, new_user, deadline).await;
+                result = attempt(state, caller, new_user, idempotency, deadline).await;
             }
             _ => break,
         }
@@ -104,36 +107,158 @@ async fn attempt(
     state: &AppState,
     caller_sub: &CallerSub,
     new_user: &NewUser,
+    idempotency: Option<&IdempotentRequest<'_>>,
     deadline: &Deadline,
-) -> Result<CreatedUser, CreateUserError> {
+) -> Result<Creation, CreateUserError> {
     let mut client = state.pool.get().await.map_err(CreateUserError::Pool)?;
     let mut tx = client
         .transaction()
         .await
         .map_err(CreateUserError::database(Step::Begin))?;
 
-    // Independent reads, pipelined on the connection: one round trip for both.
+    // Independent reads, pipelined on the connection: one round trip for all of them. The
+    // key's lock goes first, so the read of its stored answer sees its last holder's COMMIT.
     let page_ids: Vec<_> = new_user.permissions.iter().map(|p| p.page_id).collect();
-    let (caller, missing_pages) = tokio::join!(
-        users::find_caller(&tx, caller_sub.as_str()),
+    let sub = caller_sub.as_str();
+    let (key_lock, stored, caller, missing_pages) = tokio::join!(
+        async {
+            match idempotency {
+                Some(request) => idempotency_keys::try_lock(&tx, sub, request.key.as_str())
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        },
+        async {
+            match idempotency {
+                Some(request) => idempotency_keys::find(&tx, sub, request.key.as_str()).await,
+                None => Ok(None),
+            }
+        },
+        users::find_caller(&tx, sub),
         pages::missing(&tx, &page_ids)
     );
     let caller = caller.map_err(CreateUserError::database(Step::Authorize))?;
     let caller = authorize(caller, Some(new_user.role))?;
-    let missing_pages = missing_pages.map_err(CreateUserError::database(Step::Validate))?;
+    let missing_pages = missing_pages.map_err(CreateUserError::database(Step::Validate));
+
+    let Some(request) = idempotency else {
+        let prepared = prepare(state, &mut tx, &caller, new_user, missing_pages?, deadline).await?;
+        return commit(state, tx, prepared, deadline)
+            .await
+            .map(Creation::Created);
+    };
+    if key_lock.map_err(CreateUserError::database(Step::Idempotency))? != Some(true) {
+        return Err(CreateUserError::RequestInProgress);
+    }
+    if let Some(answer) = stored.map_err(CreateUserError::database(Step::Idempotency))? {
+        if answer.request_hash != request.fingerprint {
+            return Err(CreateUserError::IdempotencyKeyReused);
+        }
+        tracing::info!(
+            step = "idempotency",
+            status = answer.status,
+            "stored answer replayed"
+        );
+        return Ok(Creation::Replayed(answer));
+    }
+
+    // The request's work in a savepoint: a refusal (4xx) undoes it and is stored in its place,
+    // in the same transaction; a failure (5xx) rolls everything back and leaves the key free.
+    let mut work = tx
+        .savepoint("request")
+        .await
+        .map_err(CreateUserError::database(Step::Begin))?;
+    let prepared = match missing_pages {
+        Ok(missing) => prepare(state, &mut work, &caller, new_user, missing, deadline).await,
+        Err(err) => Err(err),
+    };
+    let prepared =
+        match prepared {
+            Ok(prepared) => prepared,
+            Err(err) => {
+                let (status, body) = (request.render)(Err(&err));
+                if status >= 500 {
+                    return Err(err);
+                }
+                work.rollback()
+                    .await
+                    .map_err(CreateUserError::database(Step::Idempotency))?;
+                let stored = store_answer(&tx, request, caller.tenant_id, status, &body).await;
+                match stored {
+                Ok(()) => tx.commit().await.map_err(CreateUserError::database(Step::Commit)),
+                Err(err) => Err(err),
+            }
+            .unwrap_or_else(|store_err| {
+                tracing::warn!(error = %store_err, "the refusal could not be stored for replay");
+            });
+                return Err(err);
+            }
+        };
+    let released = work
+        .commit()
+        .await
+        .map_err(CreateUserError::database(Step::Commit));
+    let (status, body) = (request.render)(Ok(&prepared.user));
+    let stored = match released {
+        Ok(()) => store_answer(&tx, request, caller.tenant_id, status, &body).await,
+        Err(err) => Err(err),
+    };
+    match stored {
+        Ok(()) => commit(state, tx, prepared, deadline)
+            .await
+            .map(Creation::Created),
+        Err(err) => Err(undo(state, &prepared, err, deadline).await),
+    }
+}
+
+async fn store_answer(
+    tx: &Transaction<'_>,
+    request: &IdempotentRequest<'_>,
+    tenant_id: TenantId,
+    status: u16,
+    body: &serde_json::Value,
+) -> Result<(), CreateUserError> {
+    idempotency_keys::store(
+        tx,
+        tenant_id,
+        request.key.as_str(),
+        &request.fingerprint,
+        status,
+        body,
+        request.ttl,
+    )
+    .await
+    .map_err(CreateUserError::database(Step::Idempotency))
+}
+
+/// A user whose every step succeeded, waiting for COMMIT.
+struct Prepared {
+    user: CreatedUser,
+}
+
+/// Everything but the COMMIT. Any failure after the Auth0 user exists has deleted it again.
+async fn prepare(
+    state: &AppState,
+    tx: &mut Transaction<'_>,
+    caller: &users::CallerRecord,
+    new_user: &NewUser,
+    missing_pages: Vec<PageId>,
+    deadline: &Deadline,
+) -> Result<Prepared, CreateUserError> {
     if !missing_pages.is_empty() {
         return Err(CreateUserError::UnknownPages(missing_pages));
     }
     if let EmployeeRequest::Link(employee_id) = new_user.employee {
-        check_employee_is_free(&tx, &caller, employee_id).await?;
+        check_employee_is_free(tx, caller, employee_id).await?;
     }
 
     // Writes in step order, one at a time: pipelined, a failure in one would abort the
     // transaction under the others and blur which step failed.
     let user_id = UserId::new(Uuid::new_v4());
-    let created_at = insert_user(&tx, &caller, user_id, new_user).await?;
-    let employee_id = attach_employee(&tx, &caller, user_id, new_user).await?;
-    grant_permissions(&tx, user_id, &new_user.permissions).await?;
+    let created_at = insert_user(tx, caller, user_id, new_user).await?;
+    let employee_id = attach_employee(tx, caller, user_id, new_user).await?;
+    grant_permissions(tx, user_id, &new_user.permissions).await?;
 
     // From here on something exists outside the database: every failure must undo it.
     let tags = OwnershipTags {
@@ -143,28 +268,10 @@ async fn attempt(
         db_user_id: user_id.to_string(),
     };
     let (auth0_id, adopted) =
-        provision_auth0_user(state, &tx, &new_user.email, &tags, deadline).await?;
+        provision_auth0_user(state, tx, &new_user.email, &tags, deadline).await?;
     tracing::info!(step = "auth0_create", adopted, "auth0 user ready");
 
-    let finished = finish(
-        state, &mut tx, &caller, user_id, new_user, &auth0_id, deadline,
-    )
-    .await;
-    let result = match finished {
-        Ok(()) => tx
-            .commit()
-            .await
-            .map_err(CreateUserError::database(Step::Commit)),
-        Err(err) => Err(err),
-    };
-    if let Err(err) = result {
-        let outcome = compensate(state, &auth0_id, deadline).await;
-        // Dropping an unfinished transaction also rolls back; this just says so in the log.
-        tracing::warn!(step = "rollback", error = %err, "create-user rolled back");
-        return Err(err.with_compensation(outcome));
-    }
-    tracing::info!(step = "commit", user_id = %user_id, "user created");
-    Ok(CreatedUser {
+    let user = CreatedUser {
         id: user_id,
         email: new_user.email.clone(),
         role: new_user.role,
@@ -174,7 +281,52 @@ async fn attempt(
         permissions: new_user.permissions.clone(),
         created_at,
         adopted_auth0_user: adopted,
-    })
+    };
+    let prepared = Prepared { user };
+    match finish(
+        state,
+        tx,
+        caller,
+        user_id,
+        new_user,
+        &prepared.user.auth0_user_id,
+        deadline,
+    )
+    .await
+    {
+        Ok(()) => Ok(prepared),
+        Err(err) => Err(undo(state, &prepared, err, deadline).await),
+    }
+}
+
+/// COMMIT; if it fails, the Auth0 user is deleted again.
+async fn commit(
+    state: &AppState,
+    tx: Transaction<'_>,
+    prepared: Prepared,
+    deadline: &Deadline,
+) -> Result<CreatedUser, CreateUserError> {
+    if let Err(err) = tx
+        .commit()
+        .await
+        .map_err(CreateUserError::database(Step::Commit))
+    {
+        return Err(undo(state, &prepared, err, deadline).await);
+    }
+    tracing::info!(step = "commit", user_id = %prepared.user.id, "user created");
+    Ok(prepared.user)
+}
+
+/// Deletes the Auth0 user of a failed attempt; the transaction rolls back when dropped.
+async fn undo(
+    state: &AppState,
+    prepared: &Prepared,
+    err: CreateUserError,
+    deadline: &Deadline,
+) -> CreateUserError {
+    let outcome = compensate(state, &prepared.user.auth0_user_id, deadline).await;
+    tracing::warn!(step = "rollback", error = %err, "create-user rolled back");
+    err.with_compensation(outcome)
 }
 
 /// Locks the employee to link, before the first write: another tenant's is "not found".

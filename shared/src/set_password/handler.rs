@@ -128,19 +128,18 @@ pub async fn handle(
     let deadline = Deadline::from_epoch_millis(event.context.deadline);
     let span = tracing::info_span!("request", request_id = %request_id);
     let response = async {
-        let (status, body) = match dispatch(state, &event.payload, &deadline).await {
-            Ok(answer) => answer,
+        let (status, body, headers) = match dispatch(state, &event.payload, &deadline).await {
+            Ok((status, body)) => (status, body, Vec::new()),
             Err(err) => {
                 tracing::info!(
                     status = err.status.as_u16(),
                     code = err.code,
                     "request refused"
                 );
-                (err.status, error_body(&err, &request_id))
+                (err.status, error_body(&err, &request_id), err.headers())
             }
         };
-        let allow = (status == StatusCode::METHOD_NOT_ALLOWED).then_some("POST");
-        json_response(status, &body, &allow)
+        json_response(status, &body, headers)
     }
     .instrument(span)
     .await;

@@ -15,6 +15,7 @@ fn expected(file: &str) -> (u16, &'static str) {
     match file {
         "create-user.json" => (201, ""),
         "create-user-link-employee.json" => (201, ""),
+        "create-user-idempotent.json" => (201, ""),
         "create-user-bad-email.json" => (400, "VALIDATION_ERROR"),
         "create-user-malformed.json" => (400, "INVALID_JSON"),
         "create-user-no-claims.json" => (401, "UNAUTHENTICATED"),
@@ -133,6 +134,6 @@ async fn every_api_event_parses_and_gets_its_documented_answer() {
         );
         assert_documented(documented_path, &response, &name);
     }
-    // The two successful creations and the resend each sent one password-setup email.
-    assert_eq!(stack.email.emails().len(), 3);
+    // The three successful creations and the resend each sent one password-setup email.
+    assert_eq!(stack.email.emails().len(), 4);
 }

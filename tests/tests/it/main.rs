@@ -8,6 +8,7 @@ mod create_user_failures;
 mod create_user_requests;
 mod database_tls;
 mod events;
+mod idempotency;
 mod lambda_binary;
 mod openapi;
 mod secrets;
