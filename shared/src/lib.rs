@@ -11,5 +11,6 @@ pub mod email;
 pub mod metrics;
 pub mod reset_token;
 pub mod secrets;
+pub mod startup;
 pub mod state;
 pub mod telemetry;

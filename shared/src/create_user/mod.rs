@@ -6,14 +6,14 @@ pub mod handler;
 pub mod request;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{Object, Transaction};
 use url::Url;
 use uuid::Uuid;
 
 pub use error::{Compensation, CreateUserError, Step};
 
 use crate::auth0::{Auth0User, CREATED_BY_MARKER, NewAuth0User, OwnershipTags};
-use crate::db::{self, employees, pages, reset_tokens, users};
+use crate::db::{Bound, DbError, employees, pages, reset_tokens, users};
 use crate::deadline::Deadline;
 use crate::domain::{
     Auth0UserId, CallerSub, Email, EmployeeId, EmployeeRequest, NewUser, PagePermission, Role,
@@ -65,19 +65,37 @@ pub async fn email_exists(
     state: &AppState,
     caller: &CallerSub,
     email: &Email,
+    deadline: &Deadline,
 ) -> Result<bool, CreateUserError> {
-    let client = state.pool.get().await.map_err(CreateUserError::Pool)?;
-    let client = &client;
-    // Pipelined on one connection: one round trip for both.
-    let (caller, exists) = tokio::join!(
-        users::find_caller(client, caller.as_str()),
-        users::email_exists(client, email)
-    );
-    authorize(
-        caller.map_err(CreateUserError::database(Step::Authorize))?,
-        None,
-    )?;
-    exists.map_err(CreateUserError::database(Step::Validate))
+    let db = Bound::work(*deadline, &state.config.timeouts);
+    let client = db.get(&state.pool).await.map_err(CreateUserError::Pool)?;
+    let answer = async {
+        let client = &client;
+        // Pipelined on one connection: one round trip for both.
+        let (caller, exists) = tokio::join!(
+            db.on(users::find_caller(client, caller.as_str())),
+            db.on(users::email_exists(client, email))
+        );
+        authorize(
+            caller.map_err(CreateUserError::database(Step::Authorize))?,
+            None,
+        )?;
+        exists.map_err(CreateUserError::database(Step::Validate))
+    }
+    .await;
+    discard_if_silent(client, &answer);
+    answer
+}
+
+/// A connection whose server stopped answering is closed, not handed to the next request.
+fn discard_if_silent<T>(client: Object, result: &Result<T, CreateUserError>) {
+    if let Err(CreateUserError::Database {
+        source: DbError::NoAnswer(_),
+        ..
+    }) = result
+    {
+        drop(Object::take(client));
+    }
 }
 
 fn authorize(
@@ -97,23 +115,39 @@ fn authorize(
     }
 }
 
+/// Every database wait below is bounded by `db`: a server that accepts connections but
+/// never answers costs at most the deadline's budget, never the whole Lambda timeout.
 async fn attempt(
     state: &AppState,
     caller_sub: &CallerSub,
     new_user: &NewUser,
     deadline: &Deadline,
 ) -> Result<CreatedUser, CreateUserError> {
-    let mut client = state.pool.get().await.map_err(CreateUserError::Pool)?;
-    let mut tx = client
-        .transaction()
+    let db = Bound::work(*deadline, &state.config.timeouts);
+    let mut client = db.get(&state.pool).await.map_err(CreateUserError::Pool)?;
+    let result = attempt_on(&mut client, db, state, caller_sub, new_user, deadline).await;
+    discard_if_silent(client, &result);
+    result
+}
+
+async fn attempt_on(
+    client: &mut Object,
+    db: Bound,
+    state: &AppState,
+    caller_sub: &CallerSub,
+    new_user: &NewUser,
+    deadline: &Deadline,
+) -> Result<CreatedUser, CreateUserError> {
+    let mut tx = db
+        .on(client.transaction())
         .await
         .map_err(CreateUserError::database(Step::Begin))?;
 
     // Independent reads, pipelined on the connection: one round trip for both.
     let page_ids: Vec<_> = new_user.permissions.iter().map(|p| p.page_id).collect();
     let (caller, missing_pages) = tokio::join!(
-        users::find_caller(&tx, caller_sub.as_str()),
-        pages::missing(&tx, &page_ids)
+        db.on(users::find_caller(&tx, caller_sub.as_str())),
+        db.on(pages::missing(&tx, &page_ids))
     );
     let caller = caller.map_err(CreateUserError::database(Step::Authorize))?;
     let caller = authorize(caller, Some(new_user.role))?;
@@ -122,15 +156,15 @@ async fn attempt(
         return Err(CreateUserError::UnknownPages(missing_pages));
     }
     if let EmployeeRequest::Link(employee_id) = new_user.employee {
-        check_employee_is_free(&tx, &caller, employee_id).await?;
+        check_employee_is_free(&tx, db, &caller, employee_id).await?;
     }
 
     // Writes in step order, one at a time: pipelined, a failure in one would abort the
     // transaction under the others and blur which step failed.
     let user_id = UserId::new(Uuid::new_v4());
-    let created_at = insert_user(&tx, &caller, user_id, new_user).await?;
-    let employee_id = attach_employee(&tx, &caller, user_id, new_user).await?;
-    grant_permissions(&tx, user_id, &new_user.permissions).await?;
+    let created_at = insert_user(&tx, db, &caller, user_id, new_user).await?;
+    let employee_id = attach_employee(&tx, db, &caller, user_id, new_user).await?;
+    grant_permissions(&tx, db, user_id, &new_user.permissions).await?;
 
     // From here on something exists outside the database: every failure must undo it.
     let tags = OwnershipTags {
@@ -140,21 +174,25 @@ async fn attempt(
         db_user_id: user_id.to_string(),
     };
     let (auth0_id, adopted) =
-        provision_auth0_user(state, &tx, &new_user.email, &tags, deadline).await?;
+        provision_auth0_user(state, &tx, db, &new_user.email, &tags, deadline).await?;
     tracing::info!(step = "auth0_create", adopted, "auth0 user ready");
 
     let finished = finish(
-        state, &mut tx, &caller, user_id, new_user, &auth0_id, deadline,
+        state, &mut tx, db, &caller, user_id, new_user, &auth0_id, deadline,
     )
     .await;
     let result = match finished {
-        Ok(()) => tx
-            .commit()
+        Ok(()) => db
+            .on(tx.commit())
             .await
             .map_err(CreateUserError::database(Step::Commit)),
         Err(err) => Err(err),
     };
     if let Err(err) = result {
+        if err.commit_outcome_unknown() {
+            tracing::error!(step = "commit", auth0_user_id = %auth0_id, error = %err, "commit unconfirmed; auth0 user kept for the cleanup job");
+            return Err(err.with_compensation(Compensation::LeftForCleanup));
+        }
         let outcome = compensate(state, &auth0_id, deadline).await;
         // Dropping an unfinished transaction also rolls back; this just says so in the log.
         tracing::warn!(step = "rollback", error = %err, "create-user rolled back");
@@ -177,10 +215,17 @@ async fn attempt(
 /// Locks the employee to link, before the first write: another tenant's is "not found".
 async fn check_employee_is_free(
     tx: &Transaction<'_>,
+    db: Bound,
     caller: &users::CallerRecord,
     employee_id: EmployeeId,
 ) -> Result<(), CreateUserError> {
-    let target = employees::lock_for_link(tx, employee_id, caller.tenant_id, caller.business_id)
+    let target = db
+        .on(employees::lock_for_link(
+            tx,
+            employee_id,
+            caller.tenant_id,
+            caller.business_id,
+        ))
         .await
         .map_err(CreateUserError::database(Step::Validate))?;
     match target {
@@ -192,10 +237,11 @@ async fn check_employee_is_free(
 
 async fn grant_permissions(
     tx: &Transaction<'_>,
+    db: Bound,
     user_id: UserId,
     permissions: &[PagePermission],
 ) -> Result<(), CreateUserError> {
-    pages::grant(tx, user_id, permissions)
+    db.on(pages::grant(tx, user_id, permissions))
         .await
         .map_err(CreateUserError::database(Step::Permissions))?;
     tracing::info!(
@@ -206,10 +252,13 @@ async fn grant_permissions(
     Ok(())
 }
 
-/// The unique index decides between concurrent requests for one email: the loser waits at
-/// most `lock_timeout` for the winner, then gets a conflict, never a 500.
+/// The unique index decides between concurrent requests for one email: the loser waits for
+/// the winner and then gets a conflict, never a 500. A loser that waits longer than
+/// `lock_timeout` gets the plain lock timeout (503 `DATABASE_BUSY`): Postgres words it the
+/// same whether the wait was for another insert of this email or for a lock on the table.
 async fn insert_user(
     tx: &Transaction<'_>,
+    db: Bound,
     caller: &users::CallerRecord,
     user_id: UserId,
     new_user: &NewUser,
@@ -222,42 +271,46 @@ async fn insert_user(
         role: new_user.role,
         created_by: caller.id,
     };
-    let created_at = users::insert_pending(tx, &pending).await.map_err(|err| {
-        if db::violated_unique_constraint(&err) == Some("users_email_lower_key") {
-            CreateUserError::EmailTaken
-        } else if db::is_lock_timeout(&err) {
-            CreateUserError::CreationInProgress
-        } else {
-            CreateUserError::database(Step::InsertUser)(err)
-        }
-    })?;
+    let created_at = db
+        .on(users::insert_pending(tx, &pending))
+        .await
+        .map_err(|err| {
+            if err.violated_unique_constraint() == Some("users_email_lower_key") {
+                CreateUserError::EmailTaken
+            } else {
+                CreateUserError::database(Step::InsertUser)(err)
+            }
+        })?;
     tracing::info!(step = "insert_user", user_id = %user_id, email = %new_user.email, "pending user stored");
     Ok(created_at)
 }
 
 async fn attach_employee(
     tx: &Transaction<'_>,
+    db: Bound,
     caller: &users::CallerRecord,
     user_id: UserId,
     new_user: &NewUser,
 ) -> Result<Option<EmployeeId>, CreateUserError> {
     let employee_id = match &new_user.employee {
         EmployeeRequest::None => return Ok(None),
-        EmployeeRequest::Create(employee) => employees::insert(
-            tx,
-            caller.tenant_id,
-            caller.business_id,
-            user_id,
-            &new_user.email,
-            employee,
-        )
-        .await
-        .map_err(CreateUserError::database(Step::Employee))?,
+        EmployeeRequest::Create(employee) => db
+            .on(employees::insert(
+                tx,
+                caller.tenant_id,
+                caller.business_id,
+                user_id,
+                &new_user.email,
+                employee,
+            ))
+            .await
+            .map_err(CreateUserError::database(Step::Employee))?,
         EmployeeRequest::Link(employee_id) => {
-            let linked = employees::link(tx, *employee_id, user_id)
+            let linked = db
+                .on(employees::link(tx, *employee_id, user_id))
                 .await
                 .map_err(|err| {
-                    if db::violated_unique_constraint(&err) == Some("employees_user_id_key") {
+                    if err.violated_unique_constraint() == Some("employees_user_id_key") {
                         CreateUserError::EmployeeAlreadyLinked
                     } else {
                         CreateUserError::database(Step::Employee)(err)
@@ -277,6 +330,7 @@ async fn attach_employee(
 async fn provision_auth0_user(
     state: &AppState,
     tx: &Transaction<'_>,
+    db: Bound,
     email: &Email,
     tags: &OwnershipTags,
     deadline: &Deadline,
@@ -305,7 +359,7 @@ async fn provision_auth0_user(
             })?;
             Ok((id, false))
         }
-        Err(err) if err.is_conflict() => adopt_orphan(state, tx, email, tags, deadline)
+        Err(err) if err.is_conflict() => adopt_orphan(state, tx, db, email, tags, deadline)
             .await
             .map(|id| (id, true)),
         Err(err) => {
@@ -323,6 +377,7 @@ async fn provision_auth0_user(
 async fn adopt_orphan(
     state: &AppState,
     tx: &Transaction<'_>,
+    db: Bound,
     email: &Email,
     tags: &OwnershipTags,
     deadline: &Deadline,
@@ -343,7 +398,8 @@ async fn adopt_orphan(
     let Ok(orphan_id) = orphan.id() else {
         return Err(CreateUserError::Auth0UserExists);
     };
-    let claimed = users::auth0_sub_in_use(tx, &orphan_id)
+    let claimed = db
+        .on(users::auth0_sub_in_use(tx, &orphan_id))
         .await
         .map_err(CreateUserError::database(Step::Auth0Adopt))?;
     if claimed {
@@ -360,22 +416,24 @@ async fn adopt_orphan(
 }
 
 /// Steps after the Auth0 user exists, inside the transaction.
+#[allow(clippy::too_many_arguments)]
 async fn finish(
     state: &AppState,
     tx: &mut Transaction<'_>,
+    db: Bound,
     caller: &users::CallerRecord,
     user_id: UserId,
     new_user: &NewUser,
     auth0_id: &Auth0UserId,
     deadline: &Deadline,
 ) -> Result<(), CreateUserError> {
-    users::set_auth0_sub(tx, user_id, auth0_id)
+    db.on(users::set_auth0_sub(tx, user_id, auth0_id))
         .await
         .map_err(CreateUserError::database(Step::StoreAuth0Id))?;
     tracing::info!(step = "store_auth0_id", "auth0 id stored");
 
     let expires_at = Utc::now() + state.config.reset_token_ttl;
-    let token = store_reset_token(tx, user_id, expires_at).await?;
+    let token = store_reset_token(tx, db, user_id, expires_at).await?;
     tracing::info!(step = "reset_token", "reset token hash stored");
 
     let link = set_password_link(&state.config.frontend_url, &token, &new_user.email);
@@ -406,32 +464,39 @@ async fn finish(
 /// In a savepoint, so a hash collision (astronomically unlikely) costs one retry, not the user.
 async fn store_reset_token(
     tx: &mut Transaction<'_>,
+    db: Bound,
     user_id: UserId,
     expires_at: DateTime<Utc>,
 ) -> Result<ResetToken, CreateUserError> {
     let mut collided = false;
     loop {
         let token = ResetToken::generate();
-        let savepoint = tx
-            .savepoint("reset_token")
+        let savepoint = db
+            .on(tx.savepoint("reset_token"))
             .await
             .map_err(CreateUserError::database(Step::ResetToken))?;
-        match reset_tokens::insert(&savepoint, user_id, token.hash(), expires_at).await {
+        match db
+            .on(reset_tokens::insert(
+                &savepoint,
+                user_id,
+                token.hash(),
+                expires_at,
+            ))
+            .await
+        {
             Ok(()) => {
-                savepoint
-                    .commit()
+                db.on(savepoint.commit())
                     .await
                     .map_err(CreateUserError::database(Step::ResetToken))?;
                 return Ok(token);
             }
             Err(err)
                 if !collided
-                    && db::violated_unique_constraint(&err)
+                    && err.violated_unique_constraint()
                         == Some(reset_tokens::TOKEN_HASH_UNIQUE) =>
             {
                 tracing::warn!("reset token hash collided; trying a new token");
-                savepoint
-                    .rollback()
+                db.on(savepoint.rollback())
                     .await
                     .map_err(CreateUserError::database(Step::ResetToken))?;
                 collided = true;
