@@ -89,6 +89,15 @@ pub enum Auth0Error {
 }
 
 impl Auth0Error {
+    /// Without the request URL: `users-by-email` carries the address in its query string,
+    /// and this error is logged and reported.
+    fn unreachable(op: &'static str, source: reqwest::Error) -> Self {
+        Self::Unreachable {
+            op,
+            source: source.without_url(),
+        }
+    }
+
     pub fn is_conflict(&self) -> bool {
         matches!(self, Self::Api { status: 409, .. })
     }
@@ -97,6 +106,10 @@ impl Auth0Error {
     /// (a timeout, a dropped connection, a 5xx). A refused token, a 4xx or a 429 means it did not.
     pub fn may_have_acted(&self) -> bool {
         match self {
+            // The token request failed: the call itself was never sent.
+            Self::Unreachable { op: "token", .. }
+            | Self::Malformed { op: "token", .. }
+            | Self::Api { op: "token", .. } => false,
             Self::Unreachable { .. } | Self::Malformed { .. } => true,
             Self::Api { status, .. } => *status >= 500,
             Self::Credentials { .. }
@@ -294,7 +307,7 @@ impl Auth0Client {
                 .timeout(timeout)
                 .send()
                 .await
-                .map_err(|source| Auth0Error::Unreachable { op, source })?;
+                .map_err(|source| Auth0Error::unreachable(op, source))?;
             match response.status() {
                 StatusCode::TOO_MANY_REQUESTS => {
                     let wait = rate_limit_wait(&response, rate_limited);
@@ -373,7 +386,7 @@ impl Auth0Client {
             .timeout(deadline.cleanup_budget(self.max_timeout))
             .send()
             .await
-            .map_err(|source| Auth0Error::Unreachable { op, source })?;
+            .map_err(|source| Auth0Error::unreachable(op, source))?;
         let status = response.status();
         if status == StatusCode::OK {
             let token: TokenResponse = read_json(op, response).await?;
@@ -524,7 +537,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     let bytes = response
         .bytes()
         .await
-        .map_err(|source| Auth0Error::Unreachable { op, source })?;
+        .map_err(|source| Auth0Error::unreachable(op, source))?;
     serde_json::from_slice(&bytes).map_err(|e| Auth0Error::Malformed {
         op,
         detail: e.to_string(),

@@ -95,6 +95,11 @@ pub struct Timeouts {
     pub lock: Duration,
     /// Must outlast the slowest HTTP call made while a transaction is open.
     pub idle_in_transaction: Duration,
+    /// Opening a database connection (TCP, TLS, start-up, authentication), and waiting for a
+    /// pooled one; the Lambda deadline may make it shorter.
+    pub connect: Duration,
+    /// One Secrets Manager call, retries included.
+    pub secrets: Duration,
 }
 
 impl Config {
@@ -110,6 +115,8 @@ impl Config {
             statement: env.millis("DB_STATEMENT_TIMEOUT_MS", 5_000)?,
             lock: env.millis("DB_LOCK_TIMEOUT_MS", 3_000)?,
             idle_in_transaction: env.millis("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 30_000)?,
+            connect: env.millis("DB_CONNECT_TIMEOUT_MS", 5_000)?,
+            secrets: env.millis("SECRETS_TIMEOUT_MS", 5_000)?,
         };
         // Two HTTP calls can sit inside one idle stretch (a 429 retry), so ask for twice as much.
         if timeouts.idle_in_transaction < timeouts.http * 2 {

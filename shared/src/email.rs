@@ -119,7 +119,8 @@ impl EmailSender {
                 );
                 continue;
             }
-            let response = result.map_err(EmailError::Unreachable)?;
+            // Without the URL, like every HTTP error that is logged or answered.
+            let response = result.map_err(|e| EmailError::Unreachable(e.without_url()))?;
             return accepted_id(response).await;
         }
     }

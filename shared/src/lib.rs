@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod reset_token;
 pub mod secrets;
 pub mod set_password;
+pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -313,31 +313,69 @@ impl<T: Send + Sync> CachedSecret<T> {
     }
 }
 
+/// Secrets Manager calls used when a client carries no timeout of its own.
+const DEFAULT_MANAGER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A Secrets Manager client whose every call, retries included, ends within `timeout`: an
+/// endpoint that accepts connections and never answers must not hang start-up until Lambda
+/// kills the instance.
+pub fn manager_client(
+    aws: &aws_config::SdkConfig,
+    timeout: Duration,
+) -> aws_sdk_secretsmanager::Client {
+    let timeouts = aws_sdk_secretsmanager::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(timeout.min(Duration::from_secs(2)))
+        .operation_attempt_timeout(timeout / 2)
+        .operation_timeout(timeout)
+        .build();
+    let config = aws_sdk_secretsmanager::config::Builder::from(aws)
+        .timeout_config(timeouts)
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
+}
+
 #[tracing::instrument(skip_all, fields(op = "get_secret_value"))]
 async fn fetch_from_manager(
     client: &aws_sdk_secretsmanager::Client,
     id: &str,
 ) -> Result<String, SecretsError> {
-    let output = client
-        .get_secret_value()
-        .secret_id(id)
-        .send()
-        .await
-        .map_err(|err| {
-            let code = err.code().unwrap_or_default().to_string();
-            match code.as_str() {
-                "ResourceNotFoundException" => SecretsError::NotFound { id: id.into() },
-                "AccessDeniedException" => SecretsError::AccessDenied { id: id.into() },
-                _ => SecretsError::Unreachable {
-                    id: id.into(),
-                    detail: if code.is_empty() {
-                        "no answer".into()
-                    } else {
-                        code
-                    },
+    let limit = client
+        .config()
+        .timeout_config()
+        .and_then(|t| t.operation_timeout())
+        .unwrap_or(DEFAULT_MANAGER_TIMEOUT);
+    let no_answer = || SecretsError::Unreachable {
+        id: id.into(),
+        detail: format!("no answer within {} ms", limit.as_millis()),
+    };
+    // The SDK's own timeout ends the call; this one only stands behind it.
+    let sent = tokio::time::timeout(
+        limit + Duration::from_millis(500),
+        client.get_secret_value().secret_id(id).send(),
+    )
+    .await
+    .map_err(|_| no_answer())?;
+    let output = sent.map_err(|err| {
+        if matches!(
+            err,
+            aws_sdk_secretsmanager::error::SdkError::TimeoutError(_)
+        ) {
+            return no_answer();
+        }
+        let code = err.code().unwrap_or_default().to_string();
+        match code.as_str() {
+            "ResourceNotFoundException" => SecretsError::NotFound { id: id.into() },
+            "AccessDeniedException" => SecretsError::AccessDenied { id: id.into() },
+            _ => SecretsError::Unreachable {
+                id: id.into(),
+                detail: if code.is_empty() {
+                    "no answer".into()
+                } else {
+                    code
                 },
-            }
-        })?;
+            },
+        }
+    })?;
     output
         .secret_string()
         .map(str::to_string)

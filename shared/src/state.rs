@@ -34,6 +34,18 @@ pub enum InitError {
     Http(#[from] reqwest::Error),
 }
 
+impl InitError {
+    /// The `errorType` Lambda shows for this failure.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::Config(_) => "ConfigError",
+            Self::Secrets(_) => "SecretsError",
+            Self::Pool(_) => "DatabaseConfigError",
+            Self::Http(_) => "HttpClientError",
+        }
+    }
+}
+
 impl AppState {
     pub async fn from_env() -> Result<Self, InitError> {
         Self::init(Config::from_env()?).await
@@ -59,7 +71,7 @@ impl AppState {
         aws: Option<&aws_config::SdkConfig>,
     ) -> Result<Self, InitError> {
         let secrets = &config.secrets;
-        let manager = aws.map(aws_sdk_secretsmanager::Client::new);
+        let manager = aws.map(|aws| crate::secrets::manager_client(aws, config.timeouts.secrets));
         let app_secret = Arc::new(CachedSecret::new(
             secrets.app.clone(),
             manager.clone(),

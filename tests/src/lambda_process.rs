@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 
-use crate::runtime_api::{Invocation, RuntimeApi, workspace_binary};
+use crate::runtime_api::{Invocation, Outcome, RuntimeApi, workspace_binary};
 
 pub struct LambdaProcess {
     runtime: RuntimeApi,
@@ -28,27 +28,25 @@ impl LambdaProcess {
         K: AsRef<std::ffi::OsStr>,
         V: AsRef<std::ffi::OsStr>,
     {
-        let runtime = RuntimeApi::start().await.map_err(|e| e.to_string())?;
-        let mut child = Command::new(workspace_binary(name)?)
-            .env_clear()
-            .envs(vars)
-            .envs(runtime.lambda_env(name))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start {name}: {e}"))?;
-        let output = Arc::new(Mutex::new(String::new()));
-        collect(child.stdout.take(), output.clone());
-        collect(child.stderr.take(), output.clone());
-        // A function that fails its init exits instead of asking for an event.
-        tokio::select! {
-            ready = runtime.wait_ready(Duration::from_secs(30)) => ready?,
-            status = child.wait() => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                let logs = output.lock().expect("log buffer").clone();
-                return Err(format!("{name} exited during init ({status:?}); its output:\n{logs}"));
-            }
+        let (runtime, mut child, output) = spawn(name, vars).await?;
+        // A function that fails its init reports it and exits instead of asking for an event.
+        let exited = tokio::select! {
+            ready = runtime.wait_ready(Duration::from_secs(30)) => match ready {
+                Ok(()) => None,
+                Err(_) if runtime.init_error().is_some() => {
+                    Some(tokio::time::timeout(Duration::from_secs(5), child.wait()).await)
+                }
+                Err(err) => return Err(err),
+            },
+            status = child.wait() => Some(Ok(status)),
+        };
+        if let Some(status) = exited {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let logs = output.lock().expect("log buffer").clone();
+            let reported = runtime.init_error();
+            return Err(format!(
+                "{name} exited during init ({status:?}), reporting {reported:?}; its output:\n{logs}"
+            ));
         }
         Ok(Self {
             runtime,
@@ -74,6 +72,73 @@ impl LambdaProcess {
     }
 }
 
+/// What Lambda saw of a start-up that failed.
+#[derive(Debug)]
+pub struct InitFailure {
+    /// What the function POSTed to `/runtime/init/error`, if anything.
+    pub reported: Option<Outcome>,
+    pub exit: std::process::ExitStatus,
+    pub logs: Logs,
+}
+
+impl LambdaProcess {
+    /// Starts `name` expecting its init to fail, and waits at most `wait` for it to exit.
+    /// An Err says it started serving, or was still in its init after `wait`.
+    pub async fn failing_init<K, V>(
+        name: &str,
+        vars: impl IntoIterator<Item = (K, V)>,
+        wait: Duration,
+    ) -> Result<InitFailure, String>
+    where
+        K: AsRef<std::ffi::OsStr>,
+        V: AsRef<std::ffi::OsStr>,
+    {
+        let (runtime, mut child, output) = spawn(name, vars).await?;
+        let exit = match tokio::time::timeout(wait, child.wait()).await {
+            Ok(status) => status.map_err(|e| e.to_string())?,
+            Err(_) => {
+                let _ = child.kill().await;
+                let serving = runtime.next_calls() > 0;
+                return Err(format!(
+                    "{name} was still running after {wait:?} (serving events: {serving})"
+                ));
+            }
+        };
+        // The readers finish once the pipes close.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let text = output.lock().expect("log buffer").clone();
+        Ok(InitFailure {
+            reported: runtime.init_error(),
+            exit,
+            logs: Logs { text },
+        })
+    }
+}
+
+async fn spawn<K, V>(
+    name: &str,
+    vars: impl IntoIterator<Item = (K, V)>,
+) -> Result<(RuntimeApi, Child, Arc<Mutex<String>>), String>
+where
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    let runtime = RuntimeApi::start().await.map_err(|e| e.to_string())?;
+    let mut child = Command::new(workspace_binary(name)?)
+        .env_clear()
+        .envs(vars)
+        .envs(runtime.lambda_env(name))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start {name}: {e}"))?;
+    let output = Arc::new(Mutex::new(String::new()));
+    collect(child.stdout.take(), output.clone());
+    collect(child.stderr.take(), output.clone());
+    Ok((runtime, child, output))
+}
+
 fn collect(pipe: Option<impl AsyncRead + Unpin + Send + 'static>, into: Arc<Mutex<String>>) {
     let Some(mut pipe) = pipe else { return };
     tokio::spawn(async move {
@@ -90,6 +155,7 @@ fn collect(pipe: Option<impl AsyncRead + Unpin + Send + 'static>, into: Arc<Mute
 }
 
 /// What a function wrote to stdout and stderr.
+#[derive(Debug)]
 pub struct Logs {
     pub text: String,
 }

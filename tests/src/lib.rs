@@ -1,4 +1,6 @@
+pub mod blackhole;
 pub mod doubles;
+pub mod freezable_proxy;
 pub mod harness;
 pub mod lambda_process;
 pub mod moto;

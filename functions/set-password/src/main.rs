@@ -9,9 +9,8 @@ use shared::state::AppState;
 async fn main() -> Result<(), Error> {
     shared::telemetry::init("set-password");
     // Built once per Lambda instance and borrowed by every invocation.
-    let state = AppState::from_env()
-        .await
-        .inspect_err(|err| tracing::error!(error = %err, "start-up failed"))?;
+    // A failure is reported to Lambda (`/init/error`) and ends the process.
+    let state = shared::startup::ready_or_exit(AppState::from_env().await).await;
     let state = &state;
     lambda_runtime::run(service_fn(move |event| handle(state, event))).await
 }

@@ -21,6 +21,7 @@ use super::request::CleanupRequest;
 use super::summary::{CleanupSummary, Failure, Kind, SkipReason, Skipped, describe_error};
 use crate::auth0::{Auth0Error, Auth0User, CREATED_BY_MARKER};
 use crate::config::CleanupSettings;
+use crate::db::Bound;
 use crate::db::cleanup::{self as queries, BatchCursor, PendingRow};
 use crate::deadline::Deadline;
 use crate::domain::{Email, redact_email};
@@ -33,6 +34,8 @@ const MIN_STEP: Duration = Duration::from_millis(200);
 const SEARCH_PAGE: usize = 100;
 /// v3 search never pages past 1,000 results.
 const SEARCH_MAX_PAGES: u32 = 10;
+/// Kept back from the Lambda deadline to post the summary.
+const ANSWER_TIME: Duration = Duration::from_millis(250);
 /// Reset tokens deleted per statement.
 const TOKEN_BATCH: usize = 1_000;
 
@@ -55,6 +58,7 @@ pub async fn run(
                 .remaining()
                 .saturating_sub(settings.deadline_margin),
         ),
+        answer_by: Deadline::after(lambda_deadline.remaining().saturating_sub(ANSWER_TIME)),
         auth0_halted: false,
         summary: CleanupSummary {
             trigger: request.trigger.as_str().into(),
@@ -97,6 +101,9 @@ struct Run<'a> {
     settings: &'a CleanupSettings,
     /// The Lambda deadline minus the margin; every Auth0 call is bounded by it.
     stop_at: Deadline,
+    /// The Lambda deadline minus the time to send the summary: work already under way
+    /// finishes (in the margin) by then at the latest.
+    answer_by: Deadline,
     /// Auth0 will not serve us in this run (rate limit, credentials): skip what needs it.
     auth0_halted: bool,
     summary: CleanupSummary,
@@ -109,6 +116,18 @@ enum RowOutcome {
 }
 
 impl Run<'_> {
+    /// Checkouts and new transactions end at the stop line, like every new step (a server
+    /// that never answers included).
+    fn db(&self) -> Bound {
+        Bound::until(self.stop_at, &self.state.config.timeouts)
+    }
+
+    /// Statements of a transaction already under way, and its commit, may use the margin:
+    /// that is what it is for.
+    fn finishing_db(&self) -> Bound {
+        Bound::until(self.answer_by, &self.state.config.timeouts)
+    }
+
     fn dry_run(&self) -> bool {
         self.request.dry_run
     }
@@ -191,7 +210,11 @@ impl Run<'_> {
             match self.database_orphan_batch(after).await {
                 Ok(Some(cursor)) => after = Some(cursor),
                 Ok(None) => return,
-                Err(err) => return self.fail(Kind::DbOrphan, None, None, &err),
+                Err(err) => {
+                    // The pass was abandoned: what it did not reach is left for the next run.
+                    self.summary.partial = true;
+                    return self.fail(Kind::DbOrphan, None, None, &err);
+                }
             }
         }
     }
@@ -202,16 +225,18 @@ impl Run<'_> {
         &mut self,
         after: Option<BatchCursor>,
     ) -> Result<Option<BatchCursor>, BoxError> {
-        let mut client = self.state.pool.get().await?;
-        let mut tx = client.transaction().await?;
-        let rows = queries::lock_pending_batch(
-            &tx,
-            self.settings.grace_period,
-            after,
-            self.email_scope(),
-            self.settings.batch_size,
-        )
-        .await?;
+        let mut client = self.db().get(&self.state.pool).await?;
+        let mut tx = self.db().on(client.transaction()).await?;
+        let rows = self
+            .finishing_db()
+            .on(queries::lock_pending_batch(
+                &tx,
+                self.settings.grace_period,
+                after,
+                self.email_scope(),
+                self.settings.batch_size,
+            ))
+            .await?;
         let (mut deleted, mut unlinked, mut finished) = (0, 0, true);
         for row in &rows {
             if !self.may_call_auth0() {
@@ -226,9 +251,9 @@ impl Run<'_> {
             }
         }
         if self.dry_run() {
-            tx.rollback().await?;
+            self.finishing_db().on(tx.rollback()).await?;
         } else {
-            tx.commit().await?;
+            self.finishing_db().on(tx.commit()).await?;
             // Counted only once committed: a failed commit leaves the rows for the next run.
             self.summary.removed.db_orphans += deleted;
             self.summary.removed.employees_unlinked += unlinked;
@@ -263,7 +288,11 @@ impl Run<'_> {
         }
         // A tagged user some row points at belongs to that row, whatever its address.
         let auth0_ids: Vec<String> = users.iter().map(|u| u.user_id.clone()).collect();
-        let claimed = match queries::claimed(&*tx, &auth0_ids, &[]).await {
+        let claimed = match self
+            .finishing_db()
+            .on(queries::claimed(&*tx, &auth0_ids, &[]))
+            .await
+        {
             Ok(claimed) => claimed,
             Err(err) => {
                 self.fail(kind, id, redacted, &err.into());
@@ -287,7 +316,7 @@ impl Run<'_> {
             self.summary.removed.auth0_users_of_db_orphans += 1;
             tracing::info!(kind = ?kind, user_id = ?id, auth0_user_id = %auth0_id, "auth0 user of a pending row deleted");
         }
-        match delete_row(tx, row).await {
+        match self.finishing_db().on(delete_row(tx, row)).await {
             Ok(true) => {
                 tracing::info!(kind = ?kind, user_id = ?id, email = ?redacted, "pending row deleted");
                 RowOutcome::Deleted {
@@ -309,15 +338,21 @@ impl Run<'_> {
             return;
         }
         if let Err(err) = self.auth0_sweep().await {
+            self.summary.partial = true;
             self.fail(Kind::Auth0Sweep, None, None, &err);
         }
     }
 
     async fn auth0_sweep(&mut self) -> Result<(), BoxError> {
-        let mut client = self.state.pool.get().await?;
-        let tx = client.transaction().await?;
+        let mut client = self.db().get(&self.state.pool).await?;
+        let tx = self.db().on(client.transaction()).await?;
         // A dry run deletes nothing, so it neither needs nor blocks the lock.
-        if !self.dry_run() && !queries::try_lock_auth0_sweep(&tx).await? {
+        if !self.dry_run()
+            && !self
+                .finishing_db()
+                .on(queries::try_lock_auth0_sweep(&tx))
+                .await?
+        {
             self.skip(
                 Kind::Auth0Sweep,
                 None,
@@ -348,7 +383,7 @@ impl Run<'_> {
             None => self.search_everything(&tx, cutoff).await?,
         }
         // Nothing was written; ending the transaction releases the lock.
-        tx.rollback().await?;
+        self.finishing_db().on(tx.rollback()).await?;
         Ok(())
     }
 
@@ -438,7 +473,10 @@ impl Run<'_> {
         }
         let auth0_ids: Vec<String> = candidates.iter().map(|u| u.user_id.clone()).collect();
         let db_ids: Vec<Uuid> = candidates.iter().filter_map(tagged_db_user_id).collect();
-        let claimed = queries::claimed(tx, &auth0_ids, &db_ids).await?;
+        let claimed = self
+            .finishing_db()
+            .on(queries::claimed(tx, &auth0_ids, &db_ids))
+            .await?;
         for user in candidates {
             let held = claimed.auth0_subs.contains(&user.user_id)
                 || tagged_db_user_id(&user).is_some_and(|id| claimed.pending_ids.contains(&id));
@@ -486,22 +524,36 @@ impl Run<'_> {
             return;
         }
         if let Err(err) = self.purge_reset_tokens().await {
+            self.summary.partial = true;
             self.fail(Kind::ResetTokens, None, None, &err);
         }
     }
 
     async fn purge_reset_tokens(&mut self) -> Result<(), BoxError> {
-        let client = self.state.pool.get().await?;
+        let client = self.db().get(&self.state.pool).await?;
         let pg: &tokio_postgres::Client = &client;
         let retention = self.settings.token_retention;
         if self.dry_run() {
-            self.summary.found.reset_tokens =
-                queries::count_purgeable_reset_tokens(pg, retention, self.email_scope()).await?;
+            self.summary.found.reset_tokens = self
+                .db()
+                .on(queries::count_purgeable_reset_tokens(
+                    pg,
+                    retention,
+                    self.email_scope(),
+                ))
+                .await?;
             return Ok(());
         }
         loop {
-            let purged =
-                queries::purge_reset_tokens(pg, retention, self.email_scope(), TOKEN_BATCH).await?;
+            let purged = self
+                .db()
+                .on(queries::purge_reset_tokens(
+                    pg,
+                    retention,
+                    self.email_scope(),
+                    TOKEN_BATCH,
+                ))
+                .await?;
             self.summary.found.reset_tokens += purged;
             self.summary.removed.reset_tokens += purged;
             if purged < TOKEN_BATCH as u64 || !self.time_left() {

@@ -80,6 +80,10 @@ pub enum Compensation {
     Deleted,
     /// The delete failed; the user is tagged, so the cleanup job removes it.
     Failed,
+    /// Not attempted: the commit got no answer and may have landed, and deleting the Auth0
+    /// user of a committed row would leave a user who cannot log in. It is tagged; the
+    /// cleanup job removes it if no row refers to it.
+    LeftForCleanup,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +104,8 @@ pub enum CreateUserError {
     EmployeeAlreadyLinked,
     #[error("a user with this email already exists")]
     EmailTaken,
-    #[error("another request is creating a user with this email")]
+    /// resend-invitation found the user still `pending_…`: a create-user is running for it.
+    #[error("the user is still being created")]
     CreationInProgress,
     #[error("an Auth0 user with this email exists and was not created by this system")]
     Auth0UserExists,
@@ -131,15 +136,15 @@ pub enum CreateUserError {
     Database {
         step: Step,
         #[source]
-        source: tokio_postgres::Error,
+        source: crate::db::DbError,
         compensation: Compensation,
     },
     #[error("no database connection available")]
-    Pool(#[source] deadpool_postgres::PoolError),
+    Pool(#[source] crate::db::DbError),
 }
 
 impl CreateUserError {
-    pub fn database(step: Step) -> impl FnOnce(tokio_postgres::Error) -> Self {
+    pub fn database(step: Step) -> impl FnOnce(crate::db::DbError) -> Self {
         move |source| Self::Database {
             step,
             source,
@@ -154,7 +159,20 @@ impl CreateUserError {
                 source,
                 compensation: Compensation::NotNeeded,
                 step,
-            } => step_precedes_external_calls(*step) && crate::db::is_connection_lost(source),
+            } => step_precedes_external_calls(*step) && source.is_connection_lost(),
+            _ => false,
+        }
+    }
+
+    /// The commit was sent but its answer never came (no answer in time, connection lost):
+    /// whether it landed is unknown.
+    pub fn commit_outcome_unknown(&self) -> bool {
+        match self {
+            Self::Database {
+                step: Step::Commit,
+                source,
+                ..
+            } => matches!(source, crate::db::DbError::NoAnswer(_)) || source.is_connection_lost(),
             _ => false,
         }
     }

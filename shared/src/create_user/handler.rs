@@ -13,6 +13,7 @@ use super::request::{parse_check_exists, parse_new_user, parse_resend_invitation
 use super::{
     Compensation, CreateUserError, CreatedUser, Creation, IdempotentRequest, ResentInvitation,
 };
+use crate::db::DbError;
 use crate::deadline::Deadline;
 use crate::domain::{CallerSub, FieldError, IdempotencyKey};
 use crate::metrics::{self, Metric};
@@ -157,7 +158,7 @@ impl From<&CreateUserError> for ApiError {
             E::CreationInProgress => ApiError::new(
                 StatusCode::CONFLICT,
                 "USER_CREATION_IN_PROGRESS",
-                "email: another request is creating a user with this email right now.",
+                "email: this user is still being created; try again in a moment.",
             )
             .field("email")
             .friendly("This user is being created right now. Refresh the list in a moment."),
@@ -210,7 +211,12 @@ impl From<&CreateUserError> for ApiError {
             | E::Email {
                 source: crate::email::EmailError::Deadline(_),
                 ..
-            } => ApiError::new(
+            }
+            | E::Database {
+                source: DbError::Deadline(_),
+                ..
+            }
+            | E::Pool(DbError::Deadline(_)) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "TIMEOUT",
                 format!("The request ran out of time. {NOTHING_KEPT}{leftover}"),
@@ -251,7 +257,25 @@ impl From<&CreateUserError> for ApiError {
                 "EMAIL_FAILED",
                 format!("The password-setup email could not be sent. {NOTHING_KEPT}{leftover}"),
             ),
-            E::Database { step, source, .. } if crate::db::is_unavailable(source) => ApiError::new(
+            // Unlike every other failure, something may have been kept.
+            E::Database { .. } if err.commit_outcome_unknown() => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "DATABASE_UNAVAILABLE",
+                "The database did not confirm the commit, so the user may have been created. \
+                 Check before trying again: a retry answers USER_ALREADY_EXISTS if it was.",
+            ),
+            // A lock held too long: on `users` while checking the caller, or on the insert,
+            // where waiting for a table lock and for another insert of the same address look
+            // the same to us. Transient either way, and nothing was kept.
+            E::Database { step, source, .. } if source.is_lock_timeout() => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "DATABASE_BUSY",
+                format!(
+                    "The database was busy (a lock was held too long) while {}. {NOTHING_KEPT}{leftover}",
+                    step.describe()
+                ),
+            ),
+            E::Database { step, source, .. } if source.is_unavailable() => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "DATABASE_UNAVAILABLE",
                 format!(
@@ -374,7 +398,7 @@ async fn dispatch(
         }
         Route::CheckExists => {
             let email = parse_check_exists(&body)?;
-            let exists = super::email_exists(state, &caller, &email)
+            let exists = super::email_exists(state, &caller, &email, deadline)
                 .await
                 .map_err(|err| log_failure(&err))?;
             Ok((

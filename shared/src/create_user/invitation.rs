@@ -7,7 +7,7 @@ use deadpool_postgres::Transaction;
 use url::Url;
 
 use super::{Compensation, CreateUserError, Step};
-use crate::db::{self, reset_tokens};
+use crate::db::{Bound, reset_tokens};
 use crate::deadline::Deadline;
 use crate::domain::{Auth0UserId, Email, Role, UserId};
 use crate::email::{EmailError, PasswordSetupEmail};
@@ -37,6 +37,7 @@ pub(super) enum Issue<'a> {
 pub(super) async fn invite(
     state: &AppState,
     tx: &mut Transaction<'_>,
+    db: Bound,
     invitee: &Invitee<'_>,
     issue: Issue<'_>,
     deadline: &Deadline,
@@ -57,7 +58,7 @@ pub(super) async fn invite(
         }
         Issue::Replacing => ResetToken::generate(),
     };
-    let token = store_reset_token(tx, invitee.user_id, expires_at, issue, first_token).await?;
+    let token = store_reset_token(tx, db, invitee.user_id, expires_at, issue, first_token).await?;
     tracing::info!(step = "reset_token", "reset token hash stored");
 
     let link = set_password_link(&state.config.frontend_url, &token, invitee.email);
@@ -88,6 +89,7 @@ pub(super) async fn invite(
 /// token, not the user.
 async fn store_reset_token(
     tx: &mut Transaction<'_>,
+    db: Bound,
     user_id: UserId,
     expires_at: DateTime<Utc>,
     issue: Issue<'_>,
@@ -97,34 +99,44 @@ async fn store_reset_token(
     let mut next = Some(first_token);
     loop {
         let token = next.take().unwrap_or_else(ResetToken::generate);
-        let savepoint = tx
-            .savepoint("reset_token")
+        let savepoint = db
+            .on(tx.savepoint("reset_token"))
             .await
             .map_err(CreateUserError::database(Step::ResetToken))?;
         let stored = match issue {
             Issue::First { .. } => {
-                reset_tokens::insert(&savepoint, user_id, token.hash(), expires_at).await
+                db.on(reset_tokens::insert(
+                    &savepoint,
+                    user_id,
+                    token.hash(),
+                    expires_at,
+                ))
+                .await
             }
             Issue::Replacing => {
-                reset_tokens::replace_open(&savepoint, user_id, token.hash(), expires_at).await
+                db.on(reset_tokens::replace_open(
+                    &savepoint,
+                    user_id,
+                    token.hash(),
+                    expires_at,
+                ))
+                .await
             }
         };
         match stored {
             Ok(()) => {
-                savepoint
-                    .commit()
+                db.on(savepoint.commit())
                     .await
                     .map_err(CreateUserError::database(Step::ResetToken))?;
                 return Ok(token);
             }
             Err(err)
                 if !collided
-                    && db::violated_unique_constraint(&err)
+                    && err.violated_unique_constraint()
                         == Some(reset_tokens::TOKEN_HASH_UNIQUE) =>
             {
                 tracing::warn!("reset token hash collided; trying a new token");
-                savepoint
-                    .rollback()
+                db.on(savepoint.rollback())
                     .await
                     .map_err(CreateUserError::database(Step::ResetToken))?;
                 collided = true;

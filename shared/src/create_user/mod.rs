@@ -9,7 +9,7 @@ pub mod request;
 mod resend;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{Object, Transaction};
 use uuid::Uuid;
 
 pub use error::{Compensation, CreateUserError, Step};
@@ -19,7 +19,7 @@ pub use resend::{ResentInvitation, resend_invitation};
 use invitation::{Invitee, Issue};
 
 use crate::auth0::{Auth0User, CREATED_BY_MARKER, NewAuth0User, OwnershipTags};
-use crate::db::{self, employees, idempotency_keys, pages, users};
+use crate::db::{Bound, DbError, employees, idempotency_keys, pages, users};
 use crate::deadline::Deadline;
 use crate::domain::{
     Auth0UserId, CallerSub, Email, EmployeeId, EmployeeRequest, NewUser, PageId, PagePermission,
@@ -71,19 +71,37 @@ pub async fn email_exists(
     state: &AppState,
     caller: &CallerSub,
     email: &Email,
+    deadline: &Deadline,
 ) -> Result<bool, CreateUserError> {
-    let client = state.pool.get().await.map_err(CreateUserError::Pool)?;
-    let client = &client;
-    // Pipelined on one connection: one round trip for both.
-    let (caller, exists) = tokio::join!(
-        users::find_caller(client, caller.as_str()),
-        users::email_exists(client, email)
-    );
-    authorize(
-        caller.map_err(CreateUserError::database(Step::Authorize))?,
-        None,
-    )?;
-    exists.map_err(CreateUserError::database(Step::Validate))
+    let db = Bound::work(*deadline, &state.config.timeouts);
+    let client = db.get(&state.pool).await.map_err(CreateUserError::Pool)?;
+    let answer = async {
+        let client = &client;
+        // Pipelined on one connection: one round trip for both.
+        let (caller, exists) = tokio::join!(
+            db.on(users::find_caller(client, caller.as_str())),
+            db.on(users::email_exists(client, email))
+        );
+        authorize(
+            caller.map_err(CreateUserError::database(Step::Authorize))?,
+            None,
+        )?;
+        exists.map_err(CreateUserError::database(Step::Validate))
+    }
+    .await;
+    discard_if_silent(client, &answer);
+    answer
+}
+
+/// A connection whose server stopped answering is closed, not handed to the next request.
+fn discard_if_silent<T>(client: Object, result: &Result<T, CreateUserError>) {
+    if let Err(CreateUserError::Database {
+        source: DbError::NoAnswer(_),
+        ..
+    }) = result
+    {
+        drop(Object::take(client));
+    }
 }
 
 fn authorize(
@@ -103,6 +121,8 @@ fn authorize(
     }
 }
 
+/// Every database wait below is bounded by `db`: a server that accepts connections but
+/// never answers costs at most the deadline's budget, never the whole Lambda timeout.
 async fn attempt(
     state: &AppState,
     caller_sub: &CallerSub,
@@ -110,9 +130,33 @@ async fn attempt(
     idempotency: Option<&IdempotentRequest<'_>>,
     deadline: &Deadline,
 ) -> Result<Creation, CreateUserError> {
-    let mut client = state.pool.get().await.map_err(CreateUserError::Pool)?;
-    let mut tx = client
-        .transaction()
+    let db = Bound::work(*deadline, &state.config.timeouts);
+    let mut client = db.get(&state.pool).await.map_err(CreateUserError::Pool)?;
+    let result = attempt_on(
+        &mut client,
+        db,
+        state,
+        caller_sub,
+        new_user,
+        idempotency,
+        deadline,
+    )
+    .await;
+    discard_if_silent(client, &result);
+    result
+}
+
+async fn attempt_on(
+    client: &mut Object,
+    db: Bound,
+    state: &AppState,
+    caller_sub: &CallerSub,
+    new_user: &NewUser,
+    idempotency: Option<&IdempotentRequest<'_>>,
+    deadline: &Deadline,
+) -> Result<Creation, CreateUserError> {
+    let mut tx = db
+        .on(client.transaction())
         .await
         .map_err(CreateUserError::database(Step::Begin))?;
 
@@ -123,7 +167,8 @@ async fn attempt(
     let (key_lock, stored, caller, missing_pages) = tokio::join!(
         async {
             match idempotency {
-                Some(request) => idempotency_keys::try_lock(&tx, sub, request.key.as_str())
+                Some(request) => db
+                    .on(idempotency_keys::try_lock(&tx, sub, request.key.as_str()))
                     .await
                     .map(Some),
                 None => Ok(None),
@@ -131,20 +176,32 @@ async fn attempt(
         },
         async {
             match idempotency {
-                Some(request) => idempotency_keys::find(&tx, sub, request.key.as_str()).await,
+                Some(request) => {
+                    db.on(idempotency_keys::find(&tx, sub, request.key.as_str()))
+                        .await
+                }
                 None => Ok(None),
             }
         },
-        users::find_caller(&tx, sub),
-        pages::missing(&tx, &page_ids)
+        db.on(users::find_caller(&tx, sub)),
+        db.on(pages::missing(&tx, &page_ids))
     );
     let caller = caller.map_err(CreateUserError::database(Step::Authorize))?;
     let caller = authorize(caller, Some(new_user.role))?;
     let missing_pages = missing_pages.map_err(CreateUserError::database(Step::Validate));
 
     let Some(request) = idempotency else {
-        let prepared = prepare(state, &mut tx, &caller, new_user, missing_pages?, deadline).await?;
-        return commit(state, tx, prepared, deadline)
+        let prepared = prepare(
+            state,
+            &mut tx,
+            db,
+            &caller,
+            new_user,
+            missing_pages?,
+            deadline,
+        )
+        .await?;
+        return commit(state, tx, db, prepared, deadline)
             .await
             .map(Creation::Created);
     };
@@ -165,47 +222,53 @@ async fn attempt(
 
     // The request's work in a savepoint: a refusal (4xx) undoes it and is stored in its place,
     // in the same transaction; a failure (5xx) rolls everything back and leaves the key free.
-    let mut work = tx
-        .savepoint("request")
+    let mut work = db
+        .on(tx.savepoint("request"))
         .await
         .map_err(CreateUserError::database(Step::Begin))?;
     let prepared = match missing_pages {
-        Ok(missing) => prepare(state, &mut work, &caller, new_user, missing, deadline).await,
+        Ok(missing) => prepare(state, &mut work, db, &caller, new_user, missing, deadline).await,
         Err(err) => Err(err),
     };
-    let prepared =
-        match prepared {
-            Ok(prepared) => prepared,
-            Err(err) => {
-                let (status, body) = (request.render)(Err(&err));
-                if status >= 500 {
-                    return Err(err);
-                }
-                work.rollback()
-                    .await
-                    .map_err(CreateUserError::database(Step::Idempotency))?;
-                let stored = store_answer(&tx, request, caller.tenant_id, status, &body).await;
-                match stored {
-                Ok(()) => tx.commit().await.map_err(CreateUserError::database(Step::Commit)),
-                Err(err) => Err(err),
-            }
-            .unwrap_or_else(|store_err| {
-                tracing::warn!(error = %store_err, "the refusal could not be stored for replay");
-            });
+    let prepared = match prepared {
+        Ok(prepared) => prepared,
+        Err(err) => {
+            let (status, body) = (request.render)(Err(&err));
+            if status >= 500 {
                 return Err(err);
             }
-        };
-    let released = work
-        .commit()
+            let rolled_back = db
+                .on(work.rollback())
+                .await
+                .map_err(CreateUserError::database(Step::Idempotency));
+            let stored = match rolled_back {
+                Ok(()) => store_answer(&tx, db, request, caller.tenant_id, status, &body).await,
+                Err(rollback_err) => Err(rollback_err),
+            };
+            let committed = match stored {
+                Ok(()) => db
+                    .on(tx.commit())
+                    .await
+                    .map_err(CreateUserError::database(Step::Commit)),
+                Err(store_err) => Err(store_err),
+            };
+            if let Err(store_err) = committed {
+                tracing::warn!(error = %store_err, "the refusal could not be stored for replay");
+            }
+            return Err(err);
+        }
+    };
+    let released = db
+        .on(work.commit())
         .await
         .map_err(CreateUserError::database(Step::Commit));
     let (status, body) = (request.render)(Ok(&prepared.user));
     let stored = match released {
-        Ok(()) => store_answer(&tx, request, caller.tenant_id, status, &body).await,
+        Ok(()) => store_answer(&tx, db, request, caller.tenant_id, status, &body).await,
         Err(err) => Err(err),
     };
     match stored {
-        Ok(()) => commit(state, tx, prepared, deadline)
+        Ok(()) => commit(state, tx, db, prepared, deadline)
             .await
             .map(Creation::Created),
         Err(err) => Err(undo(state, &prepared, err, deadline).await),
@@ -214,12 +277,13 @@ async fn attempt(
 
 async fn store_answer(
     tx: &Transaction<'_>,
+    db: Bound,
     request: &IdempotentRequest<'_>,
     tenant_id: TenantId,
     status: u16,
     body: &serde_json::Value,
 ) -> Result<(), CreateUserError> {
-    idempotency_keys::store(
+    db.on(idempotency_keys::store(
         tx,
         tenant_id,
         request.key.as_str(),
@@ -227,7 +291,7 @@ async fn store_answer(
         status,
         body,
         request.ttl,
-    )
+    ))
     .await
     .map_err(CreateUserError::database(Step::Idempotency))
 }
@@ -241,6 +305,7 @@ struct Prepared {
 async fn prepare(
     state: &AppState,
     tx: &mut Transaction<'_>,
+    db: Bound,
     caller: &users::CallerRecord,
     new_user: &NewUser,
     missing_pages: Vec<PageId>,
@@ -250,15 +315,15 @@ async fn prepare(
         return Err(CreateUserError::UnknownPages(missing_pages));
     }
     if let EmployeeRequest::Link(employee_id) = new_user.employee {
-        check_employee_is_free(tx, caller, employee_id).await?;
+        check_employee_is_free(tx, db, caller, employee_id).await?;
     }
 
     // Writes in step order, one at a time: pipelined, a failure in one would abort the
     // transaction under the others and blur which step failed.
     let user_id = UserId::new(Uuid::new_v4());
-    let created_at = insert_user(tx, caller, user_id, new_user).await?;
-    let employee_id = attach_employee(tx, caller, user_id, new_user).await?;
-    grant_permissions(tx, user_id, &new_user.permissions).await?;
+    let created_at = insert_user(tx, db, caller, user_id, new_user).await?;
+    let employee_id = attach_employee(tx, db, caller, user_id, new_user).await?;
+    grant_permissions(tx, db, user_id, &new_user.permissions).await?;
 
     // From here on something exists outside the database: every failure must undo it.
     let tags = OwnershipTags {
@@ -268,46 +333,38 @@ async fn prepare(
         db_user_id: user_id.to_string(),
     };
     let (auth0_id, adopted) =
-        provision_auth0_user(state, tx, &new_user.email, &tags, deadline).await?;
+        provision_auth0_user(state, tx, db, &new_user.email, &tags, deadline).await?;
     tracing::info!(step = "auth0_create", adopted, "auth0 user ready");
 
-    let user = CreatedUser {
-        id: user_id,
-        email: new_user.email.clone(),
-        role: new_user.role,
-        tenant_id: caller.tenant_id,
-        auth0_user_id: auth0_id,
-        employee_id,
-        permissions: new_user.permissions.clone(),
-        created_at,
-        adopted_auth0_user: adopted,
+    let prepared = Prepared {
+        user: CreatedUser {
+            id: user_id,
+            email: new_user.email.clone(),
+            role: new_user.role,
+            tenant_id: caller.tenant_id,
+            auth0_user_id: auth0_id,
+            employee_id,
+            permissions: new_user.permissions.clone(),
+            created_at,
+            adopted_auth0_user: adopted,
+        },
     };
-    let prepared = Prepared { user };
-    match finish(
-        state,
-        tx,
-        caller,
-        user_id,
-        new_user,
-        &prepared.user.auth0_user_id,
-        deadline,
-    )
-    .await
-    {
+    match finish(state, tx, db, caller, &prepared.user, deadline).await {
         Ok(()) => Ok(prepared),
         Err(err) => Err(undo(state, &prepared, err, deadline).await),
     }
 }
 
-/// COMMIT; if it fails, the Auth0 user is deleted again.
+/// COMMIT; if it fails, the Auth0 user is deleted again, unless the COMMIT may have landed.
 async fn commit(
     state: &AppState,
     tx: Transaction<'_>,
+    db: Bound,
     prepared: Prepared,
     deadline: &Deadline,
 ) -> Result<CreatedUser, CreateUserError> {
-    if let Err(err) = tx
-        .commit()
+    if let Err(err) = db
+        .on(tx.commit())
         .await
         .map_err(CreateUserError::database(Step::Commit))
     {
@@ -317,14 +374,22 @@ async fn commit(
     Ok(prepared.user)
 }
 
-/// Deletes the Auth0 user of a failed attempt; the transaction rolls back when dropped.
+/// Deletes the Auth0 user of a failed attempt; the transaction rolls back when dropped. A
+/// COMMIT that got no answer may have landed: then the login is kept (a row may hold it) and
+/// left to cleanup, which removes it if no row does.
 async fn undo(
     state: &AppState,
     prepared: &Prepared,
     err: CreateUserError,
     deadline: &Deadline,
 ) -> CreateUserError {
-    let outcome = compensate(state, &prepared.user.auth0_user_id, deadline).await;
+    let auth0_id = &prepared.user.auth0_user_id;
+    if err.commit_outcome_unknown() {
+        tracing::error!(step = "commit", auth0_user_id = %auth0_id, error = %err, "commit unconfirmed; auth0 user kept for the cleanup job");
+        return err.with_compensation(Compensation::LeftForCleanup);
+    }
+    let outcome = compensate(state, auth0_id, deadline).await;
+    // Dropping an unfinished transaction also rolls back; this just says so in the log.
     tracing::warn!(step = "rollback", error = %err, "create-user rolled back");
     err.with_compensation(outcome)
 }
@@ -332,10 +397,17 @@ async fn undo(
 /// Locks the employee to link, before the first write: another tenant's is "not found".
 async fn check_employee_is_free(
     tx: &Transaction<'_>,
+    db: Bound,
     caller: &users::CallerRecord,
     employee_id: EmployeeId,
 ) -> Result<(), CreateUserError> {
-    let target = employees::lock_for_link(tx, employee_id, caller.tenant_id, caller.business_id)
+    let target = db
+        .on(employees::lock_for_link(
+            tx,
+            employee_id,
+            caller.tenant_id,
+            caller.business_id,
+        ))
         .await
         .map_err(CreateUserError::database(Step::Validate))?;
     match target {
@@ -347,10 +419,11 @@ async fn check_employee_is_free(
 
 async fn grant_permissions(
     tx: &Transaction<'_>,
+    db: Bound,
     user_id: UserId,
     permissions: &[PagePermission],
 ) -> Result<(), CreateUserError> {
-    pages::grant(tx, user_id, permissions)
+    db.on(pages::grant(tx, user_id, permissions))
         .await
         .map_err(CreateUserError::database(Step::Permissions))?;
     tracing::info!(
@@ -361,10 +434,13 @@ async fn grant_permissions(
     Ok(())
 }
 
-/// The unique index decides between concurrent requests for one email: the loser waits at
-/// most `lock_timeout` for the winner, then gets a conflict, never a 500.
+/// The unique index decides between concurrent requests for one email: the loser waits for
+/// the winner and then gets a conflict, never a 500. A loser that waits longer than
+/// `lock_timeout` gets the plain lock timeout (503 `DATABASE_BUSY`): Postgres words it the
+/// same whether the wait was for another insert of this email or for a lock on the table.
 async fn insert_user(
     tx: &Transaction<'_>,
+    db: Bound,
     caller: &users::CallerRecord,
     user_id: UserId,
     new_user: &NewUser,
@@ -377,42 +453,46 @@ async fn insert_user(
         role: new_user.role,
         created_by: caller.id,
     };
-    let created_at = users::insert_pending(tx, &pending).await.map_err(|err| {
-        if db::violated_unique_constraint(&err) == Some("users_email_lower_key") {
-            CreateUserError::EmailTaken
-        } else if db::is_lock_timeout(&err) {
-            CreateUserError::CreationInProgress
-        } else {
-            CreateUserError::database(Step::InsertUser)(err)
-        }
-    })?;
+    let created_at = db
+        .on(users::insert_pending(tx, &pending))
+        .await
+        .map_err(|err| {
+            if err.violated_unique_constraint() == Some("users_email_lower_key") {
+                CreateUserError::EmailTaken
+            } else {
+                CreateUserError::database(Step::InsertUser)(err)
+            }
+        })?;
     tracing::info!(step = "insert_user", user_id = %user_id, email = %new_user.email, "pending user stored");
     Ok(created_at)
 }
 
 async fn attach_employee(
     tx: &Transaction<'_>,
+    db: Bound,
     caller: &users::CallerRecord,
     user_id: UserId,
     new_user: &NewUser,
 ) -> Result<Option<EmployeeId>, CreateUserError> {
     let employee_id = match &new_user.employee {
         EmployeeRequest::None => return Ok(None),
-        EmployeeRequest::Create(employee) => employees::insert(
-            tx,
-            caller.tenant_id,
-            caller.business_id,
-            user_id,
-            &new_user.email,
-            employee,
-        )
-        .await
-        .map_err(CreateUserError::database(Step::Employee))?,
+        EmployeeRequest::Create(employee) => db
+            .on(employees::insert(
+                tx,
+                caller.tenant_id,
+                caller.business_id,
+                user_id,
+                &new_user.email,
+                employee,
+            ))
+            .await
+            .map_err(CreateUserError::database(Step::Employee))?,
         EmployeeRequest::Link(employee_id) => {
-            let linked = employees::link(tx, *employee_id, user_id)
+            let linked = db
+                .on(employees::link(tx, *employee_id, user_id))
                 .await
                 .map_err(|err| {
-                    if db::violated_unique_constraint(&err) == Some("employees_user_id_key") {
+                    if err.violated_unique_constraint() == Some("employees_user_id_key") {
                         CreateUserError::EmployeeAlreadyLinked
                     } else {
                         CreateUserError::database(Step::Employee)(err)
@@ -432,6 +512,7 @@ async fn attach_employee(
 async fn provision_auth0_user(
     state: &AppState,
     tx: &Transaction<'_>,
+    db: Bound,
     email: &Email,
     tags: &OwnershipTags,
     deadline: &Deadline,
@@ -460,7 +541,7 @@ async fn provision_auth0_user(
             })?;
             Ok((id, false))
         }
-        Err(err) if err.is_conflict() => adopt_orphan(state, tx, email, tags, deadline)
+        Err(err) if err.is_conflict() => adopt_orphan(state, tx, db, email, tags, deadline)
             .await
             .map(|id| (id, true)),
         Err(err) => {
@@ -478,6 +559,7 @@ async fn provision_auth0_user(
 async fn adopt_orphan(
     state: &AppState,
     tx: &Transaction<'_>,
+    db: Bound,
     email: &Email,
     tags: &OwnershipTags,
     deadline: &Deadline,
@@ -498,7 +580,8 @@ async fn adopt_orphan(
     let Ok(orphan_id) = orphan.id() else {
         return Err(CreateUserError::Auth0UserExists);
     };
-    let claimed = users::auth0_sub_in_use(tx, &orphan_id)
+    let claimed = db
+        .on(users::auth0_sub_in_use(tx, &orphan_id))
         .await
         .map_err(CreateUserError::database(Step::Auth0Adopt))?;
     if claimed {
@@ -518,25 +601,26 @@ async fn adopt_orphan(
 async fn finish(
     state: &AppState,
     tx: &mut Transaction<'_>,
+    db: Bound,
     caller: &users::CallerRecord,
-    user_id: UserId,
-    new_user: &NewUser,
-    auth0_id: &Auth0UserId,
+    user: &CreatedUser,
     deadline: &Deadline,
 ) -> Result<(), CreateUserError> {
-    users::set_auth0_sub(tx, user_id, auth0_id)
+    db.on(users::set_auth0_sub(tx, user.id, &user.auth0_user_id))
         .await
         .map_err(CreateUserError::database(Step::StoreAuth0Id))?;
     tracing::info!(step = "store_auth0_id", "auth0 id stored");
 
     let invitee = Invitee {
-        user_id,
-        email: &new_user.email,
-        role: new_user.role,
+        user_id: user.id,
+        email: &user.email,
+        role: user.role,
         tenant_name: &caller.tenant_name,
     };
-    let issue = Issue::First { auth0_id };
-    invitation::invite(state, tx, &invitee, issue, deadline).await?;
+    let issue = Issue::First {
+        auth0_id: &user.auth0_user_id,
+    };
+    invitation::invite(state, tx, db, &invitee, issue, deadline).await?;
     Ok(())
 }
 

@@ -51,9 +51,24 @@ fn as_object(body: &Value) -> Result<&Map<String, Value>, FieldError> {
 fn parse_email(object: &Map<String, Value>) -> Result<Email, FieldError> {
     match object.get("email") {
         None | Some(Value::Null) => Err(FieldError::new("email", "is required")),
-        Some(Value::String(raw)) => Email::parse(raw).map_err(|m| FieldError::new("email", m)),
+        Some(Value::String(raw)) => {
+            refuse_nul("email", raw)?;
+            Email::parse(raw).map_err(|m| FieldError::new("email", m))
+        }
         Some(_) => Err(FieldError::new("email", "must be a string")),
     }
+}
+
+/// Postgres cannot store U+0000 in text: refused here with the field's name, not at the
+/// insert as a 500.
+fn refuse_nul(field: &str, raw: &str) -> Result<(), FieldError> {
+    if raw.contains('\0') {
+        return Err(FieldError::new(
+            field,
+            "must not contain a NUL character (U+0000)",
+        ));
+    }
+    Ok(())
 }
 
 /// JSON, or a string that holds JSON (the admin panel sends both).
@@ -175,6 +190,7 @@ fn parse_new_employee(data: &Value) -> Result<NewEmployee, FieldError> {
         let field = format!("employee_data.{name}");
         match object.get(name) {
             Some(Value::String(raw)) if !raw.trim().is_empty() => {
+                refuse_nul(&field, raw)?;
                 let trimmed = raw.trim();
                 if trimmed.chars().count() > MAX_NAME_LEN {
                     return Err(FieldError::new(
@@ -300,5 +316,32 @@ mod tests {
             let err = parse_new_user(&body).expect_err(&body.to_string());
             assert_eq!(err.field, field, "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn a_nul_character_in_any_text_field_is_refused_naming_the_field() {
+        let employee = |name: &str| {
+            let mut data = json!({"firstName": "Ada", "lastName": "Lovelace"});
+            data[name] = json!("Ada\u{0}Byron");
+            json!({"email": "a@b.co", "create_employee": true, "employee_data": data})
+        };
+        let cases = [
+            (json!({"email": "a\u{0}@b.co"}), "email"),
+            (employee("firstName"), "employee_data.firstName"),
+            (employee("lastName"), "employee_data.lastName"),
+            (employee("department"), "employee_data.department"),
+            (employee("jobTitle"), "employee_data.jobTitle"),
+            (employee("employmentType"), "employee_data.employmentType"),
+        ];
+        for (body, field) in cases {
+            let err = parse_new_user(&body).expect_err(&body.to_string());
+            assert_eq!(err.field, field, "{body}: {err}");
+            assert!(err.message.contains("NUL"), "{body}: {err}");
+        }
+        let err = parse_check_exists(&json!({"email": "a\u{0}@b.co"})).unwrap_err();
+        assert_eq!(
+            (err.field.as_str(), err.message.contains("NUL")),
+            ("email", true)
+        );
     }
 }

@@ -6,7 +6,10 @@
 use chrono::{DateTime, Utc};
 
 use super::invitation::{self, Invitee, Issue};
-use super::{CreateUserError, Step, authorize};
+use deadpool_postgres::Object;
+
+use super::{CreateUserError, Step, authorize, discard_if_silent};
+use crate::db::Bound;
 use crate::db::users::{self, UserRecord};
 use crate::deadline::Deadline;
 use crate::domain::{CallerSub, Email};
@@ -25,17 +28,35 @@ pub async fn resend_invitation(
     email: &Email,
     deadline: &Deadline,
 ) -> Result<ResentInvitation, CreateUserError> {
-    let mut client = state.pool.get().await.map_err(CreateUserError::Pool)?;
-    let mut tx = client
-        .transaction()
+    let db = Bound::work(*deadline, &state.config.timeouts);
+    let mut client = db.get(&state.pool).await.map_err(CreateUserError::Pool)?;
+    let result = resend_on(&mut client, db, state, caller_sub, email, deadline).await;
+    discard_if_silent(client, &result);
+    result
+}
+
+async fn resend_on(
+    client: &mut Object,
+    db: Bound,
+    state: &AppState,
+    caller_sub: &CallerSub,
+    email: &Email,
+    deadline: &Deadline,
+) -> Result<ResentInvitation, CreateUserError> {
+    let mut tx = db
+        .on(client.transaction())
         .await
         .map_err(CreateUserError::database(Step::Begin))?;
 
     // Pipelined: the invitee is looked up in the caller's tenant by the caller's sub, so both
     // reads go out in one round trip; nothing is written before authorization passed.
     let (caller, invitee) = tokio::join!(
-        users::find_caller(&tx, caller_sub.as_str()),
-        users::lock_in_callers_tenant(&tx, caller_sub.as_str(), email)
+        db.on(users::find_caller(&tx, caller_sub.as_str())),
+        db.on(users::lock_in_callers_tenant(
+            &tx,
+            caller_sub.as_str(),
+            email
+        ))
     );
     let caller = authorize(
         caller.map_err(CreateUserError::database(Step::Authorize))?,
@@ -65,8 +86,8 @@ pub async fn resend_invitation(
         tenant_name: &caller.tenant_name,
     };
     let expires_at =
-        invitation::invite(state, &mut tx, &invitee, Issue::Replacing, deadline).await?;
-    tx.commit()
+        invitation::invite(state, &mut tx, db, &invitee, Issue::Replacing, deadline).await?;
+    db.on(tx.commit())
         .await
         .map_err(CreateUserError::database(Step::Commit))?;
     tracing::info!(step = "commit", user_id = %user.id, "invitation sent again");

@@ -14,8 +14,11 @@ use std::str::FromStr;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-use deadpool_postgres::{Connect, Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{
+    Connect, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod,
+};
 use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 use tokio_postgres::config::SslMode;
@@ -23,6 +26,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::{DatabaseSettings, DbTarget, DbTls, Timeouts};
+use crate::deadline::{Deadline, DeadlineExceeded};
 use crate::secrets::{CachedSecret, DbSecret};
 
 mod embedded {
@@ -74,7 +78,8 @@ pub fn build_pool(
     }
     pg.options(session_options(timeouts));
     pg.application_name("atomic-user-provisioning");
-    pg.connect_timeout(std::time::Duration::from_secs(5));
+    // Only the TCP connect; the start-up exchange after it is bounded by `Bound::get`.
+    pg.connect_timeout(timeouts.connect);
     pg.ssl_mode(match settings.tls {
         DbTls::Disable => SslMode::Disable,
         DbTls::Require | DbTls::VerifyFull { .. } => SslMode::Require,
@@ -91,9 +96,13 @@ pub fn build_pool(
             recycling_method: RecyclingMethod::Fast,
         },
     );
+    // A floor under every checkout, also for callers that do not go through `Bound`.
     Pool::builder(manager)
         .max_size(settings.pool_size)
         .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(timeouts.connect))
+        .create_timeout(Some(timeouts.connect))
+        .recycle_timeout(Some(timeouts.connect))
         .build()
         .map_err(|e| PoolSetupError::Build(e.to_string()))
 }
@@ -215,4 +224,121 @@ pub fn is_connection_lost(err: &tokio_postgres::Error) -> bool {
 /// The database did not answer in time or at all: a dependency problem, not a bug.
 pub fn is_unavailable(err: &tokio_postgres::Error) -> bool {
     is_connection_lost(err) || err.code() == Some(&SqlState::QUERY_CANCELED)
+}
+
+/// A database wait that did not end well: the server's answer, or none in time.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(transparent)]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The server accepted the connection but did not answer (a hung or overloaded server,
+    /// a network that drops packets): `statement_timeout` cannot help there.
+    #[error("the database did not answer within {} ms", .0.as_millis())]
+    NoAnswer(Duration),
+    /// Too little of the Lambda's time was left to start the wait at all.
+    #[error(transparent)]
+    Deadline(#[from] DeadlineExceeded),
+    /// No connection: refused, authentication failed, or the pool's own limit ran out.
+    #[error("no database connection: {0}")]
+    Checkout(#[source] PoolError),
+}
+
+impl DbError {
+    pub fn postgres(&self) -> Option<&tokio_postgres::Error> {
+        match self {
+            Self::Postgres(err) => Some(err),
+            _ => None,
+        }
+    }
+
+    pub fn violated_unique_constraint(&self) -> Option<&str> {
+        self.postgres().and_then(violated_unique_constraint)
+    }
+
+    pub fn is_lock_timeout(&self) -> bool {
+        self.postgres().is_some_and(is_lock_timeout)
+    }
+
+    pub fn is_connection_lost(&self) -> bool {
+        self.postgres().is_some_and(is_connection_lost)
+    }
+
+    /// Not a bug: the database did not answer, or not in time.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Postgres(err) => is_unavailable(err),
+            Self::NoAnswer(_) | Self::Deadline(_) | Self::Checkout(_) => true,
+        }
+    }
+}
+
+/// Slack over `statement_timeout` before the client gives up on an answer: a server that is
+/// alive cancels the statement itself first and says why.
+const ANSWER_SLACK: Duration = Duration::from_secs(1);
+
+/// How long one database wait (a checkout, a statement, a commit) may take: the configured
+/// maximum, cut short by the Lambda deadline.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    deadline: Deadline,
+    statement: Duration,
+    connect: Duration,
+    /// Keeps the deadline's compensation reserve for later (work before a rollback), or may
+    /// spend it (compensation and clean-up themselves).
+    keep_reserve: bool,
+}
+
+impl Bound {
+    /// For work that may still have to be undone: leaves the compensation reserve alone.
+    pub fn work(deadline: Deadline, timeouts: &Timeouts) -> Self {
+        Self {
+            deadline,
+            statement: timeouts.statement + ANSWER_SLACK,
+            connect: timeouts.connect,
+            keep_reserve: true,
+        }
+    }
+
+    /// For work that ends at `deadline` whatever happens (the cleanup run's stop line).
+    pub fn until(deadline: Deadline, timeouts: &Timeouts) -> Self {
+        Self {
+            keep_reserve: false,
+            ..Self::work(deadline, timeouts)
+        }
+    }
+
+    fn budget(&self, max: Duration) -> Result<Duration, DeadlineExceeded> {
+        if self.keep_reserve {
+            return self.deadline.call_budget(max);
+        }
+        let left = self.deadline.remaining().min(max);
+        if left.is_zero() {
+            Err(DeadlineExceeded)
+        } else {
+            Ok(left)
+        }
+    }
+
+    /// One statement (or commit, or savepoint) with at most this long to answer.
+    pub async fn on<T>(
+        &self,
+        wait: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, DbError> {
+        let budget = self.budget(self.statement)?;
+        match tokio::time::timeout(budget, wait).await {
+            Ok(answer) => Ok(answer?),
+            Err(_) => Err(DbError::NoAnswer(budget)),
+        }
+    }
+
+    /// A pooled connection: waiting for a free one, opening one (TCP, TLS, start-up,
+    /// authentication) or checking one, all within the budget.
+    pub async fn get(&self, pool: &Pool) -> Result<Object, DbError> {
+        let budget = self.budget(self.connect)?;
+        match tokio::time::timeout(budget, pool.get()).await {
+            Ok(answer) => answer.map_err(DbError::Checkout),
+            // Cancelling the checkout gives its slot back to the pool.
+            Err(_) => Err(DbError::NoAnswer(budget)),
+        }
+    }
 }

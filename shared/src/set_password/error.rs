@@ -1,6 +1,7 @@
 use std::fmt;
 
 use crate::auth0::Auth0Error;
+use crate::db::DbError;
 
 /// The steps of set-password; a failure names the step it happened in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,14 +56,14 @@ pub enum SetPasswordError {
     Database {
         step: Step,
         #[source]
-        source: tokio_postgres::Error,
+        source: DbError,
     },
     #[error("no database connection available")]
-    Pool(#[source] deadpool_postgres::PoolError),
+    Pool(#[source] DbError),
 }
 
 impl SetPasswordError {
-    pub fn database(step: Step) -> impl FnOnce(tokio_postgres::Error) -> Self {
+    pub fn database(step: Step) -> impl FnOnce(DbError) -> Self {
         move |source| Self::Database { step, source }
     }
 
@@ -71,7 +72,18 @@ impl SetPasswordError {
         matches!(
             self,
             Self::Database { step: Step::Begin | Step::FindToken, source }
-                if crate::db::is_connection_lost(source)
+                if source.is_connection_lost()
+        )
+    }
+
+    /// The database did not answer: the connection may be stuck and is not pooled again.
+    pub fn database_went_silent(&self) -> bool {
+        matches!(
+            self,
+            Self::Database {
+                source: DbError::NoAnswer(_),
+                ..
+            }
         )
     }
 }

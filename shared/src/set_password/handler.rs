@@ -14,6 +14,7 @@ use crate::create_user::handler::{
     ApiError, error_body, error_chain, json_response, read_json_body_within, request_path,
     timestamp,
 };
+use crate::db::DbError;
 use crate::deadline::Deadline;
 use crate::metrics::{self, Metric};
 use crate::state::AppState;
@@ -90,18 +91,30 @@ impl From<&SetPasswordError> for ApiError {
                 "AUTH0_FAILED",
                 format!("Auth0 failed while setting the password. {LINK_STILL_WORKS}"),
             ),
-            E::Database { step, source }
-                if crate::db::is_unavailable(source) || crate::db::is_lock_timeout(source) =>
-            {
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "DATABASE_UNAVAILABLE",
-                    format!(
-                        "The database did not answer while {}. {LINK_STILL_WORKS}",
-                        step.describe()
-                    ),
-                )
-            }
+            E::Database {
+                source: DbError::Deadline(_),
+                ..
+            } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TIMEOUT",
+                format!("The request ran out of time. {LINK_STILL_WORKS}"),
+            ),
+            E::Database { step, source } if source.is_lock_timeout() => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "DATABASE_BUSY",
+                format!(
+                    "The database was busy while {}. {LINK_STILL_WORKS}",
+                    step.describe()
+                ),
+            ),
+            E::Database { step, source } if source.is_unavailable() => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "DATABASE_UNAVAILABLE",
+                format!(
+                    "The database did not answer while {}. {LINK_STILL_WORKS}",
+                    step.describe()
+                ),
+            ),
             E::Database { step, .. } => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL_ERROR",
@@ -156,7 +169,7 @@ async fn dispatch(
     match route {
         Route::Verify => {
             let link = parse_link(&body)?;
-            let info = super::verify_link(state, &link)
+            let info = super::verify_link(state, &link, deadline)
                 .await
                 .map_err(|err| log_failure(&err))?;
             Ok((StatusCode::OK, link_body(&info)))

@@ -18,10 +18,12 @@ pub mod handler;
 pub mod request;
 
 use chrono::{DateTime, Utc};
+use deadpool_postgres::Object;
 
 pub use error::{SetPasswordError, Step};
 pub use request::{NewPassword, SetupLink};
 
+use crate::db::Bound;
 use crate::db::reset_tokens::{self, TokenRecord};
 use crate::deadline::Deadline;
 use crate::domain::{Auth0UserId, Role};
@@ -37,23 +39,35 @@ pub struct LinkInfo {
 }
 
 /// Checks the link without consuming it.
-pub async fn verify_link(state: &AppState, link: &SetupLink) -> Result<LinkInfo, SetPasswordError> {
+pub async fn verify_link(
+    state: &AppState,
+    link: &SetupLink,
+    deadline: &Deadline,
+) -> Result<LinkInfo, SetPasswordError> {
     let attempts = state.pool.status().max_size + 1;
-    let mut result = verify_once(state, link).await;
+    let mut result = verify_once(state, link, deadline).await;
     for _ in 1..attempts {
         match &result {
-            Err(err) if err.is_safe_to_retry() => result = verify_once(state, link).await,
+            Err(err) if err.is_safe_to_retry() => result = verify_once(state, link, deadline).await,
             _ => break,
         }
     }
     result
 }
 
-async fn verify_once(state: &AppState, link: &SetupLink) -> Result<LinkInfo, SetPasswordError> {
-    let client = state.pool.get().await.map_err(SetPasswordError::Pool)?;
-    let record = reset_tokens::find(&client, link.token_hash())
+async fn verify_once(
+    state: &AppState,
+    link: &SetupLink,
+    deadline: &Deadline,
+) -> Result<LinkInfo, SetPasswordError> {
+    // Verifying has nothing to undo, so it may spend the deadline's reserve too.
+    let db = Bound::until(*deadline, &state.config.timeouts);
+    let client = db.get(&state.pool).await.map_err(SetPasswordError::Pool)?;
+    let record = db
+        .on(reset_tokens::find(&client, link.token_hash()))
         .await
-        .map_err(SetPasswordError::database(Step::FindToken))?;
+        .map_err(SetPasswordError::database(Step::FindToken));
+    let record = discard_if_silent(client, record)?;
     let (record, _) = usable(record, link)?;
     Ok(link_info(record))
 }
@@ -87,13 +101,27 @@ async fn set_once(
     password: &NewPassword,
     deadline: &Deadline,
 ) -> Result<LinkInfo, SetPasswordError> {
-    let mut client = state.pool.get().await.map_err(SetPasswordError::Pool)?;
-    let tx = client
-        .transaction()
+    let db = Bound::work(*deadline, &state.config.timeouts);
+    let mut client = db.get(&state.pool).await.map_err(SetPasswordError::Pool)?;
+    let result = set_on(&mut client, db, state, link, password, deadline).await;
+    discard_if_silent(client, result)
+}
+
+async fn set_on(
+    client: &mut Object,
+    db: Bound,
+    state: &AppState,
+    link: &SetupLink,
+    password: &NewPassword,
+    deadline: &Deadline,
+) -> Result<LinkInfo, SetPasswordError> {
+    let tx = db
+        .on(client.transaction())
         .await
         .map_err(SetPasswordError::database(Step::Begin))?;
     // Locked until COMMIT: a second request with the same link waits here, then finds it used.
-    let record = reset_tokens::lock(&tx, link.token_hash())
+    let record = db
+        .on(reset_tokens::lock(&tx, link.token_hash()))
         .await
         .map_err(SetPasswordError::database(Step::FindToken))?;
     let (record, auth0_id) = usable(record, link)?;
@@ -105,14 +133,30 @@ async fn set_once(
         .await?;
     tracing::info!(step = "auth0_password", user_id = %user_id, "auth0 password set");
 
-    reset_tokens::complete_setup(&tx, user_id)
+    db.on(reset_tokens::complete_setup(&tx, user_id))
         .await
         .map_err(SetPasswordError::database(Step::CompleteSetup))?;
-    tx.commit()
+    // A COMMIT without an answer is harmless here: if it did not land the link still works
+    // and the retry sets the password again.
+    db.on(tx.commit())
         .await
         .map_err(SetPasswordError::database(Step::Commit))?;
     tracing::info!(step = "commit", user_id = %user_id, "set-up completed");
     Ok(link_info(record))
+}
+
+/// A connection that stopped answering is not given back to the pool.
+fn discard_if_silent<T>(
+    client: Object,
+    result: Result<T, SetPasswordError>,
+) -> Result<T, SetPasswordError> {
+    if result
+        .as_ref()
+        .is_err_and(SetPasswordError::database_went_silent)
+    {
+        drop(Object::take(client));
+    }
+    result
 }
 
 /// The one place that decides whether a link works. Expiry is told apart only for an

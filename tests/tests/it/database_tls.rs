@@ -30,6 +30,8 @@ fn timeouts() -> Timeouts {
         statement: std::time::Duration::from_secs(5),
         lock: std::time::Duration::from_secs(2),
         idle_in_transaction: std::time::Duration::from_secs(10),
+        connect: std::time::Duration::from_secs(5),
+        secrets: std::time::Duration::from_secs(5),
     }
 }
 

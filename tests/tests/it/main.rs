@@ -1,5 +1,6 @@
 //! One integration test binary: real Postgres, the doubles over real HTTP.
 
+mod bounded_waits;
 mod cleanup;
 mod cleanup_binary;
 mod cleanup_safety;
@@ -8,6 +9,7 @@ mod create_user_failures;
 mod create_user_requests;
 mod database_tls;
 mod events;
+mod failure_answers;
 mod idempotency;
 mod lambda_binary;
 mod openapi;

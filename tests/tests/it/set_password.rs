@@ -500,7 +500,7 @@ async fn every_failing_step_keeps_the_link_working_and_a_retry_succeeds() {
     let failed = set_password(&stack, &link, NEW_PASSWORD).await;
     assert_eq!(
         (failed.status, failed.code()),
-        (503, "DATABASE_UNAVAILABLE"),
+        (503, "DATABASE_BUSY"),
         "{}",
         failed.body
     );
