@@ -3,6 +3,7 @@
 
 pub mod cleanup;
 pub mod employees;
+pub mod locks;
 pub mod pages;
 pub mod reset_tokens;
 mod tls;

@@ -2,6 +2,7 @@
 
 mod cleanup;
 mod cleanup_binary;
+mod cleanup_race;
 mod cleanup_safety;
 mod create_user;
 mod create_user_failures;
