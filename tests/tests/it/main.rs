@@ -11,4 +11,5 @@ mod database_tls;
 mod events;
 mod lambda_binary;
 mod openapi;
+mod schema;
 mod secrets;
