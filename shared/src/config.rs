@@ -209,6 +209,8 @@ pub struct CleanupSettings {
     pub token_retention: Duration,
     /// The run stops this long before the Lambda deadline and reports `partial`.
     pub deadline_margin: Duration,
+    /// Pending rows whose addresses are looked up in Auth0 at the same time.
+    pub auth0_concurrency: usize,
 }
 
 impl CleanupSettings {
@@ -226,6 +228,7 @@ impl CleanupSettings {
                 5_000,
                 500..=60_000,
             )?),
+            auth0_concurrency: env.number("CLEANUP_AUTH0_CONCURRENCY", 1, 1..=16)?,
         })
     }
 }

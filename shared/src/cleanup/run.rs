@@ -15,6 +15,8 @@
 //! invocation fail (see `super::handle`).
 
 use std::collections::HashSet;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -257,13 +259,17 @@ impl Run<'_> {
         };
         let mut finished = true;
         let mut looked_up = Vec::new();
-        for row in &rows {
+        for chunk in rows.chunks(self.settings.auth0_concurrency.max(1)) {
             if !self.may_call_auth0() {
                 finished = false;
                 break;
             }
-            if let Some(users) = self.auth0_users_of(row, &busy).await {
-                looked_up.push((row, users));
+            let run = &*self;
+            let answers = join_all(chunk.iter().map(|row| run.look_up(row, &busy))).await;
+            for (row, answer) in chunk.iter().zip(answers) {
+                if let Some(users) = self.auth0_users_of(row, answer) {
+                    looked_up.push((row, users));
+                }
             }
         }
         // A tagged user some row points at belongs to that row, whatever its address.
@@ -311,29 +317,38 @@ impl Run<'_> {
             .map(|r| (r.created_at, r.id.uuid())))
     }
 
+    /// What Auth0 holds at the row's address; several rows are looked up at once.
+    async fn look_up(&self, row: &PendingRow, busy: &HashSet<Uuid>) -> Lookup {
+        let Ok(email) = Email::parse(&row.email) else {
+            return Lookup::InvalidEmail;
+        };
+        if busy.contains(&row.id.uuid()) {
+            return Lookup::AddressBusy;
+        }
+        Lookup::Answered(self.state.auth0.users_by_email(&email, &self.stop_at).await)
+    }
+
     /// The Auth0 users with the row's address, all of them ours; `None` if the row is to be
     /// left alone (and that is recorded).
-    async fn auth0_users_of(
-        &mut self,
-        row: &PendingRow,
-        busy: &HashSet<Uuid>,
-    ) -> Option<Vec<Auth0User>> {
+    fn auth0_users_of(&mut self, row: &PendingRow, lookup: Lookup) -> Option<Vec<Auth0User>> {
         let kind = Kind::DbOrphan;
         let id = Some(row.id.to_string());
         let redacted = Some(redact_email(&row.email));
         self.summary.found.db_orphans += 1;
         self.summary.found.employees_unlinked += row.linked_employees as u64;
-        let Ok(email) = Email::parse(&row.email) else {
-            self.skip(kind, id, redacted, SkipReason::InvalidEmail);
-            return None;
-        };
-        if busy.contains(&row.id.uuid()) {
-            self.skip(kind, id, redacted, SkipReason::AddressBusy);
-            return None;
-        }
-        let users = match self.state.auth0.users_by_email(&email, &self.stop_at).await {
-            Ok(users) => users,
-            Err(err) => {
+        let users = match lookup {
+            Lookup::InvalidEmail => {
+                self.skip(kind, id, redacted, SkipReason::InvalidEmail);
+                return None;
+            }
+            Lookup::AddressBusy => {
+                self.skip(kind, id, redacted, SkipReason::AddressBusy);
+                return None;
+            }
+            Lookup::Answered(Ok(users)) => users,
+            // A lookup that ran beside the one that stopped the Auth0 work: not news.
+            Lookup::Answered(Err(_)) if self.auth0_halted => return None,
+            Lookup::Answered(Err(err)) => {
                 self.auth0_failed(kind, id, redacted, err);
                 return None;
             }
@@ -644,6 +659,37 @@ impl Run<'_> {
             }
         }
     }
+}
+
+/// What Auth0 said about a pending row's address, or why it was not asked.
+enum Lookup {
+    InvalidEmail,
+    AddressBusy,
+    Answered(Result<Vec<Auth0User>, Auth0Error>),
+}
+
+/// Runs `futures` at once on this task and returns their outputs in order.
+async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 /// In a savepoint, so a failed delete does not abort the rest of the batch.

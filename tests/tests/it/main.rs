@@ -4,6 +4,7 @@ mod cleanup;
 mod cleanup_binary;
 mod cleanup_race;
 mod cleanup_safety;
+mod cleanup_scale;
 mod create_user;
 mod create_user_failures;
 mod create_user_requests;

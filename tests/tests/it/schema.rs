@@ -32,5 +32,8 @@ async fn every_foreign_key_column_has_an_index() {
         .collect();
     // The schema has foreign keys to check: this test reads the catalog it means to.
     assert!(keys.len() >= 6, "only {} foreign keys found", keys.len());
-    assert!(unindexed.is_empty(), "foreign keys without an index: {unindexed:?}");
+    assert!(
+        unindexed.is_empty(),
+        "foreign keys without an index: {unindexed:?}"
+    );
 }
