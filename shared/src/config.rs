@@ -211,6 +211,12 @@ pub struct CleanupSettings {
     pub deadline_margin: Duration,
     /// Pending rows whose addresses are looked up in Auth0 at the same time.
     pub auth0_concurrency: usize,
+    /// Least time between two of cleanup's Management API calls (`CLEANUP_AUTH0_MAX_RPS`
+    /// calls a second, default 1; 0 sets no ceiling).
+    pub auth0_interval: Duration,
+    /// Cleanup waits for the next rate-limit window while Auth0 reports this many calls or
+    /// fewer left in the current one: they are create-user's.
+    pub auth0_reserve: u64,
 }
 
 impl CleanupSettings {
@@ -229,6 +235,15 @@ impl CleanupSettings {
                 500..=60_000,
             )?),
             auth0_concurrency: env.number("CLEANUP_AUTH0_CONCURRENCY", 1, 1..=16)?,
+            auth0_interval: {
+                let per_sec = env.number("CLEANUP_AUTH0_MAX_RPS", 1.0, 0.0..=1_000.0)?;
+                if per_sec > 0.0 {
+                    Duration::from_secs_f64(1.0 / per_sec)
+                } else {
+                    Duration::ZERO
+                }
+            },
+            auth0_reserve: env.number("CLEANUP_AUTH0_RESERVE", 2, 0..=1_000)?,
         })
     }
 }

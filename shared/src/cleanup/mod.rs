@@ -10,6 +10,7 @@
 //! A run that made progress and stopped early (deadline, Auth0 rate limit) is an ordinary
 //! answer with `partial: true`.
 
+mod budget;
 pub mod request;
 mod run;
 pub mod summary;

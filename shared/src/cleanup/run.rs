@@ -24,6 +24,7 @@ use deadpool_postgres::Object;
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
+use super::budget::Auth0Budget;
 use super::request::CleanupRequest;
 use super::summary::{
     CleanupSummary, Dependency, Failure, Kind, SkipReason, Skipped, describe_error,
@@ -67,6 +68,7 @@ pub async fn run(
                 .saturating_sub(settings.deadline_margin),
         ),
         auth0_halted: false,
+        budget: Auth0Budget::new(settings.auth0_interval, settings.auth0_reserve),
         summary: CleanupSummary {
             trigger: request.trigger.as_str().into(),
             scope: request.scope.describe(),
@@ -86,6 +88,8 @@ pub async fn run(
     run.auth0_orphans().await;
     run.reset_tokens().await;
     let mut summary = run.summary;
+    summary.auth0_calls = run.budget.calls();
+    summary.auth0_wait_ms = run.budget.waited_ms();
     summary.duration_ms = started.elapsed().as_millis() as u64;
     summary.log();
     if !summary.dry_run {
@@ -110,6 +114,8 @@ struct Run<'a> {
     stop_at: Deadline,
     /// Auth0 will not serve us in this run (rate limit, credentials): skip what needs it.
     auth0_halted: bool,
+    /// Paces every Management API call of the run.
+    budget: Auth0Budget,
     summary: CleanupSummary,
 }
 
@@ -137,6 +143,15 @@ impl Run<'_> {
             return false;
         }
         self.time_left()
+    }
+
+    /// Waits for the budget's next turn; false (and the run partial) if it comes too late.
+    async fn pace(&mut self) -> bool {
+        if self.budget.spend(&self.state.auth0, &self.stop_at).await {
+            return true;
+        }
+        self.summary.partial = true;
+        false
     }
 
     fn fail(&mut self, kind: Kind, id: Option<String>, email: Option<String>, err: &BoxError) {
@@ -266,10 +281,17 @@ impl Run<'_> {
             }
             let run = &*self;
             let answers = join_all(chunk.iter().map(|row| run.look_up(row, &busy))).await;
+            if answers.iter().any(|a| matches!(a, Lookup::OutOfTime)) {
+                self.summary.partial = true;
+                finished = false;
+            }
             for (row, answer) in chunk.iter().zip(answers) {
                 if let Some(users) = self.auth0_users_of(row, answer) {
                     looked_up.push((row, users));
                 }
+            }
+            if !finished {
+                break;
             }
         }
         // A tagged user some row points at belongs to that row, whatever its address.
@@ -325,12 +347,18 @@ impl Run<'_> {
         if busy.contains(&row.id.uuid()) {
             return Lookup::AddressBusy;
         }
+        if !self.budget.spend(&self.state.auth0, &self.stop_at).await {
+            return Lookup::OutOfTime;
+        }
         Lookup::Answered(self.state.auth0.users_by_email(&email, &self.stop_at).await)
     }
 
     /// The Auth0 users with the row's address, all of them ours; `None` if the row is to be
     /// left alone (and that is recorded).
     fn auth0_users_of(&mut self, row: &PendingRow, lookup: Lookup) -> Option<Vec<Auth0User>> {
+        if matches!(lookup, Lookup::OutOfTime) {
+            return None;
+        }
         let kind = Kind::DbOrphan;
         let id = Some(row.id.to_string());
         let redacted = Some(redact_email(&row.email));
@@ -345,6 +373,7 @@ impl Run<'_> {
                 self.skip(kind, id, redacted, SkipReason::AddressBusy);
                 return None;
             }
+            Lookup::OutOfTime => return None,
             Lookup::Answered(Ok(users)) => users,
             // A lookup that ran beside the one that stopped the Auth0 work: not news.
             Lookup::Answered(Err(_)) if self.auth0_halted => return None,
@@ -363,6 +392,9 @@ impl Run<'_> {
     /// False if one could not be deleted: the row then stays for the next run.
     async fn delete_auth0_users_of(&mut self, row: &PendingRow, ours: &[Auth0UserId]) -> bool {
         for auth0_id in ours {
+            if !self.pace().await {
+                return false;
+            }
             if let Err(err) = self.state.auth0.delete_user(auth0_id, &self.stop_at).await {
                 let (id, redacted) = (Some(row.id.to_string()), Some(redact_email(&row.email)));
                 self.auth0_failed(Kind::DbOrphan, id, redacted, err);
@@ -456,6 +488,9 @@ impl Run<'_> {
                 .unwrap_or(chrono::Duration::MAX);
         match self.email_scope().cloned() {
             Some(email) => {
+                if !self.pace().await {
+                    return Ok(());
+                }
                 let users = match self.state.auth0.users_by_email(&email, &self.stop_at).await {
                     Ok(users) => users,
                     Err(err) => {
@@ -488,7 +523,7 @@ impl Run<'_> {
         let mut page = 0;
         // Users at the `from` timestamp already handled (the next query returns them again).
         let mut seen: HashSet<String> = HashSet::new();
-        while self.may_call_auth0() {
+        while self.may_call_auth0() && self.pace().await {
             let found = match self
                 .state
                 .auth0
@@ -600,6 +635,9 @@ impl Run<'_> {
                 return Ok(());
             }
         }
+        if !self.pace().await {
+            return Ok(());
+        }
         match self.state.auth0.get_user(&auth0_id, &self.stop_at).await {
             Ok(None) => return Ok(()),
             Ok(Some(now)) if !now.is_ours() || now.app_metadata != user.app_metadata => {
@@ -614,6 +652,9 @@ impl Run<'_> {
         }
         self.summary.found.auth0_orphans += 1;
         if self.dry_run() {
+            return Ok(());
+        }
+        if !self.pace().await {
             return Ok(());
         }
         match self.state.auth0.delete_user(&auth0_id, &self.stop_at).await {
@@ -665,6 +706,8 @@ impl Run<'_> {
 enum Lookup {
     InvalidEmail,
     AddressBusy,
+    /// The budget's turn would have come too close to the deadline.
+    OutOfTime,
     Answered(Result<Vec<Auth0User>, Auth0Error>),
 }
 

@@ -29,6 +29,12 @@ pub struct CleanupSummary {
     pub skipped_not_listed: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub errors_not_listed: u64,
+    /// Management API calls this run started (Auth0's own 429 retries not counted).
+    #[serde(default)]
+    pub auth0_calls: u64,
+    /// Time spent waiting for the Auth0 budget (ceiling and rate-limit reserve).
+    #[serde(default)]
+    pub auth0_wait_ms: u64,
     pub duration_ms: u64,
 }
 
@@ -150,6 +156,8 @@ impl CleanupSummary {
             removed.employees_unlinked = removed.employees_unlinked,
             skipped = self.skipped.len() as u64 + self.skipped_not_listed,
             errors = self.errors.len() as u64 + self.errors_not_listed,
+            auth0_calls = self.auth0_calls,
+            auth0_wait_ms = self.auth0_wait_ms,
             duration_ms = self.duration_ms,
             summary = %summary,
             "cleanup finished"

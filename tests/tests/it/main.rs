@@ -2,6 +2,7 @@
 
 mod cleanup;
 mod cleanup_binary;
+mod cleanup_budget;
 mod cleanup_race;
 mod cleanup_safety;
 mod cleanup_scale;
