@@ -451,6 +451,34 @@ mod tests {
     }
 
     #[test]
+    fn cleanup_paces_its_auth0_calls_by_default_and_a_zero_ceiling_turns_that_off() {
+        let cleanup = load(&base()).unwrap().cleanup;
+        assert_eq!(cleanup.auth0_interval, Duration::from_secs(1));
+        assert_eq!((cleanup.auth0_reserve, cleanup.auth0_concurrency), (2, 1));
+        let mut vars = base();
+        vars.insert("CLEANUP_AUTH0_MAX_RPS", "0".into());
+        assert_eq!(load(&vars).unwrap().cleanup.auth0_interval, Duration::ZERO);
+        vars.insert("CLEANUP_AUTH0_MAX_RPS", "0.5".into());
+        assert_eq!(
+            load(&vars).unwrap().cleanup.auth0_interval,
+            Duration::from_secs(2)
+        );
+        for (key, bad) in [
+            ("CLEANUP_AUTH0_MAX_RPS", "-1"),
+            ("CLEANUP_AUTH0_MAX_RPS", "fast"),
+            ("CLEANUP_AUTH0_CONCURRENCY", "0"),
+            ("CLEANUP_AUTH0_RESERVE", "-2"),
+        ] {
+            let mut vars = base();
+            vars.insert(key, bad.into());
+            assert!(
+                matches!(load(&vars), Err(ConfigError::Invalid { key: k, .. }) if k == key),
+                "{key}={bad}"
+            );
+        }
+    }
+
+    #[test]
     fn debug_output_never_shows_secrets() {
         let printed = format!("{:?}", load(&base()).unwrap());
         assert!(

@@ -34,7 +34,7 @@ pub enum CleanupError {
     #[error(transparent)]
     InvalidRequest(#[from] InvalidRequest),
     /// The summary of the run, which did what it could (possibly nothing).
-    #[error("cleanup could not work: {} unavailable; {}", describe(&.0.unavailable), serde_json::to_string(.0).unwrap_or_default())]
+    #[error("cleanup could not work: {}; {}", describe(&.0.unavailable), serde_json::to_string(.0).unwrap_or_default())]
     DependencyUnavailable(Box<CleanupSummary>),
 }
 
@@ -46,7 +46,8 @@ fn describe(unavailable: &[summary::Dependency]) -> String {
             summary::Dependency::Auth0 => "Auth0",
         })
         .collect();
-    names.join(" and ")
+    let verb = if names.len() > 1 { "were" } else { "was" };
+    format!("{} {verb} unavailable", names.join(" and "))
 }
 
 impl From<CleanupError> for Diagnostic {

@@ -351,7 +351,10 @@ async fn a_cleanup_that_cannot_log_in_to_the_database_fails_the_invocation() {
     .await;
 
     assert_eq!(error_type, "DependencyUnavailable", "{message}");
-    assert!(message.contains("the database unavailable"), "{message}");
+    assert!(
+        message.contains("the database was unavailable"),
+        "{message}"
+    );
     let summary = summary_in(&message);
     assert_eq!(summary.unavailable, [Dependency::Database], "{summary:?}");
     assert_eq!(summary.removed, Counts::default());
@@ -380,7 +383,7 @@ async fn a_cleanup_whose_auth0_credentials_are_refused_fails_the_invocation() {
     .await;
 
     assert_eq!(error_type, "DependencyUnavailable", "{message}");
-    assert!(message.contains("Auth0 unavailable"), "{message}");
+    assert!(message.contains("Auth0 was unavailable"), "{message}");
     let summary = summary_in(&message);
     assert_eq!(summary.unavailable, [Dependency::Auth0], "{summary:?}");
     assert!(summary.partial, "{summary:?}");
