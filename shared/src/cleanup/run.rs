@@ -356,6 +356,7 @@ impl Run<'_> {
     /// The Auth0 users with the row's address, all of them ours; `None` if the row is to be
     /// left alone (and that is recorded).
     fn auth0_users_of(&mut self, row: &PendingRow, lookup: Lookup) -> Option<Vec<Auth0User>> {
+        // Not looked at in this run: not counted either.
         if matches!(lookup, Lookup::OutOfTime) {
             return None;
         }
@@ -417,7 +418,8 @@ impl Run<'_> {
         let deleted = match delete_in_savepoint(tx, &ids).await {
             Ok(deleted) => deleted,
             Err(err) => {
-                tracing::warn!(error = %err, rows = rows.len(), "batch delete failed; deleting row by row");
+                let error = describe_error(&err);
+                tracing::warn!(error = %error, rows = rows.len(), "batch delete failed; deleting row by row");
                 let mut deleted = HashSet::new();
                 for row in rows {
                     let id = row.id.uuid();

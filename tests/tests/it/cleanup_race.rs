@@ -152,3 +152,43 @@ async fn a_pending_row_whose_address_is_held_elsewhere_is_left_for_the_next_run(
     );
     assert!(!user_exists(&stack, row).await && !auth0_user_exists(&stack, &auth0_id));
 }
+
+#[tokio::test]
+async fn an_adoption_that_waits_past_the_lock_timeout_is_refused_and_keeps_nothing() {
+    let stack = TestStack::start_with(|vars| {
+        vars.insert("DB_LOCK_TIMEOUT_MS".into(), "300".into());
+    })
+    .await;
+    let email = "long.held@acme.test";
+    let tagged_for = Uuid::new_v4();
+    let orphan = tagged_auth0_user(&stack, email, tagged_for, HOUR);
+    // Cleanup (or anyone) holds the address for longer than create-user may wait.
+    let mut holder = stack.sql().await;
+    let holding = holder.transaction().await.unwrap();
+    shared::db::locks::lock_address(&holding, email)
+        .await
+        .unwrap();
+
+    let refused = stack
+        .call(create_event(seed::ACME_ADMIN_SUB, &json!({"email": email})))
+        .await;
+
+    assert_eq!(refused.status, 409, "{:?}", refused.body);
+    assert_eq!(
+        refused.code(),
+        "USER_CREATION_IN_PROGRESS",
+        "{:?}",
+        refused.body
+    );
+    assert_eq!(stack.rows_for(email).await, Default::default());
+    let auth0 = stack.auth0.users_with_email(email);
+    assert_eq!(auth0.len(), 1);
+    assert_eq!(auth0[0]["user_id"], orphan.as_str());
+    assert_eq!(
+        auth0[0]["app_metadata"],
+        crate::cleanup::our_tags(tagged_for),
+        "the orphan was re-tagged"
+    );
+    assert!(stack.email.emails_to(email).is_empty());
+    holding.rollback().await.unwrap();
+}
