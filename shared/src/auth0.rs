@@ -2,6 +2,7 @@
 //! the status and Auth0's message. Behaviour follows shared/AUTH0.md.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
@@ -167,6 +168,16 @@ pub struct Auth0Client {
     secret: Arc<CachedSecret<AppSecret>>,
     max_timeout: Duration,
     token: Mutex<Option<CachedToken>>,
+    /// The last `x-ratelimit-remaining` and `x-ratelimit-reset` Auth0 sent (u64::MAX: none yet).
+    quota: (AtomicU64, AtomicU64),
+}
+
+/// What the last Management API answer said about the tenant's rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitQuota {
+    pub remaining: u64,
+    /// Epoch second at which the window resets.
+    pub reset: u64,
 }
 
 impl Auth0Client {
@@ -180,6 +191,32 @@ impl Auth0Client {
             secret,
             max_timeout,
             token: Mutex::new(None),
+            quota: (AtomicU64::new(u64::MAX), AtomicU64::new(0)),
+        }
+    }
+
+    /// The rate-limit quota of the last answer, for callers that pace themselves (cleanup).
+    pub fn last_quota(&self) -> Option<RateLimitQuota> {
+        let remaining = self.quota.0.load(Ordering::Relaxed);
+        (remaining != u64::MAX).then(|| RateLimitQuota {
+            remaining,
+            reset: self.quota.1.load(Ordering::Relaxed),
+        })
+    }
+
+    fn note_quota(&self, response: &Response) {
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        if let (Some(remaining), Some(reset)) =
+            (header("x-ratelimit-remaining"), header("x-ratelimit-reset"))
+        {
+            self.quota.1.store(reset, Ordering::Relaxed);
+            self.quota.0.store(remaining, Ordering::Relaxed);
         }
     }
 
@@ -308,6 +345,7 @@ impl Auth0Client {
                 .send()
                 .await
                 .map_err(|source| Auth0Error::unreachable(op, source))?;
+            self.note_quota(&response);
             match response.status() {
                 StatusCode::TOO_MANY_REQUESTS => {
                     let wait = rate_limit_wait(&response, rate_limited);

@@ -221,6 +221,14 @@ pub struct CleanupSettings {
     pub token_retention: Duration,
     /// The run stops this long before the Lambda deadline and reports `partial`.
     pub deadline_margin: Duration,
+    /// Pending rows whose addresses are looked up in Auth0 at the same time.
+    pub auth0_concurrency: usize,
+    /// Least time between two of cleanup's Management API calls (`CLEANUP_AUTH0_MAX_RPS`
+    /// calls a second, default 1; 0 sets no ceiling).
+    pub auth0_interval: Duration,
+    /// Cleanup waits for the next rate-limit window while Auth0 reports this many calls or
+    /// fewer left in the current one: they are create-user's.
+    pub auth0_reserve: u64,
 }
 
 impl CleanupSettings {
@@ -238,6 +246,16 @@ impl CleanupSettings {
                 5_000,
                 500..=60_000,
             )?),
+            auth0_concurrency: env.number("CLEANUP_AUTH0_CONCURRENCY", 1, 1..=16)?,
+            auth0_interval: {
+                let per_sec = env.number("CLEANUP_AUTH0_MAX_RPS", 1.0, 0.0..=1_000.0)?;
+                if per_sec > 0.0 {
+                    Duration::from_secs_f64(1.0 / per_sec)
+                } else {
+                    Duration::ZERO
+                }
+            },
+            auth0_reserve: env.number("CLEANUP_AUTH0_RESERVE", 2, 0..=1_000)?,
         })
     }
 }
@@ -442,6 +460,34 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn cleanup_paces_its_auth0_calls_by_default_and_a_zero_ceiling_turns_that_off() {
+        let cleanup = load(&base()).unwrap().cleanup;
+        assert_eq!(cleanup.auth0_interval, Duration::from_secs(1));
+        assert_eq!((cleanup.auth0_reserve, cleanup.auth0_concurrency), (2, 1));
+        let mut vars = base();
+        vars.insert("CLEANUP_AUTH0_MAX_RPS", "0".into());
+        assert_eq!(load(&vars).unwrap().cleanup.auth0_interval, Duration::ZERO);
+        vars.insert("CLEANUP_AUTH0_MAX_RPS", "0.5".into());
+        assert_eq!(
+            load(&vars).unwrap().cleanup.auth0_interval,
+            Duration::from_secs(2)
+        );
+        for (key, bad) in [
+            ("CLEANUP_AUTH0_MAX_RPS", "-1"),
+            ("CLEANUP_AUTH0_MAX_RPS", "fast"),
+            ("CLEANUP_AUTH0_CONCURRENCY", "0"),
+            ("CLEANUP_AUTH0_RESERVE", "-2"),
+        ] {
+            let mut vars = base();
+            vars.insert(key, bad.into());
+            assert!(
+                matches!(load(&vars), Err(ConfigError::Invalid { key: k, .. }) if k == key),
+                "{key}={bad}"
+            );
+        }
     }
 
     #[test]

@@ -206,6 +206,8 @@ pub fn app_vars(db_url: &str, auth0: &Auth0Double, email: &EmailDouble) -> HashM
         ("FRONTEND_URL".to_string(), FRONTEND_URL.to_string()),
         ("HTTP_TIMEOUT_MS".to_string(), "2000".to_string()),
         ("DB_LOCK_TIMEOUT_MS".to_string(), "2000".to_string()),
+        // No ceiling on cleanup's Auth0 calls unless a test sets one (cleanup_budget.rs).
+        ("CLEANUP_AUTH0_MAX_RPS".to_string(), "0".to_string()),
     ])
 }
 

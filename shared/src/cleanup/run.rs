@@ -1,29 +1,40 @@
 //! One cleanup run: three passes, each bounded, each safe beside another run.
 //!
 //! 1. Database orphans: `pending_` rows past the grace period, locked in batches with
-//!    `FOR UPDATE SKIP LOCKED`; their tagged Auth0 users are deleted, then the row.
+//!    `FOR UPDATE SKIP LOCKED` together with their addresses (per-address lock); their tagged
+//!    Auth0 users are deleted, then the rows in one statement.
 //! 2. Auth0 orphans: tagged users past the grace period that no row refers to; one run at a
-//!    time (transaction-scoped advisory lock).
+//!    time (session advisory lock). Each is re-checked and deleted under its address's lock,
+//!    the lock create-user takes before it adopts such a user.
 //! 3. Reset tokens expired or used longer ago than the retention period.
 //!
-//! A failure on one user is recorded and the run goes on. Auth0 refusing us (429 after the
-//! client's own waiting, rejected credentials) stops the Auth0 work; the deadline stops
-//! everything. Either way the summary says `partial` and the next run picks up the rest.
+//! A failure on one user is recorded and the run goes on. Auth0 rate-limiting us (429 after
+//! the client's own waiting) stops the Auth0 work and the deadline stops everything: the
+//! summary says `partial` and the next run picks up the rest. A database or an Auth0 that
+//! cannot be reached or refuses our credentials is recorded in `unavailable`, which makes the
+//! invocation fail (see `super::handle`).
 
 use std::collections::HashSet;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use deadpool_postgres::Object;
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
+use super::budget::Auth0Budget;
 use super::request::CleanupRequest;
-use super::summary::{CleanupSummary, Failure, Kind, SkipReason, Skipped, describe_error};
+use super::summary::{
+    CleanupSummary, Dependency, Failure, Kind, SkipReason, Skipped, describe_error,
+};
 use crate::auth0::{Auth0Error, Auth0User, CREATED_BY_MARKER};
 use crate::config::CleanupSettings;
-use crate::db::Bound;
-use crate::db::cleanup::{self as queries, BatchCursor, PendingRow};
+use crate::db::cleanup::{self as queries, BatchCursor, Claimed, PendingRow};
+use crate::db::{Bound, DbError, locks};
 use crate::deadline::Deadline;
+use crate::domain::Auth0UserId;
 use crate::domain::{Email, redact_email};
 use crate::metrics::{self, Metric};
 use crate::state::AppState;
@@ -34,10 +45,10 @@ const MIN_STEP: Duration = Duration::from_millis(200);
 const SEARCH_PAGE: usize = 100;
 /// v3 search never pages past 1,000 results.
 const SEARCH_MAX_PAGES: u32 = 10;
-/// Kept back from the Lambda deadline to post the summary.
-const ANSWER_TIME: Duration = Duration::from_millis(250);
 /// Reset tokens deleted per statement.
 const TOKEN_BATCH: usize = 1_000;
+/// Kept back from the Lambda deadline to post the summary.
+const ANSWER_TIME: Duration = Duration::from_millis(250);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -60,6 +71,7 @@ pub async fn run(
         ),
         answer_by: Deadline::after(lambda_deadline.remaining().saturating_sub(ANSWER_TIME)),
         auth0_halted: false,
+        budget: Auth0Budget::new(settings.auth0_interval, settings.auth0_reserve),
         summary: CleanupSummary {
             trigger: request.trigger.as_str().into(),
             scope: request.scope.describe(),
@@ -79,6 +91,8 @@ pub async fn run(
     run.auth0_orphans().await;
     run.reset_tokens().await;
     let mut summary = run.summary;
+    summary.auth0_calls = run.budget.calls();
+    summary.auth0_wait_ms = run.budget.waited_ms();
     summary.duration_ms = started.elapsed().as_millis() as u64;
     summary.log();
     if !summary.dry_run {
@@ -106,13 +120,9 @@ struct Run<'a> {
     answer_by: Deadline,
     /// Auth0 will not serve us in this run (rate limit, credentials): skip what needs it.
     auth0_halted: bool,
+    /// Paces every Management API call of the run.
+    budget: Auth0Budget,
     summary: CleanupSummary,
-}
-
-/// What became of one pending row inside its batch transaction.
-enum RowOutcome {
-    Deleted { employees_unlinked: u64 },
-    Kept,
 }
 
 impl Run<'_> {
@@ -151,6 +161,15 @@ impl Run<'_> {
             return false;
         }
         self.time_left()
+    }
+
+    /// Waits for the budget's next turn; false (and the run partial) if it comes too late.
+    async fn pace(&mut self) -> bool {
+        if self.budget.spend(&self.state.auth0, &self.stop_at).await {
+            return true;
+        }
+        self.summary.partial = true;
+        false
     }
 
     fn fail(&mut self, kind: Kind, id: Option<String>, email: Option<String>, err: &BoxError) {
@@ -192,22 +211,59 @@ impl Run<'_> {
             return;
         }
         // Every further call would be refused the same way: stop, leave the rest for later.
-        if matches!(
+        let refused = matches!(
             err,
-            Auth0Error::RateLimited { .. } | Auth0Error::Credentials { .. } | Auth0Error::Secret(_)
-        ) {
+            Auth0Error::Credentials { .. }
+                | Auth0Error::Secret(_)
+                | Auth0Error::Unreachable { op: "token", .. }
+        );
+        if refused {
+            self.unavailable(Dependency::Auth0);
+        }
+        if refused || matches!(err, Auth0Error::RateLimited { .. }) {
             self.auth0_halted = true;
             self.summary.partial = true;
         }
         self.fail(kind, id, email, &BoxError::from(err));
     }
 
+    /// A dependency could not do its part of this run at all.
+    fn unavailable(&mut self, dependency: Dependency) {
+        if !self.summary.unavailable.contains(&dependency) {
+            self.summary.unavailable.push(dependency);
+        }
+    }
+
+    /// A connection for one pass; without one the database is unavailable to this run.
+    async fn connect(&mut self, kind: Kind) -> Option<Object> {
+        match self.db().get(&self.state.pool).await {
+            Ok(client) => Some(client),
+            // Out of time before the pass could start: the next run does it.
+            Err(DbError::Deadline(_)) => {
+                self.summary.partial = true;
+                None
+            }
+            Err(err) => {
+                self.unavailable(Dependency::Database);
+                self.summary.partial = true;
+                self.fail(kind, None, None, &err.into());
+                None
+            }
+        }
+    }
+
     // --- 1. database orphans -------------------------------------------------------------
 
     async fn database_orphans(&mut self) {
+        if !self.may_call_auth0() {
+            return;
+        }
+        let Some(mut client) = self.connect(Kind::DbOrphan).await else {
+            return;
+        };
         let mut after = None;
         while self.may_call_auth0() {
-            match self.database_orphan_batch(after).await {
+            match self.database_orphan_batch(&mut client, after).await {
                 Ok(Some(cursor)) => after = Some(cursor),
                 Ok(None) => return,
                 Err(err) => {
@@ -219,13 +275,14 @@ impl Run<'_> {
         }
     }
 
-    /// One transaction: lock a batch, handle each row, commit. Returns where the next batch
-    /// starts, or `None` when there is nothing more (or no time) for this run.
+    /// One transaction: lock a batch of rows and their addresses, ask Auth0 about each
+    /// address, delete the Auth0 users no row holds, delete the rows in one statement, commit.
+    /// Returns where the next batch starts, or `None` when there is nothing more (or no time).
     async fn database_orphan_batch(
         &mut self,
+        client: &mut Object,
         after: Option<BatchCursor>,
     ) -> Result<Option<BatchCursor>, BoxError> {
-        let mut client = self.db().get(&self.state.pool).await?;
         let mut tx = self.db().on(client.transaction()).await?;
         let rows = self
             .finishing_db()
@@ -237,19 +294,70 @@ impl Run<'_> {
                 self.settings.batch_size,
             ))
             .await?;
-        let (mut deleted, mut unlinked, mut finished) = (0, 0, true);
-        for row in &rows {
+        // A dry run deletes nothing, so it neither needs nor blocks the addresses.
+        let busy = if self.dry_run() || rows.is_empty() {
+            HashSet::new()
+        } else {
+            let ids: Vec<Uuid> = rows.iter().map(|r| r.id.uuid()).collect();
+            let emails: Vec<&str> = rows.iter().map(|r| r.email.as_str()).collect();
+            self.finishing_db()
+                .on(locks::try_lock_addresses(&tx, &ids, &emails))
+                .await?
+        };
+        let mut finished = true;
+        let mut looked_up = Vec::new();
+        for chunk in rows.chunks(self.settings.auth0_concurrency.max(1)) {
             if !self.may_call_auth0() {
                 finished = false;
                 break;
             }
-            if let RowOutcome::Deleted { employees_unlinked } =
-                self.database_orphan(&mut tx, row).await
-            {
-                deleted += 1;
-                unlinked += employees_unlinked;
+            let run = &*self;
+            let answers = join_all(chunk.iter().map(|row| run.look_up(row, &busy))).await;
+            if answers.iter().any(|a| matches!(a, Lookup::OutOfTime)) {
+                self.summary.partial = true;
+                finished = false;
+            }
+            for (row, answer) in chunk.iter().zip(answers) {
+                if let Some(users) = self.auth0_users_of(row, answer) {
+                    looked_up.push((row, users));
+                }
+            }
+            if !finished {
+                break;
             }
         }
+        // A tagged user some row points at belongs to that row, whatever its address.
+        let auth0_ids: Vec<String> = looked_up
+            .iter()
+            .flat_map(|(_, users)| users.iter().map(|u| u.user_id.clone()))
+            .collect();
+        let claimed = if auth0_ids.is_empty() {
+            Claimed::default()
+        } else {
+            self.finishing_db()
+                .on(queries::claimed(&*tx, &auth0_ids, &[]))
+                .await?
+        };
+        let mut deletable = Vec::new();
+        for (row, users) in looked_up {
+            let ours: Vec<Auth0UserId> = users
+                .iter()
+                .filter(|u| !claimed.auth0_subs.contains(&u.user_id))
+                .filter_map(|u| u.id().ok())
+                .collect();
+            self.summary.found.auth0_users_of_db_orphans += ours.len() as u64;
+            if self.dry_run() {
+                continue;
+            }
+            if !ours.is_empty() && !self.may_call_auth0() {
+                finished = false;
+                continue;
+            }
+            if self.delete_auth0_users_of(row, &ours).await {
+                deletable.push(row);
+            }
+        }
+        let (deleted, unlinked) = self.delete_rows(&mut tx, &deletable).await;
         if self.dry_run() {
             self.finishing_db().on(tx.rollback()).await?;
         } else {
@@ -265,70 +373,110 @@ impl Run<'_> {
             .map(|r| (r.created_at, r.id.uuid())))
     }
 
-    async fn database_orphan(&mut self, tx: &mut Transaction<'_>, row: &PendingRow) -> RowOutcome {
+    /// What Auth0 holds at the row's address; several rows are looked up at once.
+    async fn look_up(&self, row: &PendingRow, busy: &HashSet<Uuid>) -> Lookup {
+        let Ok(email) = Email::parse(&row.email) else {
+            return Lookup::InvalidEmail;
+        };
+        if busy.contains(&row.id.uuid()) {
+            return Lookup::AddressBusy;
+        }
+        if !self.budget.spend(&self.state.auth0, &self.stop_at).await {
+            return Lookup::OutOfTime;
+        }
+        Lookup::Answered(self.state.auth0.users_by_email(&email, &self.stop_at).await)
+    }
+
+    /// The Auth0 users with the row's address, all of them ours; `None` if the row is to be
+    /// left alone (and that is recorded).
+    fn auth0_users_of(&mut self, row: &PendingRow, lookup: Lookup) -> Option<Vec<Auth0User>> {
+        // Not looked at in this run: not counted either.
+        if matches!(lookup, Lookup::OutOfTime) {
+            return None;
+        }
         let kind = Kind::DbOrphan;
         let id = Some(row.id.to_string());
         let redacted = Some(redact_email(&row.email));
         self.summary.found.db_orphans += 1;
         self.summary.found.employees_unlinked += row.linked_employees as u64;
-        let Ok(email) = Email::parse(&row.email) else {
-            self.skip(kind, id, redacted, SkipReason::InvalidEmail);
-            return RowOutcome::Kept;
-        };
-        let users = match self.state.auth0.users_by_email(&email, &self.stop_at).await {
-            Ok(users) => users,
-            Err(err) => {
+        let users = match lookup {
+            Lookup::InvalidEmail => {
+                self.skip(kind, id, redacted, SkipReason::InvalidEmail);
+                return None;
+            }
+            Lookup::AddressBusy => {
+                self.skip(kind, id, redacted, SkipReason::AddressBusy);
+                return None;
+            }
+            Lookup::OutOfTime => return None,
+            Lookup::Answered(Ok(users)) => users,
+            // A lookup that ran beside the one that stopped the Auth0 work: not news.
+            Lookup::Answered(Err(_)) if self.auth0_halted => return None,
+            Lookup::Answered(Err(err)) => {
                 self.auth0_failed(kind, id, redacted, err);
-                return RowOutcome::Kept;
+                return None;
             }
         };
         if users.iter().any(|u| !u.is_ours()) {
             self.skip(kind, id, redacted, SkipReason::Auth0UserNotOurs);
-            return RowOutcome::Kept;
+            return None;
         }
-        // A tagged user some row points at belongs to that row, whatever its address.
-        let auth0_ids: Vec<String> = users.iter().map(|u| u.user_id.clone()).collect();
-        let claimed = match self
-            .finishing_db()
-            .on(queries::claimed(&*tx, &auth0_ids, &[]))
-            .await
-        {
-            Ok(claimed) => claimed,
-            Err(err) => {
-                self.fail(kind, id, redacted, &err.into());
-                return RowOutcome::Kept;
+        Some(users)
+    }
+
+    /// False if one could not be deleted: the row then stays for the next run.
+    async fn delete_auth0_users_of(&mut self, row: &PendingRow, ours: &[Auth0UserId]) -> bool {
+        for auth0_id in ours {
+            if !self.pace().await {
+                return false;
             }
-        };
-        let ours: Vec<_> = users
-            .iter()
-            .filter(|u| !claimed.auth0_subs.contains(&u.user_id))
-            .filter_map(|u| u.id().ok())
-            .collect();
-        self.summary.found.auth0_users_of_db_orphans += ours.len() as u64;
-        if self.dry_run() {
-            return RowOutcome::Kept;
-        }
-        for auth0_id in &ours {
             if let Err(err) = self.state.auth0.delete_user(auth0_id, &self.stop_at).await {
-                self.auth0_failed(kind, id, redacted, err);
-                return RowOutcome::Kept;
+                let (id, redacted) = (Some(row.id.to_string()), Some(redact_email(&row.email)));
+                self.auth0_failed(Kind::DbOrphan, id, redacted, err);
+                return false;
             }
             self.summary.removed.auth0_users_of_db_orphans += 1;
-            tracing::info!(kind = ?kind, user_id = ?id, auth0_user_id = %auth0_id, "auth0 user of a pending row deleted");
+            tracing::info!(kind = ?Kind::DbOrphan, user_id = %row.id, auth0_user_id = %auth0_id, "auth0 user of a pending row deleted");
         }
-        match self.finishing_db().on(delete_row(tx, row)).await {
-            Ok(true) => {
-                tracing::info!(kind = ?kind, user_id = ?id, email = ?redacted, "pending row deleted");
-                RowOutcome::Deleted {
-                    employees_unlinked: row.linked_employees as u64,
-                }
-            }
-            Ok(false) => RowOutcome::Kept,
+        true
+    }
+
+    /// Deletes the rows in one statement; if that fails, one by one so a row that cannot be
+    /// deleted (an employee locked elsewhere) does not keep the others. Returns how many rows
+    /// went and how many employees they unlinked.
+    async fn delete_rows(&mut self, tx: &mut Transaction<'_>, rows: &[&PendingRow]) -> (u64, u64) {
+        if rows.is_empty() {
+            return (0, 0);
+        }
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id.uuid()).collect();
+        let bound = self.finishing_db();
+        let deleted = match bound.on(delete_in_savepoint(tx, &ids)).await {
+            Ok(deleted) => deleted,
             Err(err) => {
-                self.fail(kind, id, redacted, &err.into());
-                RowOutcome::Kept
+                let error = describe_error(&err);
+                tracing::warn!(error = %error, rows = rows.len(), "batch delete failed; deleting row by row");
+                let mut deleted = HashSet::new();
+                for row in rows {
+                    let id = row.id.uuid();
+                    match bound.on(delete_in_savepoint(tx, &[id])).await {
+                        Ok(gone) => deleted.extend(gone),
+                        Err(err) => self.fail(
+                            Kind::DbOrphan,
+                            Some(row.id.to_string()),
+                            Some(redact_email(&row.email)),
+                            &err.into(),
+                        ),
+                    }
+                }
+                deleted
             }
+        };
+        let mut unlinked = 0;
+        for row in rows.iter().filter(|r| deleted.contains(&r.id.uuid())) {
+            unlinked += row.linked_employees as u64;
+            tracing::info!(kind = ?Kind::DbOrphan, user_id = %row.id, email = %redact_email(&row.email), "pending row deleted");
         }
+        (deleted.len() as u64, unlinked)
     }
 
     // --- 2. Auth0 orphans ----------------------------------------------------------------
@@ -337,35 +485,58 @@ impl Run<'_> {
         if !self.may_call_auth0() {
             return;
         }
-        if let Err(err) = self.auth0_sweep().await {
+        let Some(mut client) = self.connect(Kind::Auth0Sweep).await else {
+            return;
+        };
+        // A dry run deletes nothing, so it neither needs nor blocks the lock.
+        let swept = if self.dry_run() {
+            self.auth0_sweep(&mut client).await
+        } else {
+            match self
+                .db()
+                .on(queries::try_lock_auth0_sweep(pg(&client)))
+                .await
+            {
+                Ok(true) => {
+                    let swept = self.auth0_sweep(&mut client).await;
+                    let unlocked = self
+                        .finishing_db()
+                        .on(queries::unlock_auth0_sweep(pg(&client)))
+                        .await;
+                    if let Err(err) = unlocked {
+                        // It may still hold the lock: this connection must not serve another run.
+                        tracing::warn!(error = %err, "could not release the auth0 sweep lock; closing the connection");
+                        drop(Object::take(client));
+                    }
+                    swept
+                }
+                Ok(false) => {
+                    self.skip(
+                        Kind::Auth0Sweep,
+                        None,
+                        None,
+                        SkipReason::SweepRunningElsewhere,
+                    );
+                    Ok(())
+                }
+                Err(err) => Err(err.into()),
+            }
+        };
+        if let Err(err) = swept {
             self.summary.partial = true;
             self.fail(Kind::Auth0Sweep, None, None, &err);
         }
     }
 
-    async fn auth0_sweep(&mut self) -> Result<(), BoxError> {
-        let mut client = self.db().get(&self.state.pool).await?;
-        let tx = self.db().on(client.transaction()).await?;
-        // A dry run deletes nothing, so it neither needs nor blocks the lock.
-        if !self.dry_run()
-            && !self
-                .finishing_db()
-                .on(queries::try_lock_auth0_sweep(&tx))
-                .await?
-        {
-            self.skip(
-                Kind::Auth0Sweep,
-                None,
-                None,
-                SkipReason::SweepRunningElsewhere,
-            );
-            return Ok(());
-        }
+    async fn auth0_sweep(&mut self, client: &mut Object) -> Result<(), BoxError> {
         let cutoff = Utc::now()
             - chrono::Duration::from_std(self.settings.grace_period)
                 .unwrap_or(chrono::Duration::MAX);
         match self.email_scope().cloned() {
             Some(email) => {
+                if !self.pace().await {
+                    return Ok(());
+                }
                 let users = match self.state.auth0.users_by_email(&email, &self.stop_at).await {
                     Ok(users) => users,
                     Err(err) => {
@@ -378,13 +549,10 @@ impl Run<'_> {
                     .into_iter()
                     .filter(|u| u.is_ours() && created_before(u, cutoff))
                     .collect();
-                self.auth0_orphan_page(&tx, candidates).await?;
+                self.auth0_orphan_page(client, candidates).await
             }
-            None => self.search_everything(&tx, cutoff).await?,
+            None => self.search_everything(client, cutoff).await,
         }
-        // Nothing was written; ending the transaction releases the lock.
-        self.finishing_db().on(tx.rollback()).await?;
-        Ok(())
     }
 
     /// Keyset paging on `created_at`: every query starts at the newest timestamp seen so
@@ -393,7 +561,7 @@ impl Run<'_> {
     /// users share one timestamp.
     async fn search_everything(
         &mut self,
-        tx: &Transaction<'_>,
+        client: &mut Object,
         cutoff: DateTime<Utc>,
     ) -> Result<(), BoxError> {
         let before = cutoff.to_rfc3339_opts(SecondsFormat::Millis, true);
@@ -401,7 +569,7 @@ impl Run<'_> {
         let mut page = 0;
         // Users at the `from` timestamp already handled (the next query returns them again).
         let mut seen: HashSet<String> = HashSet::new();
-        while self.may_call_auth0() {
+        while self.may_call_auth0() && self.pace().await {
             let found = match self
                 .state
                 .auth0
@@ -432,7 +600,7 @@ impl Run<'_> {
                 .filter(|u| !seen.contains(&u.user_id))
                 .filter(|u| u.is_ours() && created_before(u, cutoff))
                 .collect();
-            self.auth0_orphan_page(tx, candidates).await?;
+            self.auth0_orphan_page(client, candidates).await?;
             if !full {
                 return Ok(());
             }
@@ -465,7 +633,7 @@ impl Run<'_> {
     /// meanwhile has new tags.
     async fn auth0_orphan_page(
         &mut self,
-        tx: &Transaction<'_>,
+        client: &mut Object,
         candidates: Vec<Auth0User>,
     ) -> Result<(), BoxError> {
         if candidates.is_empty() {
@@ -475,45 +643,87 @@ impl Run<'_> {
         let db_ids: Vec<Uuid> = candidates.iter().filter_map(tagged_db_user_id).collect();
         let claimed = self
             .finishing_db()
-            .on(queries::claimed(tx, &auth0_ids, &db_ids))
+            .on(queries::claimed(pg(client), &auth0_ids, &db_ids))
             .await?;
         for user in candidates {
-            let held = claimed.auth0_subs.contains(&user.user_id)
-                || tagged_db_user_id(&user).is_some_and(|id| claimed.pending_ids.contains(&id));
-            let Ok(auth0_id) = user.id() else { continue };
-            if held {
+            if is_held(&claimed, &user) || user.id().is_err() {
                 continue;
             }
             if !self.may_call_auth0() {
                 return Ok(());
             }
-            let kind = Kind::Auth0Orphan;
-            let id = Some(user.user_id.clone());
-            let email = user.email.as_deref().map(redact_email);
-            match self.state.auth0.get_user(&auth0_id, &self.stop_at).await {
-                Ok(None) => continue,
-                Ok(Some(now)) if !now.is_ours() || now.app_metadata != user.app_metadata => {
-                    self.skip(kind, id, email, SkipReason::ChangedSinceSearch);
-                    continue;
-                }
-                Ok(Some(_)) => {}
-                Err(err) => {
-                    self.auth0_failed(kind, id, email, err);
-                    continue;
-                }
+            self.auth0_orphan(client, user).await?;
+        }
+        Ok(())
+    }
+
+    /// One Auth0 orphan, in a transaction of its own that holds its address: a create-user
+    /// adopting this user either committed before (and the re-check below sees its row) or
+    /// waits until the user is gone (and creates a new one).
+    async fn auth0_orphan(&mut self, client: &mut Object, user: Auth0User) -> Result<(), BoxError> {
+        let kind = Kind::Auth0Orphan;
+        let id = Some(user.user_id.clone());
+        let email = user.email.as_deref().map(redact_email);
+        let Ok(auth0_id) = user.id() else {
+            return Ok(());
+        };
+        let tx = self.db().on(client.transaction()).await?;
+        if !self.dry_run() {
+            // Without an address it cannot be adopted: there is nothing to hold.
+            if let Some(address) = user.email.as_deref()
+                && !self
+                    .finishing_db()
+                    .on(locks::try_lock_address(&tx, address))
+                    .await?
+            {
+                self.skip(kind, id, email, SkipReason::AddressBusy);
+                return Ok(());
             }
-            self.summary.found.auth0_orphans += 1;
-            if self.dry_run() {
-                continue;
-            }
-            match self.state.auth0.delete_user(&auth0_id, &self.stop_at).await {
-                Ok(()) => {
-                    self.summary.removed.auth0_orphans += 1;
-                    tracing::info!(kind = ?kind, auth0_user_id = %auth0_id, email = ?email, "auth0 orphan deleted");
-                }
-                Err(err) => self.auth0_failed(kind, id, email, err),
+            let db_ids: Vec<Uuid> = tagged_db_user_id(&user).into_iter().collect();
+            let claimed = self
+                .finishing_db()
+                .on(queries::claimed(
+                    &*tx,
+                    std::slice::from_ref(&user.user_id),
+                    &db_ids,
+                ))
+                .await?;
+            if is_held(&claimed, &user) {
+                self.skip(kind, id, email, SkipReason::ChangedSinceSearch);
+                return Ok(());
             }
         }
+        if !self.pace().await {
+            return Ok(());
+        }
+        match self.state.auth0.get_user(&auth0_id, &self.stop_at).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(now)) if !now.is_ours() || now.app_metadata != user.app_metadata => {
+                self.skip(kind, id, email, SkipReason::ChangedSinceSearch);
+                return Ok(());
+            }
+            Ok(Some(_)) => {}
+            Err(err) => {
+                self.auth0_failed(kind, id, email, err);
+                return Ok(());
+            }
+        }
+        self.summary.found.auth0_orphans += 1;
+        if self.dry_run() {
+            return Ok(());
+        }
+        if !self.pace().await {
+            return Ok(());
+        }
+        match self.state.auth0.delete_user(&auth0_id, &self.stop_at).await {
+            Ok(()) => {
+                self.summary.removed.auth0_orphans += 1;
+                tracing::info!(kind = ?kind, auth0_user_id = %auth0_id, email = ?email, "auth0 orphan deleted");
+            }
+            Err(err) => self.auth0_failed(kind, id, email, err),
+        }
+        // Nothing was written; ending the transaction releases the address.
+        self.finishing_db().on(tx.rollback()).await?;
         Ok(())
     }
 
@@ -523,15 +733,16 @@ impl Run<'_> {
         if !self.time_left() {
             return;
         }
-        if let Err(err) = self.purge_reset_tokens().await {
+        let Some(client) = self.connect(Kind::ResetTokens).await else {
+            return;
+        };
+        if let Err(err) = self.purge_reset_tokens(&client).await {
             self.summary.partial = true;
             self.fail(Kind::ResetTokens, None, None, &err);
         }
     }
 
-    async fn purge_reset_tokens(&mut self) -> Result<(), BoxError> {
-        let client = self.db().get(&self.state.pool).await?;
-        let pg: &tokio_postgres::Client = &client;
+    async fn purge_reset_tokens(&mut self, pg: &tokio_postgres::Client) -> Result<(), BoxError> {
         let retention = self.settings.token_retention;
         if self.dry_run() {
             self.summary.found.reset_tokens = self
@@ -563,13 +774,46 @@ impl Run<'_> {
     }
 }
 
-/// In a savepoint, so a row that cannot be deleted does not abort the rest of the batch.
-async fn delete_row(
+/// What Auth0 said about a pending row's address, or why it was not asked.
+enum Lookup {
+    InvalidEmail,
+    AddressBusy,
+    /// The budget's turn would have come too close to the deadline.
+    OutOfTime,
+    Answered(Result<Vec<Auth0User>, Auth0Error>),
+}
+
+/// Runs `futures` at once on this task and returns their outputs in order.
+async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+/// In a savepoint, so a failed delete does not abort the rest of the batch.
+async fn delete_in_savepoint(
     tx: &mut Transaction<'_>,
-    row: &PendingRow,
-) -> Result<bool, tokio_postgres::Error> {
-    let savepoint = tx.savepoint("cleanup_row").await?;
-    match queries::delete_pending(&savepoint, row.id).await {
+    ids: &[Uuid],
+) -> Result<HashSet<Uuid>, tokio_postgres::Error> {
+    let savepoint = tx.savepoint("cleanup_rows").await?;
+    match queries::delete_pending_rows(&savepoint, ids).await {
         Ok(deleted) => {
             savepoint.commit().await?;
             Ok(deleted)
@@ -587,6 +831,16 @@ fn created_before(user: &Auth0User, cutoff: DateTime<Utc>) -> bool {
         .as_deref()
         .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
         .is_some_and(|at| at < cutoff)
+}
+
+fn pg(client: &Object) -> &tokio_postgres::Client {
+    client
+}
+
+/// A row holds the user, or the pending row it is tagged with is the database-orphan pass's.
+fn is_held(claimed: &Claimed, user: &Auth0User) -> bool {
+    claimed.auth0_subs.contains(&user.user_id)
+        || tagged_db_user_id(user).is_some_and(|id| claimed.pending_ids.contains(&id))
 }
 
 fn tagged_db_user_id(user: &Auth0User) -> Option<Uuid> {

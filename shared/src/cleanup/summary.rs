@@ -21,10 +21,20 @@ pub struct CleanupSummary {
     pub removed: Counts,
     pub skipped: Vec<Skipped>,
     pub errors: Vec<Failure>,
+    /// Dependencies that could not be reached or refused us, so their part of the run was not
+    /// done at all. Not empty: the invocation fails with `DependencyUnavailable`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<Dependency>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub skipped_not_listed: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub errors_not_listed: u64,
+    /// Management API calls this run started (Auth0's own 429 retries not counted).
+    #[serde(default)]
+    pub auth0_calls: u64,
+    /// Time spent waiting for the Auth0 budget (ceiling and rate-limit reserve).
+    #[serde(default)]
+    pub auth0_wait_ms: u64,
     pub duration_ms: u64,
 }
 
@@ -60,6 +70,16 @@ pub enum Kind {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+pub enum Dependency {
+    /// No connection: unreachable, or it refused our credentials.
+    Database,
+    /// It refused our client credentials, they could not be read, or its token endpoint
+    /// could not be reached.
+    Auth0,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SkipReason {
     /// An Auth0 user with the row's address exists and does not carry our tag: a person decides.
     Auth0UserNotOurs,
@@ -69,6 +89,9 @@ pub enum SkipReason {
     SweepRunningElsewhere,
     /// Between the search and the delete the Auth0 user changed (re-tagged, adopted, untagged).
     ChangedSinceSearch,
+    /// A create-user (or another run) holds the address's lock: it may be adopting this
+    /// Auth0 user right now. The next run looks again.
+    AddressBusy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +145,7 @@ impl CleanupSummary {
             scope = %self.scope,
             dry_run = self.dry_run,
             partial = self.partial,
+            unavailable = ?self.unavailable,
             found.db_orphans = found.db_orphans,
             found.auth0_orphans = found.auth0_orphans,
             found.reset_tokens = found.reset_tokens,
@@ -132,6 +156,8 @@ impl CleanupSummary {
             removed.employees_unlinked = removed.employees_unlinked,
             skipped = self.skipped.len() as u64 + self.skipped_not_listed,
             errors = self.errors.len() as u64 + self.errors_not_listed,
+            auth0_calls = self.auth0_calls,
+            auth0_wait_ms = self.auth0_wait_ms,
             duration_ms = self.duration_ms,
             summary = %summary,
             "cleanup finished"

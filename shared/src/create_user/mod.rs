@@ -19,7 +19,7 @@ pub use resend::{ResentInvitation, resend_invitation};
 use invitation::{Invitee, Issue};
 
 use crate::auth0::{Auth0User, CREATED_BY_MARKER, NewAuth0User, OwnershipTags};
-use crate::db::{Bound, DbError, employees, idempotency_keys, pages, users};
+use crate::db::{Bound, DbError, employees, idempotency_keys, locks, pages, users};
 use crate::deadline::Deadline;
 use crate::domain::{
     Auth0UserId, CallerSub, Email, EmployeeId, EmployeeRequest, NewUser, PageId, PagePermission,
@@ -528,34 +528,42 @@ async fn provision_auth0_user(
         source,
         compensation: Compensation::NotNeeded,
     };
-    match state.auth0.create_user(&request, deadline).await {
-        Ok(user) => {
-            let id = user.id().map_err(|detail| {
-                auth0_failure(
-                    Step::Auth0Create,
-                    crate::auth0::Auth0Error::Malformed {
-                        op: "create_user",
-                        detail,
-                    },
-                )
-            })?;
-            Ok((id, false))
-        }
-        Err(err) if err.is_conflict() => adopt_orphan(state, tx, db, email, tags, deadline)
-            .await
-            .map(|id| (id, true)),
-        Err(err) => {
-            // Without an answer we cannot know whether Auth0 created the user: look and undo.
-            let outcome = if err.may_have_acted() {
-                remove_users_tagged_with(state, email, &tags.db_user_id, deadline).await
-            } else {
-                Compensation::NotNeeded
-            };
-            Err(auth0_failure(Step::Auth0Create, err).with_compensation(outcome))
+    // A second round only when the orphan we came to adopt was removed while we waited.
+    for _ in 0..2 {
+        match state.auth0.create_user(&request, deadline).await {
+            Ok(user) => {
+                let id = user.id().map_err(|detail| {
+                    auth0_failure(
+                        Step::Auth0Create,
+                        crate::auth0::Auth0Error::Malformed {
+                            op: "create_user",
+                            detail,
+                        },
+                    )
+                })?;
+                return Ok((id, false));
+            }
+            Err(err) if err.is_conflict() => {
+                if let Some(id) = adopt_orphan(state, tx, db, email, tags, deadline).await? {
+                    return Ok((id, true));
+                }
+            }
+            Err(err) => {
+                // Without an answer we cannot know whether Auth0 created the user: look and undo.
+                let outcome = if err.may_have_acted() {
+                    remove_users_tagged_with(state, email, &tags.db_user_id, deadline).await
+                } else {
+                    Compensation::NotNeeded
+                };
+                return Err(auth0_failure(Step::Auth0Create, err).with_compensation(outcome));
+            }
         }
     }
+    Err(CreateUserError::Auth0UserExists)
 }
 
+/// Takes over an orphan Auth0 user of ours with this address. `None`: the address has no
+/// Auth0 user any more (cleanup removed it while we waited for the address lock).
 async fn adopt_orphan(
     state: &AppState,
     tx: &Transaction<'_>,
@@ -563,17 +571,25 @@ async fn adopt_orphan(
     email: &Email,
     tags: &OwnershipTags,
     deadline: &Deadline,
-) -> Result<Auth0UserId, CreateUserError> {
+) -> Result<Option<Auth0UserId>, CreateUserError> {
     let auth0_failure = |source| CreateUserError::Auth0 {
         step: Step::Auth0Adopt,
         source,
         compensation: Compensation::NotNeeded,
     };
+    // Held until COMMIT or ROLLBACK: cleanup cannot delete the user we adopt meanwhile. A
+    // wait past `lock_timeout` is a busy database (503 DATABASE_BUSY), like any lock wait.
+    db.on(locks::lock_address(tx, email.as_str()))
+        .await
+        .map_err(CreateUserError::database(Step::Auth0Adopt))?;
     let existing = state
         .auth0
         .users_by_email(email, deadline)
         .await
         .map_err(auth0_failure)?;
+    if existing.is_empty() {
+        return Ok(None);
+    }
     let Some(orphan) = existing.iter().find(|u| u.is_ours()) else {
         return Err(CreateUserError::Auth0UserExists);
     };
@@ -589,7 +605,7 @@ async fn adopt_orphan(
     }
     tracing::info!(step = "auth0_adopt", auth0_user_id = %orphan_id, "adopting an orphan auth0 user of ours");
     match state.auth0.set_tags(&orphan_id, tags, deadline).await {
-        Ok(_) => Ok(orphan_id),
+        Ok(_) => Ok(Some(orphan_id)),
         Err(err) => {
             let outcome = compensate(state, &orphan_id, deadline).await;
             Err(auth0_failure(err).with_compensation(outcome))

@@ -72,20 +72,20 @@ pub async fn lock_pending_batch(
         .collect())
 }
 
-/// Deletes a pending row; permissions and reset tokens cascade, a linked employee is
-/// unlinked by its foreign key. False if the row is gone or no longer pending.
-#[tracing::instrument(skip_all, fields(user_id = %id))]
-pub async fn delete_pending(
+/// Deletes these rows if they are still pending, in one statement; permissions and reset
+/// tokens cascade, a linked employee is unlinked by its foreign key. Returns the ids deleted.
+#[tracing::instrument(skip_all, fields(rows = ids.len()))]
+pub async fn delete_pending_rows(
     tx: &Transaction<'_>,
-    id: UserId,
-) -> Result<bool, tokio_postgres::Error> {
-    let deleted = tx
-        .execute(
-            "DELETE FROM users WHERE id = $1 AND auth0_sub LIKE 'pending\\_%'",
-            &[&id.uuid()],
+    ids: &[Uuid],
+) -> Result<HashSet<Uuid>, tokio_postgres::Error> {
+    let rows = tx
+        .query(
+            "DELETE FROM users WHERE id = ANY($1) AND auth0_sub LIKE 'pending\\_%' RETURNING id",
+            &[&ids],
         )
         .await?;
-    Ok(deleted == 1)
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Which of these Auth0 ids a row holds, and which of these user ids are pending rows
@@ -122,14 +122,28 @@ pub async fn claimed(
     Ok(claimed)
 }
 
-/// Only one run sweeps Auth0 at a time; released with the transaction, so a killed run
-/// cannot keep it.
+/// Only one run sweeps Auth0 at a time. A session lock, so the sweep can run one short
+/// transaction per Auth0 user on the same connection; [`unlock_auth0_sweep`] releases it, and
+/// so does the connection ending (a killed run cannot keep it).
 #[tracing::instrument(skip_all)]
-pub async fn try_lock_auth0_sweep(tx: &Transaction<'_>) -> Result<bool, tokio_postgres::Error> {
-    let row = tx
-        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&AUTH0_SWEEP_LOCK])
+pub async fn try_lock_auth0_sweep(
+    client: &impl GenericClient,
+) -> Result<bool, tokio_postgres::Error> {
+    let row = client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&AUTH0_SWEEP_LOCK])
         .await?;
     Ok(row.get(0))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn unlock_auth0_sweep(client: &impl GenericClient) -> Result<(), tokio_postgres::Error> {
+    let row = client
+        .query_one("SELECT pg_advisory_unlock($1)", &[&AUTH0_SWEEP_LOCK])
+        .await?;
+    if !row.get::<_, bool>(0) {
+        tracing::warn!("the auth0 sweep lock was not held at unlock");
+    }
+    Ok(())
 }
 
 /// Tokens used (or superseded by a newer invitation), or expired, longer than the retention

@@ -4,6 +4,7 @@
 pub mod cleanup;
 pub mod employees;
 pub mod idempotency_keys;
+pub mod locks;
 pub mod pages;
 pub mod reset_tokens;
 mod tls;

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use shared::cleanup::CleanupError;
+use shared::cleanup::summary::Dependency;
 use testkit::blackhole::Blackhole;
 use testkit::freezable_proxy::FreezableProxy;
 use testkit::harness::{CHECK_PATH, TestStack, api_event, create_event, seed};
@@ -68,20 +70,30 @@ async fn create_user_answers_503_before_its_deadline_when_the_database_never_ans
 }
 
 #[tokio::test]
-async fn cleanup_answers_a_partial_summary_before_its_deadline_when_the_database_never_answers() {
+async fn cleanup_fails_its_invocation_in_time_with_a_partial_summary_when_the_database_never_answers()
+ {
     let silent = Blackhole::start().await.unwrap();
     let mut stack = stack_on_a_silent_database(&silent).await;
     stack.state.config.cleanup.deadline_margin = Duration::from_millis(500);
     let function_timeout = Duration::from_secs(4);
 
-    let summary = tokio::time::timeout(
+    let answer = tokio::time::timeout(
         function_timeout,
         invoke(&stack, scheduled_event(), function_timeout),
     )
     .await
-    .expect("the run answered before the Lambda deadline")
-    .expect("a valid event");
+    .expect("the run answered before the Lambda deadline");
 
+    // A database it could not reach at all fails the invocation (the Errors alarm fires),
+    // with the partial summary in the error.
+    let Err(CleanupError::DependencyUnavailable(summary)) = answer else {
+        panic!("expected DependencyUnavailable, got {answer:?}");
+    };
+    assert_eq!(
+        summary.unavailable,
+        vec![Dependency::Database],
+        "{summary:?}"
+    );
     assert!(summary.partial, "{summary:?}");
     assert!(!summary.errors.is_empty(), "{summary:?}");
     assert_eq!(stack.auth0.token_requests(), 0, "{summary:?}");

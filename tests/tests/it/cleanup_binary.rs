@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use shared::auth0::CREATED_BY_MARKER;
-use shared::cleanup::summary::Counts;
+use shared::cleanup::summary::{Counts, Dependency};
 use shared::cleanup::{CleanupRequest, CleanupSummary, Scope, Trigger};
 use testkit::doubles::Fault;
 use testkit::harness::{SET_PASSWORD_PATH, TestStack, create_event, public_event, seed};
@@ -320,4 +320,92 @@ async fn every_cleanup_event_fixture_gives_its_documented_result_through_the_rea
     ] {
         assert!(!logs.text.contains(secret), "the logs contain {secret:?}");
     }
+}
+
+/// Runs the cleanup binary with `adjust`ed settings once and returns (errorType, message, logs).
+async fn failed_run(
+    stack: &TestStack,
+    adjust: impl FnOnce(&mut std::collections::HashMap<String, String>),
+) -> (String, String, String) {
+    let mut vars = stack.vars.clone();
+    vars.insert("RUST_LOG".into(), "info".into());
+    adjust(&mut vars);
+    let function = LambdaProcess::start("cleanup", &vars)
+        .await
+        .expect("`cargo build --bins` ran before the tests");
+    let outcome = function.invoke(scheduled_event()).await.unwrap().outcome;
+    let logs = function.kill().await;
+    match outcome {
+        Outcome::Error {
+            error_type,
+            error_message,
+        } => (error_type, error_message, logs.text),
+        other => panic!("the run was meant to fail: {other:?}\n{}", logs.text),
+    }
+}
+
+/// The summary a failed run carries after its `; `.
+fn summary_in(message: &str) -> CleanupSummary {
+    let (_, json) = message
+        .split_once("; ")
+        .expect("the message carries the summary");
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {message}"))
+}
+
+#[tokio::test]
+async fn a_cleanup_that_cannot_log_in_to_the_database_fails_the_invocation() {
+    let stack = TestStack::start().await;
+    let row = pending_row(&stack, "half.made@acme.test", HOUR).await;
+    tagged_auth0_user(&stack, "half.made@acme.test", row, HOUR);
+
+    let (error_type, message, logs) = failed_run(&stack, |vars| {
+        let mut url = url::Url::parse(&vars["DATABASE_URL"]).unwrap();
+        url.set_password(Some("not-the-password")).unwrap();
+        vars.insert("DATABASE_URL".into(), url.into());
+    })
+    .await;
+
+    assert_eq!(error_type, "DependencyUnavailable", "{message}");
+    assert!(
+        message.contains("the database was unavailable"),
+        "{message}"
+    );
+    let summary = summary_in(&message);
+    assert_eq!(summary.unavailable, [Dependency::Database], "{summary:?}");
+    assert_eq!(summary.removed, Counts::default());
+    assert!(!summary.errors.is_empty(), "{summary:?}");
+    // Nothing happened in either system.
+    assert!(crate::cleanup::user_exists(&stack, row).await);
+    assert_eq!(stack.auth0.users_with_email("half.made@acme.test").len(), 1);
+    for secret in ["not-the-password", "half.made@acme.test"] {
+        assert!(
+            !message.contains(secret) && !logs.contains(secret),
+            "{secret}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_cleanup_whose_auth0_credentials_are_refused_fails_the_invocation() {
+    let stack = TestStack::start().await;
+    let row = pending_row(&stack, "half.made@acme.test", HOUR).await;
+    let kept = tagged_auth0_user(&stack, "half.made@acme.test", row, HOUR);
+    let orphan = tagged_auth0_user(&stack, "crashed@acme.test", uuid::Uuid::new_v4(), HOUR);
+
+    let (error_type, message, logs) = failed_run(&stack, |vars| {
+        vars.insert("AUTH0_CLIENT_SECRET".into(), "not-the-secret".into());
+    })
+    .await;
+
+    assert_eq!(error_type, "DependencyUnavailable", "{message}");
+    assert!(message.contains("Auth0 was unavailable"), "{message}");
+    let summary = summary_in(&message);
+    assert_eq!(summary.unavailable, [Dependency::Auth0], "{summary:?}");
+    assert!(summary.partial, "{summary:?}");
+    assert_eq!(summary.removed, Counts::default(), "{summary:?}");
+    assert!(crate::cleanup::user_exists(&stack, row).await);
+    for id in [&kept, &orphan] {
+        assert!(crate::cleanup::auth0_user_exists(&stack, id));
+    }
+    assert!(!message.contains("not-the-secret") && !logs.contains("not-the-secret"));
 }

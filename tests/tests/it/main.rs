@@ -3,7 +3,10 @@
 mod bounded_waits;
 mod cleanup;
 mod cleanup_binary;
+mod cleanup_budget;
+mod cleanup_race;
 mod cleanup_safety;
+mod cleanup_scale;
 mod create_user;
 mod create_user_failures;
 mod create_user_requests;
@@ -13,5 +16,6 @@ mod failure_answers;
 mod idempotency;
 mod lambda_binary;
 mod openapi;
+mod schema;
 mod secrets;
 mod set_password;
