@@ -740,6 +740,35 @@ impl Run<'_> {
             self.summary.partial = true;
             self.fail(Kind::ResetTokens, None, None, &err);
         }
+        if self.email_scope().is_none() && self.time_left() {
+            if let Err(err) = self.purge_idempotency_keys(&client).await {
+                self.summary.partial = true;
+                self.fail(Kind::IdempotencyKeys, None, None, &err);
+            }
+        }
+    }
+
+    async fn purge_idempotency_keys(
+        &mut self,
+        pg: &tokio_postgres::Client,
+    ) -> Result<(), BoxError> {
+        if self.dry_run() {
+            self.summary.expired_idempotency_keys = self
+                .db()
+                .on(queries::count_expired_idempotency_keys(pg))
+                .await?;
+            return Ok(());
+        }
+        loop {
+            let purged = self
+                .db()
+                .on(queries::purge_idempotency_keys(pg, TOKEN_BATCH))
+                .await?;
+            self.summary.expired_idempotency_keys += purged;
+            if purged < TOKEN_BATCH as u64 || !self.time_left() {
+                return Ok(());
+            }
+        }
     }
 
     async fn purge_reset_tokens(&mut self, pg: &tokio_postgres::Client) -> Result<(), BoxError> {

@@ -35,6 +35,10 @@ pub struct CleanupSummary {
     /// Time spent waiting for the Auth0 budget (ceiling and rate-limit reserve).
     #[serde(default)]
     pub auth0_wait_ms: u64,
+    /// create-user's stored `Idempotency-Key` answers past their time, deleted (a dry run:
+    /// found). Only a run over everything purges them: keys belong to tenants, not addresses.
+    #[serde(default)]
+    pub expired_idempotency_keys: u64,
     pub duration_ms: u64,
 }
 
@@ -65,6 +69,7 @@ pub enum Kind {
     Auth0Orphan,
     Auth0Sweep,
     ResetTokens,
+    IdempotencyKeys,
     Run,
 }
 

@@ -196,3 +196,34 @@ pub async fn count_purgeable_reset_tokens(
         .await?;
     Ok(row.get::<_, i64>(0) as u64)
 }
+
+/// Deletes at most `limit` stored `Idempotency-Key` answers whose time is over.
+#[tracing::instrument(skip_all, fields(limit))]
+pub async fn purge_idempotency_keys(
+    client: &impl GenericClient,
+    limit: usize,
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            "DELETE FROM idempotency_keys WHERE (tenant_id, key) IN (
+               SELECT tenant_id, key FROM idempotency_keys
+                WHERE expires_at < now()
+                LIMIT $1 FOR UPDATE SKIP LOCKED)",
+            &[&(limit as i64)],
+        )
+        .await
+}
+
+/// What [`purge_idempotency_keys`] would delete, for a dry run.
+#[tracing::instrument(skip_all)]
+pub async fn count_expired_idempotency_keys(
+    client: &impl GenericClient,
+) -> Result<u64, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM idempotency_keys WHERE expires_at < now()",
+            &[],
+        )
+        .await?;
+    Ok(row.get::<_, i64>(0) as u64)
+}

@@ -273,3 +273,39 @@ async fn a_malformed_key_is_refused_and_an_expired_one_runs_anew() {
     assert_eq!((later.status, later.code()), (409, "USER_ALREADY_EXISTS"));
     assert!(!replayed(&later));
 }
+
+#[tokio::test]
+async fn cleanup_purges_expired_keys_and_keeps_live_ones() {
+    let stack = TestStack::start().await;
+    for (email, key) in [("old@acme.test", "old-key"), ("new@acme.test", "new-key")] {
+        let created = create(&stack, seed::ACME_ADMIN_SUB, &json!({"email": email}), key).await;
+        assert_eq!(created.status, 201);
+    }
+    stack
+        .sql()
+        .await
+        .execute(
+            "UPDATE idempotency_keys SET created_at = now() - interval '2 days',
+                    expires_at = now() - interval '1 day' WHERE key = 'old-key'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let keys = || async {
+        let rows = stack
+            .sql()
+            .await
+            .query("SELECT key FROM idempotency_keys ORDER BY key", &[])
+            .await
+            .unwrap();
+        rows.iter().map(|r| r.get(0)).collect::<Vec<String>>()
+    };
+
+    let dry = crate::cleanup::cleanup(&stack, json!({"dryRun": true})).await;
+    assert_eq!(dry.expired_idempotency_keys, 1, "{dry:?}");
+    assert_eq!(keys().await, ["new-key", "old-key"]);
+
+    let summary = crate::cleanup::cleanup(&stack, crate::cleanup::scheduled_event()).await;
+    assert_eq!(summary.expired_idempotency_keys, 1, "{summary:?}");
+    assert_eq!(keys().await, ["new-key"]);
+}
