@@ -740,11 +740,12 @@ impl Run<'_> {
             self.summary.partial = true;
             self.fail(Kind::ResetTokens, None, None, &err);
         }
-        if self.email_scope().is_none() && self.time_left() {
-            if let Err(err) = self.purge_idempotency_keys(&client).await {
-                self.summary.partial = true;
-                self.fail(Kind::IdempotencyKeys, None, None, &err);
-            }
+        if self.email_scope().is_none()
+            && self.time_left()
+            && let Err(err) = self.purge_idempotency_keys(&client).await
+        {
+            self.summary.partial = true;
+            self.fail(Kind::IdempotencyKeys, None, None, &err);
         }
     }
 
