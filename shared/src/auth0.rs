@@ -1,5 +1,5 @@
 //! Auth0 Management API client: cached M2M token, bounded retries on 429, errors that keep
-//! the status and Auth0's message. Behaviour follows shared/AUTH0.md.
+//! the status and Auth0's message. The Auth0 behaviour it relies on: docs/auth0.md.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,5 +1,5 @@
 //! Auth0 double: the client-credentials token endpoint and the Management API v2 user
-//! endpoints, answering with the statuses, bodies and headers listed in shared/AUTH0.md.
+//! endpoints, answering with the statuses, bodies and headers listed in docs/auth0.md.
 
 mod control;
 mod errors;
