@@ -8,7 +8,7 @@ EVENT ?= events/create-user.json
 FUNCTION ?= create-user
 PAYLOAD ?= {"dryRun": true}
 
-.PHONY: bench help test demo build debug fmt lint lint-template dev invoke stop deploy outputs cleanup-remote
+.PHONY: bench help test demo build debug fmt lint lint-template dev invoke stop deploy migrate outputs cleanup-remote
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ stop: ## stop everything `make dev` started (by PID)
 
 deploy: ## sam build + sam deploy of template.yaml (parameters: see README, "Deployment")
 	scripts/deploy.sh
+
+migrate: ## apply the migrations to the functions' database (DATABASE_URL or DB_HOST/DB_NAME, DB_SECRET_ARN, verify-full TLS); never seeds
+	cargo run --quiet --locked -p shared --bin migrate
 
 outputs: ## the deployed stack's outputs (API URL, function names)
 	aws cloudformation describe-stacks --stack-name '$(STACK_NAME)' \

@@ -110,21 +110,7 @@ impl Config {
     /// Reads every value through `lookup`, so tests can pass a map instead of the environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
-        let timeouts = Timeouts {
-            http: env.millis("HTTP_TIMEOUT_MS", 5_000)?,
-            statement: env.millis("DB_STATEMENT_TIMEOUT_MS", 5_000)?,
-            lock: env.millis("DB_LOCK_TIMEOUT_MS", 3_000)?,
-            idle_in_transaction: env.millis("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 30_000)?,
-            connect: env.millis("DB_CONNECT_TIMEOUT_MS", 5_000)?,
-            secrets: env.millis("SECRETS_TIMEOUT_MS", 5_000)?,
-        };
-        // Two HTTP calls can sit inside one idle stretch (a 429 retry), so ask for twice as much.
-        if timeouts.idle_in_transaction < timeouts.http * 2 {
-            return Err(ConfigError::Invalid {
-                key: "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS",
-                expected: "at least twice HTTP_TIMEOUT_MS".into(),
-            });
-        }
+        let timeouts = timeouts(&env)?;
         Ok(Self {
             database: database_settings(&env)?,
             secrets: secret_settings(&env, &lookup)?,
@@ -139,6 +125,61 @@ impl Config {
             ),
             cleanup: CleanupSettings::from_env(&env)?,
         })
+    }
+}
+
+fn timeouts<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<Timeouts, ConfigError> {
+    let timeouts = Timeouts {
+        http: env.millis("HTTP_TIMEOUT_MS", 5_000)?,
+        statement: env.millis("DB_STATEMENT_TIMEOUT_MS", 5_000)?,
+        lock: env.millis("DB_LOCK_TIMEOUT_MS", 3_000)?,
+        idle_in_transaction: env.millis("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 30_000)?,
+        connect: env.millis("DB_CONNECT_TIMEOUT_MS", 5_000)?,
+        secrets: env.millis("SECRETS_TIMEOUT_MS", 5_000)?,
+    };
+    // Two HTTP calls can sit inside one idle stretch (a 429 retry), so ask for twice as much.
+    if timeouts.idle_in_transaction < timeouts.http * 2 {
+        return Err(ConfigError::Invalid {
+            key: "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+            expected: "at least twice HTTP_TIMEOUT_MS".into(),
+        });
+    }
+    Ok(timeouts)
+}
+
+/// What `make migrate` needs: the database the functions use and its credentials, none of the
+/// Auth0, email or link settings.
+#[derive(Debug, Clone)]
+pub struct MigrationConfig {
+    pub database: DatabaseSettings,
+    /// The database secret (`DB_SECRET_ARN` / `DB_SECRET_FILE`), if the URL holds no password.
+    pub database_secret: Option<SecretSource>,
+    pub timeouts: Timeouts,
+}
+
+impl MigrationConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        Ok(Self {
+            database: database_settings(&env)?,
+            database_secret: database_secret(&env),
+            timeouts: timeouts(&env)?,
+        })
+    }
+}
+
+fn database_secret<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Option<SecretSource> {
+    match (
+        env.optional("DB_SECRET_ARN"),
+        env.optional("DB_SECRET_FILE"),
+    ) {
+        (Some(arn), _) => Some(SecretSource::Manager(arn)),
+        (None, Some(file)) => Some(SecretSource::File(PathBuf::from(file))),
+        (None, None) => None,
     }
 }
 
@@ -194,18 +235,10 @@ fn secret_settings<F: Fn(&str) -> Option<String>>(
         (None, Some(file)) => (SecretSource::File(PathBuf::from(file)), None),
         (None, None) => (SecretSource::Fixed, Some(AppSecret::from_env(lookup)?)),
     };
-    let database = match (
-        env.optional("DB_SECRET_ARN"),
-        env.optional("DB_SECRET_FILE"),
-    ) {
-        (Some(arn), _) => Some(SecretSource::Manager(arn)),
-        (None, Some(file)) => Some(SecretSource::File(PathBuf::from(file))),
-        (None, None) => None,
-    };
     Ok(SecretSettings {
         app,
         app_from_env,
-        database,
+        database: database_secret(env),
         ttl: Duration::from_secs(env.number("SECRETS_TTL_SECONDS", 900, 1..=86_400)?),
     })
 }

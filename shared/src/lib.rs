@@ -9,6 +9,7 @@ pub mod deadline;
 pub mod domain;
 pub mod email;
 pub mod metrics;
+pub mod migration;
 pub mod reset_token;
 pub mod secrets;
 pub mod set_password;

@@ -182,10 +182,24 @@ fn session_options(t: &Timeouts) -> String {
 
 /// Applies every pending migration; safe to run concurrently (refinery locks its table).
 pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), refinery::Error> {
-    embedded::migrations::runner()
-        .run_async(client)
-        .await
-        .map(|_| ())
+    applied_migrations(client).await.map(|_| ())
+}
+
+/// As [`migrate`], naming what it applied (`V2__set_password`, …); empty when up to date.
+pub async fn applied_migrations(
+    client: &mut tokio_postgres::Client,
+) -> Result<Vec<String>, refinery::Error> {
+    let report = embedded::migrations::runner().run_async(client).await?;
+    Ok(report
+        .applied_migrations()
+        .iter()
+        .map(ToString::to_string)
+        .collect())
+}
+
+/// How many migrations this build carries.
+pub fn known_migrations() -> usize {
+    embedded::migrations::runner().get_migrations().len()
 }
 
 /// The name of the unique constraint a statement violated, if that is what failed.

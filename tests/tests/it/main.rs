@@ -15,6 +15,7 @@ mod events;
 mod failure_answers;
 mod idempotency;
 mod lambda_binary;
+mod migrate;
 mod openapi;
 mod schema;
 mod secrets;
