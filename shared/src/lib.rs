@@ -8,6 +8,7 @@ pub mod db;
 pub mod deadline;
 pub mod domain;
 pub mod email;
+pub mod http_api;
 pub mod metrics;
 pub mod migration;
 pub mod reset_token;

@@ -2,9 +2,7 @@
 //! Routing, body limits, caller identity, and the one mapping from errors to status codes.
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use aws_lambda_events::encodings::Body;
-use base64::Engine;
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::{HeaderValue, Method, StatusCode};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use tracing::Instrument;
@@ -16,6 +14,10 @@ use super::{
 use crate::db::DbError;
 use crate::deadline::Deadline;
 use crate::domain::{CallerSub, FieldError, IdempotencyKey};
+use crate::http_api::{
+    ApiError, ErrorCode, Headers, error_body, error_chain, json_response, read_json_body_within,
+    request_path, timestamp,
+};
 use crate::metrics::{self, Metric};
 use crate::state::AppState;
 
@@ -29,64 +31,6 @@ pub enum Route {
     ResendInvitation,
 }
 
-/// An error as the admin panel sees it: `{error, message, code, requestId, field?, userFriendly?}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    pub field: Option<String>,
-    pub user_friendly: Option<&'static str>,
-    /// Seconds after which a retry makes sense (`Retry-After`).
-    pub retry_after: Option<u32>,
-}
-
-impl ApiError {
-    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            field: None,
-            user_friendly: None,
-            retry_after: None,
-        }
-    }
-
-    /// The headers the answer carries besides the JSON ones.
-    pub(crate) fn headers(&self) -> Headers {
-        let mut headers = Headers::new();
-        if self.status == StatusCode::METHOD_NOT_ALLOWED {
-            headers.push((http::header::ALLOW, HeaderValue::from_static("POST")));
-        }
-        if let Some(seconds) = self.retry_after {
-            headers.push((http::header::RETRY_AFTER, HeaderValue::from(seconds)));
-        }
-        headers
-    }
-
-    pub(crate) fn field(mut self, field: impl Into<String>) -> Self {
-        self.field = Some(field.into());
-        self
-    }
-
-    pub(crate) fn friendly(mut self, text: &'static str) -> Self {
-        self.user_friendly = Some(text);
-        self
-    }
-}
-
-impl From<FieldError> for ApiError {
-    fn from(err: FieldError) -> Self {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "VALIDATION_ERROR",
-            format!("{}: {}", err.field, err.message),
-        )
-        .field(err.field)
-    }
-}
-
 const NOTHING_KEPT: &str = "Nothing was created; it is safe to try again.";
 
 impl From<&CreateUserError> for ApiError {
@@ -98,33 +42,23 @@ impl From<&CreateUserError> for ApiError {
             ""
         };
         match err {
-            E::UnknownCaller => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "CALLER_NOT_FOUND",
+            E::UnknownCaller => ApiError::new(ErrorCode::CallerNotFound,
                 "The caller is not a user of this application.",
             ),
-            E::InactiveCaller => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "CALLER_INACTIVE",
+            E::InactiveCaller => ApiError::new(ErrorCode::CallerInactive,
                 "The caller's account is inactive.",
             ),
-            E::NotAnAdmin => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "NOT_AN_ADMIN",
+            E::NotAnAdmin => ApiError::new(ErrorCode::NotAnAdmin,
                 "Only an OWNER or ADMIN can manage users.",
             ),
-            E::RoleNotAllowed(role) => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "ROLE_NOT_ALLOWED",
+            E::RoleNotAllowed(role) => ApiError::new(ErrorCode::RoleNotAllowed,
                 format!(
                     "role: an ADMIN cannot create a user with role {}.",
                     role.as_str()
                 ),
             )
             .field("role"),
-            E::UnknownPages(ids) => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "UNKNOWN_PAGE",
+            E::UnknownPages(ids) => ApiError::new(ErrorCode::UnknownPage,
                 format!(
                     "permissions: unknown page id(s): {}",
                     ids.iter()
@@ -134,71 +68,51 @@ impl From<&CreateUserError> for ApiError {
                 ),
             )
             .field("permissions"),
-            E::EmployeeNotFound => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "EMPLOYEE_NOT_FOUND",
+            E::EmployeeNotFound => ApiError::new(ErrorCode::EmployeeNotFound,
                 "employee_id: no such employee in your organisation.",
             )
             .field("employee_id"),
-            E::EmployeeAlreadyLinked => ApiError::new(
-                StatusCode::CONFLICT,
-                "EMPLOYEE_ALREADY_LINKED",
+            E::EmployeeAlreadyLinked => ApiError::new(ErrorCode::EmployeeAlreadyLinked,
                 "employee_id: this employee is already linked to a user.",
             )
             .field("employee_id"),
-            E::EmailTaken => ApiError::new(
-                StatusCode::CONFLICT,
-                "USER_ALREADY_EXISTS",
+            E::EmailTaken => ApiError::new(ErrorCode::UserAlreadyExists,
                 "email: a user with this email already exists.",
             )
             .field("email")
             .friendly(
                 "A user with this email address already exists. Use a different email address.",
             ),
-            E::CreationInProgress => ApiError::new(
-                StatusCode::CONFLICT,
-                "USER_CREATION_IN_PROGRESS",
+            E::CreationInProgress => ApiError::new(ErrorCode::UserCreationInProgress,
                 "email: this user is still being created; try again in a moment.",
             )
             .field("email")
             .friendly("This user is being created right now. Refresh the list in a moment."),
-            E::UserNotFound => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "USER_NOT_FOUND",
+            E::UserNotFound => ApiError::new(ErrorCode::UserNotFound,
                 "email: no user with this email in your organisation.",
             )
             .field("email"),
-            E::AlreadyActivated => ApiError::new(
-                StatusCode::CONFLICT,
-                "ALREADY_ACTIVATED",
+            E::AlreadyActivated => ApiError::new(ErrorCode::AlreadyActivated,
                 "email: this user has already set a password; there is no invitation to resend.",
             )
             .field("email")
             .friendly("This user has already set a password and can sign in."),
-            E::UserInactive => ApiError::new(
-                StatusCode::CONFLICT,
-                "USER_INACTIVE",
+            E::UserInactive => ApiError::new(ErrorCode::UserInactive,
                 "email: this user is deactivated; reactivate the user before inviting again.",
             )
             .field("email"),
             E::RequestInProgress => ApiError {
                 retry_after: Some(1),
-                ..ApiError::new(
-                    StatusCode::CONFLICT,
-                    "REQUEST_IN_PROGRESS",
+                ..ApiError::new(ErrorCode::RequestInProgress,
                     "Idempotency-Key: a request with this key is still running; retry in a moment to get its answer.",
                 )
                 .field("Idempotency-Key")
             },
-            E::IdempotencyKeyReused => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "IDEMPOTENCY_KEY_REUSED",
+            E::IdempotencyKeyReused => ApiError::new(ErrorCode::IdempotencyKeyReused,
                 "Idempotency-Key: this key was used with another request; a new request needs a new key.",
             )
             .field("Idempotency-Key"),
-            E::Auth0UserExists => ApiError::new(
-                StatusCode::CONFLICT,
-                "AUTH0_USER_EXISTS",
+            E::Auth0UserExists => ApiError::new(ErrorCode::Auth0UserExists,
                 "email: this email already has a login that this application did not create.",
             )
             .field("email")
@@ -216,9 +130,7 @@ impl From<&CreateUserError> for ApiError {
                 source: DbError::Deadline(_),
                 ..
             }
-            | E::Pool(DbError::Deadline(_)) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "TIMEOUT",
+            | E::Pool(DbError::Deadline(_)) => ApiError::new(ErrorCode::Timeout,
                 format!("The request ran out of time. {NOTHING_KEPT}{leftover}"),
             ),
             E::Auth0 {
@@ -228,72 +140,52 @@ impl From<&CreateUserError> for ApiError {
             | E::Email {
                 source: crate::email::EmailError::Secret(_),
                 ..
-            } => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "SECRETS_UNAVAILABLE",
+            } => ApiError::new(ErrorCode::SecretsUnavailable,
                 format!("The service's credentials could not be read. {NOTHING_KEPT}{leftover}"),
             ),
-            E::Auth0 { source, .. } if source.is_unavailable() => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "AUTH0_UNAVAILABLE",
+            E::Auth0 { source, .. } if source.is_unavailable() => ApiError::new(ErrorCode::Auth0Unavailable,
                 format!("Auth0 is not reachable or is rate limiting us. {NOTHING_KEPT}{leftover}"),
             ),
-            E::Auth0 { step, source, .. } => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "AUTH0_FAILED",
+            E::Auth0 { step, source, .. } => ApiError::new(ErrorCode::Auth0Failed,
                 format!(
                     "Auth0 failed while {} ({}). {NOTHING_KEPT}{leftover}",
                     step.describe(),
                     auth0_status(source)
                 ),
             ),
-            E::Email { source, .. } if source.is_unavailable() => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "EMAIL_UNAVAILABLE",
+            E::Email { source, .. } if source.is_unavailable() => ApiError::new(ErrorCode::EmailUnavailable,
                 format!("The email service is not reachable. {NOTHING_KEPT}{leftover}"),
             ),
-            E::Email { .. } => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "EMAIL_FAILED",
+            E::Email { .. } => ApiError::new(ErrorCode::EmailFailed,
                 format!("The password-setup email could not be sent. {NOTHING_KEPT}{leftover}"),
             ),
             // Unlike every other failure, something may have been kept.
-            E::Database { .. } if err.commit_outcome_unknown() => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "DATABASE_UNAVAILABLE",
+            E::Database { .. } if err.commit_outcome_unknown() => ApiError::new(ErrorCode::DatabaseUnavailable,
                 "The database did not confirm the commit, so the user may have been created. \
                  Check before trying again: a retry answers USER_ALREADY_EXISTS if it was.",
             ),
             // A lock held too long: on `users` while checking the caller, or on the insert,
             // where waiting for a table lock and for another insert of the same address look
             // the same to us. Transient either way, and nothing was kept.
-            E::Database { step, source, .. } if source.is_lock_timeout() => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "DATABASE_BUSY",
+            E::Database { step, source, .. } if source.is_lock_timeout() => ApiError::new(ErrorCode::DatabaseBusy,
                 format!(
                     "The database was busy (a lock was held too long) while {}. {NOTHING_KEPT}{leftover}",
                     step.describe()
                 ),
             ),
-            E::Database { step, source, .. } if source.is_unavailable() => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "DATABASE_UNAVAILABLE",
+            E::Database { step, source, .. } if source.is_unavailable() => ApiError::new(ErrorCode::DatabaseUnavailable,
                 format!(
                     "The database did not answer while {}. {NOTHING_KEPT}{leftover}",
                     step.describe()
                 ),
             ),
-            E::Database { step, .. } => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL_ERROR",
+            E::Database { step, .. } => ApiError::new(ErrorCode::InternalError,
                 format!(
                     "Something went wrong while {}. {NOTHING_KEPT}{leftover}",
                     step.describe()
                 ),
             ),
-            E::Pool(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "DATABASE_UNAVAILABLE",
+            E::Pool(_) => ApiError::new(ErrorCode::DatabaseUnavailable,
                 format!("No database connection is available. {NOTHING_KEPT}"),
             ),
         }
@@ -325,7 +217,7 @@ pub async fn handle(
                 Err(err) => {
                     tracing::info!(
                         status = err.status.as_u16(),
-                        code = err.code,
+                        code = err.code.as_str(),
                         "request refused"
                     );
                     (err.status, error_body(&err, &request_id), err.headers())
@@ -337,9 +229,6 @@ pub async fn handle(
     .await;
     Ok(response)
 }
-
-/// Headers an answer carries besides Content-Type and Cache-Control.
-pub(crate) type Headers = Vec<(http::header::HeaderName, HeaderValue)>;
 
 /// Stripe's name for the header that marks a replayed answer.
 const IDEMPOTENT_REPLAYED: http::header::HeaderName =
@@ -417,28 +306,9 @@ fn log_failure(err: &CreateUserError) -> ApiError {
     }
     if api.status.is_server_error() {
         // The full cause chain goes to the log; the caller gets the opaque message.
-        tracing::error!(error = %error_chain(err), code = api.code, "create-user failed");
+        tracing::error!(error = %error_chain(err), code = api.code.as_str(), "create-user failed");
     }
     api
-}
-
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-pub(crate) fn request_path(request: &ApiGatewayV2httpRequest) -> &str {
-    request
-        .raw_path
-        .as_deref()
-        .or(request.request_context.http.path.as_deref())
-        .unwrap_or("/")
 }
 
 /// Routes on the path suffix, so any stage or base path in front keeps working.
@@ -451,16 +321,11 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
     } else if path.ends_with("/direct-users/resend-invitation") {
         Route::ResendInvitation
     } else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "No such endpoint.",
-        ));
+        return Err(ApiError::new(ErrorCode::NotFound, "No such endpoint."));
     };
     if method != Method::POST {
         return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "METHOD_NOT_ALLOWED",
+            ErrorCode::MethodNotAllowed,
             format!("{method} is not allowed here; use POST."),
         ));
     }
@@ -490,8 +355,7 @@ fn caller_sub(request: &ApiGatewayV2httpRequest) -> Result<CallerSub, ApiError> 
         .and_then(|sub| CallerSub::parse(sub))
         .ok_or_else(|| {
             ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHENTICATED",
+                ErrorCode::Unauthenticated,
                 "No caller identity: the request carries no JWT `sub` claim.",
             )
         })
@@ -499,64 +363,6 @@ fn caller_sub(request: &ApiGatewayV2httpRequest) -> Result<CallerSub, ApiError> 
 
 fn read_json_body(request: &ApiGatewayV2httpRequest) -> Result<Value, ApiError> {
     read_json_body_within(request, MAX_BODY_BYTES)
-}
-
-/// The request's JSON body, refused with 413 above `limit` bytes (decoded).
-pub(crate) fn read_json_body_within(
-    request: &ApiGatewayV2httpRequest,
-    limit: usize,
-) -> Result<Value, ApiError> {
-    let raw = request.body.as_deref().unwrap_or("");
-    // Base64 is 4/3 of the payload: check the decoded size, but refuse absurd input early.
-    if raw.len() > limit * 4 / 3 + 4 {
-        return Err(too_large(limit));
-    }
-    let bytes = if request.is_base64_encoded {
-        base64::engine::general_purpose::STANDARD
-            .decode(raw)
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "INVALID_BODY",
-                    "body: not valid base64.",
-                )
-                .field("body")
-            })?
-    } else {
-        raw.as_bytes().to_vec()
-    };
-    if bytes.len() > limit {
-        return Err(too_large(limit));
-    }
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_JSON",
-            "body: a JSON object is required.",
-        )
-        .field("body"));
-    }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_JSON",
-            format!(
-                "body: malformed JSON at line {} column {}.",
-                e.line(),
-                e.column()
-            ),
-        )
-        .field("body")
-    })
-}
-
-fn too_large(limit: usize) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "PAYLOAD_TOO_LARGE",
-        format!("body: larger than {limit} bytes."),
-    )
-    .field("body")
 }
 
 fn created_body(user: &CreatedUser) -> Value {
@@ -602,50 +408,6 @@ fn resent_body(resent: &ResentInvitation) -> Value {
             user.email
         ),
     })
-}
-
-pub(crate) fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-pub(crate) fn error_body(err: &ApiError, request_id: &str) -> Value {
-    let mut body = json!({
-        "error": err.status.canonical_reason().unwrap_or("Error"),
-        "message": err.message,
-        "code": err.code,
-        "requestId": request_id,
-    });
-    if let Some(field) = &err.field {
-        body["field"] = json!(field);
-    }
-    if let Some(text) = err.user_friendly {
-        body["userFriendly"] = json!(text);
-    }
-    body
-}
-
-pub(crate) fn json_response(
-    status: StatusCode,
-    body: &Value,
-    extra: Headers,
-) -> ApiGatewayV2httpResponse {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(
-        http::header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
-    );
-    for (name, value) in extra {
-        headers.insert(name, value);
-    }
-    let mut response = ApiGatewayV2httpResponse::default();
-    response.status_code = i64::from(status.as_u16());
-    response.headers = headers;
-    response.body = Some(Body::Text(body.to_string()));
-    response
 }
 
 #[cfg(test)]

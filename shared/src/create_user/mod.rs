@@ -457,11 +457,11 @@ async fn insert_user(
         .on(users::insert_pending(tx, &pending))
         .await
         .map_err(|err| {
-            if err.violated_unique_constraint() == Some("users_email_lower_key") {
-                CreateUserError::EmailTaken
-            } else {
-                CreateUserError::database(Step::InsertUser)(err)
-            }
+            err.on_constraint(
+                users::EMAIL_UNIQUE,
+                CreateUserError::EmailTaken,
+                CreateUserError::database(Step::InsertUser),
+            )
         })?;
     tracing::info!(step = "insert_user", user_id = %user_id, email = %new_user.email, "pending user stored");
     Ok(created_at)
@@ -492,11 +492,11 @@ async fn attach_employee(
                 .on(employees::link(tx, *employee_id, user_id))
                 .await
                 .map_err(|err| {
-                    if err.violated_unique_constraint() == Some("employees_user_id_key") {
-                        CreateUserError::EmployeeAlreadyLinked
-                    } else {
-                        CreateUserError::database(Step::Employee)(err)
-                    }
+                    err.on_constraint(
+                        employees::USER_UNIQUE,
+                        CreateUserError::EmployeeAlreadyLinked,
+                        CreateUserError::database(Step::Employee),
+                    )
                 })?;
             if linked == 0 {
                 return Err(CreateUserError::EmployeeAlreadyLinked);

@@ -3,6 +3,9 @@ use uuid::Uuid;
 
 use crate::domain::{BusinessId, Email, EmployeeId, NewEmployee, TenantId, UserId};
 
+/// An employee is linked to at most one user.
+pub const USER_UNIQUE: &str = "employees_user_id_key";
+
 pub enum LinkTarget {
     NotFound,
     AlreadyLinked,

@@ -270,6 +270,17 @@ impl DbError {
         self.postgres().and_then(violated_unique_constraint)
     }
 
+    /// `then` when the statement broke the unique constraint `name` (a caller's mistake, e.g.
+    /// a taken address), else `otherwise(self)`: the one place a constraint name becomes an
+    /// answer of the flow.
+    pub fn on_constraint<E>(self, name: &str, then: E, otherwise: impl FnOnce(DbError) -> E) -> E {
+        if self.violated_unique_constraint() == Some(name) {
+            then
+        } else {
+            otherwise(self)
+        }
+    }
+
     pub fn is_lock_timeout(&self) -> bool {
         self.postgres().is_some_and(is_lock_timeout)
     }

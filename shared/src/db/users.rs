@@ -3,6 +3,9 @@ use uuid::Uuid;
 
 use crate::domain::{Auth0UserId, BusinessId, Email, Role, TenantId, UserId};
 
+/// One account per address across all tenants, whatever the case.
+pub const EMAIL_UNIQUE: &str = "users_email_lower_key";
+
 /// The admin making the request, with the tenant everything happens in.
 #[derive(Debug, Clone)]
 pub struct CallerRecord {

@@ -10,12 +10,12 @@ use tracing::Instrument;
 use super::request::{RequestError, parse_link, parse_set_password};
 use super::{LinkInfo, SetPasswordError};
 use crate::auth0::Auth0Error;
-use crate::create_user::handler::{
-    ApiError, error_body, error_chain, json_response, read_json_body_within, request_path,
-    timestamp,
-};
 use crate::db::DbError;
 use crate::deadline::Deadline;
+use crate::http_api::{
+    ApiError, ErrorCode, error_body, error_chain, json_response, read_json_body_within,
+    request_path, timestamp,
+};
 use crate::metrics::{self, Metric};
 use crate::state::AppState;
 
@@ -34,8 +34,7 @@ impl From<RequestError> for ApiError {
     fn from(err: RequestError) -> Self {
         match err {
             RequestError::Link(field) => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "INVALID_LINK",
+                ErrorCode::InvalidLink,
                 format!("{}: {}", field.field, field.message),
             )
             .field(field.field)
@@ -52,80 +51,67 @@ impl From<&SetPasswordError> for ApiError {
         use SetPasswordError as E;
         match err {
             E::InvalidLink => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "INVALID_LINK",
+                ErrorCode::InvalidLink,
                 "This link is not valid (unknown, already used, or for another address).",
             )
             .friendly(INVALID_LINK_FRIENDLY),
             E::LinkExpired => ApiError::new(
-                StatusCode::GONE,
-                "LINK_EXPIRED",
+                ErrorCode::LinkExpired,
                 "This link has expired. Ask your administrator to send a new invitation.",
             )
             .friendly(
                 "This link has expired. Ask your administrator to send you a new invitation.",
             ),
-            E::WeakPassword(message) => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "WEAK_PASSWORD",
-                format!("password: {message}"),
-            )
-            .field("password"),
+            E::WeakPassword(message) => {
+                ApiError::new(ErrorCode::WeakPassword, format!("password: {message}"))
+                    .field("password")
+            }
             E::Auth0(Auth0Error::Deadline(_)) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "TIMEOUT",
+                ErrorCode::Timeout,
                 format!("The request ran out of time. {LINK_STILL_WORKS}"),
             ),
             E::Auth0(Auth0Error::Secret(_)) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "SECRETS_UNAVAILABLE",
+                ErrorCode::SecretsUnavailable,
                 format!("The service's credentials could not be read. {LINK_STILL_WORKS}"),
             ),
             E::Auth0(source) if source.is_unavailable() => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "AUTH0_UNAVAILABLE",
+                ErrorCode::Auth0Unavailable,
                 format!("Auth0 is not reachable or is rate limiting us. {LINK_STILL_WORKS}"),
             ),
             E::Auth0(_) => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "AUTH0_FAILED",
+                ErrorCode::Auth0Failed,
                 format!("Auth0 failed while setting the password. {LINK_STILL_WORKS}"),
             ),
             E::Database {
                 source: DbError::Deadline(_),
                 ..
             } => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "TIMEOUT",
+                ErrorCode::Timeout,
                 format!("The request ran out of time. {LINK_STILL_WORKS}"),
             ),
             E::Database { step, source } if source.is_lock_timeout() => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "DATABASE_BUSY",
+                ErrorCode::DatabaseBusy,
                 format!(
                     "The database was busy while {}. {LINK_STILL_WORKS}",
                     step.describe()
                 ),
             ),
             E::Database { step, source } if source.is_unavailable() => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "DATABASE_UNAVAILABLE",
+                ErrorCode::DatabaseUnavailable,
                 format!(
                     "The database did not answer while {}. {LINK_STILL_WORKS}",
                     step.describe()
                 ),
             ),
             E::Database { step, .. } => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL_ERROR",
+                ErrorCode::InternalError,
                 format!(
                     "Something went wrong while {}. {LINK_STILL_WORKS}",
                     step.describe()
                 ),
             ),
             E::Pool(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "DATABASE_UNAVAILABLE",
+                ErrorCode::DatabaseUnavailable,
                 format!("No database connection is available. {LINK_STILL_WORKS}"),
             ),
         }
@@ -146,7 +132,7 @@ pub async fn handle(
             Err(err) => {
                 tracing::info!(
                     status = err.status.as_u16(),
-                    code = err.code,
+                    code = err.code.as_str(),
                     "request refused"
                 );
                 (err.status, error_body(&err, &request_id), err.headers())
@@ -206,7 +192,7 @@ fn log_failure(err: &SetPasswordError) -> ApiError {
     let api = ApiError::from(err);
     if api.status.is_server_error() {
         // The full cause chain goes to the log; the person gets the opaque message.
-        tracing::error!(error = %error_chain(err), code = api.code, "set-password failed");
+        tracing::error!(error = %error_chain(err), code = api.code.as_str(), "set-password failed");
     }
     api
 }
@@ -219,16 +205,11 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
     } else if path.ends_with("/auth/set-password") {
         Route::SetPassword
     } else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "No such endpoint.",
-        ));
+        return Err(ApiError::new(ErrorCode::NotFound, "No such endpoint."));
     };
     if method != Method::POST {
         return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "METHOD_NOT_ALLOWED",
+            ErrorCode::MethodNotAllowed,
             format!("{method} is not allowed here; use POST."),
         ));
     }

@@ -1,0 +1,340 @@
+//! The HTTP edge both API functions share: the catalogue of error codes with their statuses,
+//! the one error body, and reading and answering API Gateway HTTP API (payload 2.0) events.
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use base64::Engine;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::{Value, json};
+
+use crate::domain::FieldError;
+
+/// Every `code` an answer can carry, each with its one status. `openapi.yaml` documents exactly
+/// these, under these statuses (`tests/tests/it/openapi.rs` holds it to [`ErrorCode::ALL`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    InvalidJson,
+    InvalidBody,
+    ValidationError,
+    UnknownPage,
+    InvalidLink,
+    WeakPassword,
+    Unauthenticated,
+    CallerNotFound,
+    CallerInactive,
+    NotAnAdmin,
+    RoleNotAllowed,
+    NotFound,
+    EmployeeNotFound,
+    UserNotFound,
+    MethodNotAllowed,
+    UserAlreadyExists,
+    UserCreationInProgress,
+    EmployeeAlreadyLinked,
+    Auth0UserExists,
+    AlreadyActivated,
+    UserInactive,
+    RequestInProgress,
+    LinkExpired,
+    PayloadTooLarge,
+    IdempotencyKeyReused,
+    InternalError,
+    Auth0Failed,
+    EmailFailed,
+    DatabaseUnavailable,
+    DatabaseBusy,
+    Auth0Unavailable,
+    EmailUnavailable,
+    SecretsUnavailable,
+    Timeout,
+}
+
+impl ErrorCode {
+    pub const ALL: &[ErrorCode] = &[
+        Self::InvalidJson,
+        Self::InvalidBody,
+        Self::ValidationError,
+        Self::UnknownPage,
+        Self::InvalidLink,
+        Self::WeakPassword,
+        Self::Unauthenticated,
+        Self::CallerNotFound,
+        Self::CallerInactive,
+        Self::NotAnAdmin,
+        Self::RoleNotAllowed,
+        Self::NotFound,
+        Self::EmployeeNotFound,
+        Self::UserNotFound,
+        Self::MethodNotAllowed,
+        Self::UserAlreadyExists,
+        Self::UserCreationInProgress,
+        Self::EmployeeAlreadyLinked,
+        Self::Auth0UserExists,
+        Self::AlreadyActivated,
+        Self::UserInactive,
+        Self::RequestInProgress,
+        Self::LinkExpired,
+        Self::PayloadTooLarge,
+        Self::IdempotencyKeyReused,
+        Self::InternalError,
+        Self::Auth0Failed,
+        Self::EmailFailed,
+        Self::DatabaseUnavailable,
+        Self::DatabaseBusy,
+        Self::Auth0Unavailable,
+        Self::EmailUnavailable,
+        Self::SecretsUnavailable,
+        Self::Timeout,
+    ];
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidJson => StatusCode::BAD_REQUEST,
+            Self::InvalidBody => StatusCode::BAD_REQUEST,
+            Self::ValidationError => StatusCode::BAD_REQUEST,
+            Self::UnknownPage => StatusCode::BAD_REQUEST,
+            Self::InvalidLink => StatusCode::BAD_REQUEST,
+            Self::WeakPassword => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::CallerNotFound => StatusCode::FORBIDDEN,
+            Self::CallerInactive => StatusCode::FORBIDDEN,
+            Self::NotAnAdmin => StatusCode::FORBIDDEN,
+            Self::RoleNotAllowed => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::EmployeeNotFound => StatusCode::NOT_FOUND,
+            Self::UserNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UserAlreadyExists => StatusCode::CONFLICT,
+            Self::UserCreationInProgress => StatusCode::CONFLICT,
+            Self::EmployeeAlreadyLinked => StatusCode::CONFLICT,
+            Self::Auth0UserExists => StatusCode::CONFLICT,
+            Self::AlreadyActivated => StatusCode::CONFLICT,
+            Self::UserInactive => StatusCode::CONFLICT,
+            Self::RequestInProgress => StatusCode::CONFLICT,
+            Self::LinkExpired => StatusCode::GONE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Auth0Failed => StatusCode::BAD_GATEWAY,
+            Self::EmailFailed => StatusCode::BAD_GATEWAY,
+            Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DatabaseBusy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Auth0Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::EmailUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::SecretsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "INVALID_JSON",
+            Self::InvalidBody => "INVALID_BODY",
+            Self::ValidationError => "VALIDATION_ERROR",
+            Self::UnknownPage => "UNKNOWN_PAGE",
+            Self::InvalidLink => "INVALID_LINK",
+            Self::WeakPassword => "WEAK_PASSWORD",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::CallerNotFound => "CALLER_NOT_FOUND",
+            Self::CallerInactive => "CALLER_INACTIVE",
+            Self::NotAnAdmin => "NOT_AN_ADMIN",
+            Self::RoleNotAllowed => "ROLE_NOT_ALLOWED",
+            Self::NotFound => "NOT_FOUND",
+            Self::EmployeeNotFound => "EMPLOYEE_NOT_FOUND",
+            Self::UserNotFound => "USER_NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::UserAlreadyExists => "USER_ALREADY_EXISTS",
+            Self::UserCreationInProgress => "USER_CREATION_IN_PROGRESS",
+            Self::EmployeeAlreadyLinked => "EMPLOYEE_ALREADY_LINKED",
+            Self::Auth0UserExists => "AUTH0_USER_EXISTS",
+            Self::AlreadyActivated => "ALREADY_ACTIVATED",
+            Self::UserInactive => "USER_INACTIVE",
+            Self::RequestInProgress => "REQUEST_IN_PROGRESS",
+            Self::LinkExpired => "LINK_EXPIRED",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Self::InternalError => "INTERNAL_ERROR",
+            Self::Auth0Failed => "AUTH0_FAILED",
+            Self::EmailFailed => "EMAIL_FAILED",
+            Self::DatabaseUnavailable => "DATABASE_UNAVAILABLE",
+            Self::DatabaseBusy => "DATABASE_BUSY",
+            Self::Auth0Unavailable => "AUTH0_UNAVAILABLE",
+            Self::EmailUnavailable => "EMAIL_UNAVAILABLE",
+            Self::SecretsUnavailable => "SECRETS_UNAVAILABLE",
+            Self::Timeout => "TIMEOUT",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Headers an answer carries besides Content-Type and Cache-Control.
+pub type Headers = Vec<(http::header::HeaderName, HeaderValue)>;
+
+/// An error as the admin panel sees it: `{error, message, code, requestId, field?, userFriendly?}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: ErrorCode,
+    pub message: String,
+    pub field: Option<String>,
+    pub user_friendly: Option<&'static str>,
+    /// Seconds after which a retry makes sense (`Retry-After`).
+    pub retry_after: Option<u32>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            status: code.status(),
+            code,
+            message: message.into(),
+            field: None,
+            user_friendly: None,
+            retry_after: None,
+        }
+    }
+
+    /// The headers the answer carries besides the JSON ones.
+    pub fn headers(&self) -> Headers {
+        let mut headers = Headers::new();
+        if self.status == StatusCode::METHOD_NOT_ALLOWED {
+            headers.push((http::header::ALLOW, HeaderValue::from_static("POST")));
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.push((http::header::RETRY_AFTER, HeaderValue::from(seconds)));
+        }
+        headers
+    }
+
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn friendly(mut self, text: &'static str) -> Self {
+        self.user_friendly = Some(text);
+        self
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(err: FieldError) -> Self {
+        ApiError::new(
+            ErrorCode::ValidationError,
+            format!("{}: {}", err.field, err.message),
+        )
+        .field(err.field)
+    }
+}
+
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+pub fn request_path(request: &ApiGatewayV2httpRequest) -> &str {
+    request
+        .raw_path
+        .as_deref()
+        .or(request.request_context.http.path.as_deref())
+        .unwrap_or("/")
+}
+
+/// The request's JSON body, refused with 413 above `limit` bytes (decoded).
+pub fn read_json_body_within(
+    request: &ApiGatewayV2httpRequest,
+    limit: usize,
+) -> Result<Value, ApiError> {
+    let raw = request.body.as_deref().unwrap_or("");
+    // Base64 is 4/3 of the payload: check the decoded size, but refuse absurd input early.
+    if raw.len() > limit * 4 / 3 + 4 {
+        return Err(too_large(limit));
+    }
+    let bytes = if request.is_base64_encoded {
+        base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .map_err(|_| {
+                ApiError::new(ErrorCode::InvalidBody, "body: not valid base64.").field("body")
+            })?
+    } else {
+        raw.as_bytes().to_vec()
+    };
+    if bytes.len() > limit {
+        return Err(too_large(limit));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(
+            ApiError::new(ErrorCode::InvalidJson, "body: a JSON object is required.").field("body"),
+        );
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!(
+                "body: malformed JSON at line {} column {}.",
+                e.line(),
+                e.column()
+            ),
+        )
+        .field("body")
+    })
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        format!("body: larger than {limit} bytes."),
+    )
+    .field("body")
+}
+
+pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+pub fn error_body(err: &ApiError, request_id: &str) -> Value {
+    let mut body = json!({
+        "error": err.status.canonical_reason().unwrap_or("Error"),
+        "message": err.message,
+        "code": err.code.as_str(),
+        "requestId": request_id,
+    });
+    if let Some(field) = &err.field {
+        body["field"] = json!(field);
+    }
+    if let Some(text) = err.user_friendly {
+        body["userFriendly"] = json!(text);
+    }
+    body
+}
+
+pub fn json_response(status: StatusCode, body: &Value, extra: Headers) -> ApiGatewayV2httpResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    for (name, value) in extra {
+        headers.insert(name, value);
+    }
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = i64::from(status.as_u16());
+    response.headers = headers;
+    response.body = Some(Body::Text(body.to_string()));
+    response
+}
