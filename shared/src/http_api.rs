@@ -1,10 +1,13 @@
 //! The HTTP edge both API functions share: the catalogue of error codes with their statuses,
 //! the one error body, and reading and answering API Gateway HTTP API (payload 2.0) events.
 
-use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::apigw::{
+    ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
+    ApiGatewayV2httpResponse,
+};
 use aws_lambda_events::encodings::Body;
 use base64::Engine;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::domain::FieldError;
@@ -243,25 +246,165 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-pub fn request_path(request: &ApiGatewayV2httpRequest) -> &str {
-    request
-        .raw_path
-        .as_deref()
-        .or(request.request_context.http.path.as_deref())
+/// An API Gateway proxy event of either kind: an HTTP API's (payload 2.0, what the template
+/// deploys) or a REST API's (payload 1.0). Both are answered in their own response shape, so
+/// the functions also work behind a REST API (or when invoked with one's event) instead of
+/// failing to read the event.
+///
+/// Why not `lambda_http`: it would take this over, but 1.3 decodes a base64 body with an
+/// `expect`, so a malformed body would crash the invocation instead of getting a 400.
+#[derive(Debug, Clone)]
+pub enum ApiRequest {
+    Http(Box<ApiGatewayV2httpRequest>),
+    Rest(Box<ApiGatewayProxyRequest>),
+}
+
+/// The event is no API Gateway proxy event at all: the invocation fails (there is no HTTP
+/// caller to answer).
+#[derive(Debug, thiserror::Error)]
+#[error("not an API Gateway proxy event (payload 2.0 or 1.0): {0}")]
+pub struct NotAnApiEvent(String);
+
+impl From<NotAnApiEvent> for lambda_runtime::Diagnostic {
+    fn from(err: NotAnApiEvent) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: "NotAnApiEvent".into(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+impl ApiRequest {
+    pub fn parse(event: Value) -> Result<Self, NotAnApiEvent> {
+        let shape = |e: serde_json::Error| NotAnApiEvent(e.to_string());
+        if event.get("version").and_then(Value::as_str) == Some("2.0") {
+            serde_json::from_value(event)
+                .map(|r| Self::Http(Box::new(r)))
+                .map_err(shape)
+        } else if event.get("httpMethod").is_some() {
+            serde_json::from_value(event)
+                .map(|r| Self::Rest(Box::new(r)))
+                .map_err(shape)
+        } else {
+            Err(NotAnApiEvent(
+                "it has neither `version: \"2.0\"` nor `httpMethod`".into(),
+            ))
+        }
+    }
+
+    pub fn method(&self) -> &Method {
+        match self {
+            Self::Http(r) => &r.request_context.http.method,
+            Self::Rest(r) => &r.http_method,
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        match self {
+            Self::Http(r) => r
+                .raw_path
+                .as_deref()
+                .or(r.request_context.http.path.as_deref()),
+            Self::Rest(r) => r.path.as_deref(),
+        }
         .unwrap_or("/")
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        match self {
+            Self::Http(r) => &r.headers,
+            Self::Rest(r) => &r.headers,
+        }
+    }
+
+    /// The raw body and whether API Gateway base64-encoded it.
+    fn raw_body(&self) -> (&str, bool) {
+        match self {
+            Self::Http(r) => (r.body.as_deref().unwrap_or(""), r.is_base64_encoded),
+            Self::Rest(r) => (r.body.as_deref().unwrap_or(""), r.is_base64_encoded),
+        }
+    }
+
+    /// The `sub` claim the authorizer verified: an HTTP API's JWT authorizer, or a REST API's
+    /// JWT or Cognito authorizer (its claims under `authorizer.claims`).
+    pub fn jwt_sub(&self) -> Option<&str> {
+        match self {
+            Self::Http(r) => r
+                .request_context
+                .authorizer
+                .as_ref()
+                .and_then(|a| a.jwt.as_ref())
+                .and_then(|jwt| jwt.claims.get("sub"))
+                .map(String::as_str),
+            Self::Rest(r) => {
+                let authorizer = &r.request_context.authorizer;
+                authorizer
+                    .jwt
+                    .as_ref()
+                    .and_then(|jwt| jwt.claims.get("sub"))
+                    .map(String::as_str)
+                    .or_else(|| {
+                        authorizer
+                            .fields
+                            .get("claims")
+                            .and_then(|claims| claims.get("sub"))
+                            .and_then(Value::as_str)
+                    })
+            }
+        }
+    }
+
+    /// A JSON answer in the shape this event's API expects.
+    pub fn respond(&self, status: StatusCode, body: &Value, extra: Headers) -> ApiResponse {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
+        for (name, value) in extra {
+            headers.insert(name, value);
+        }
+        let status_code = i64::from(status.as_u16());
+        let body = Some(Body::Text(body.to_string()));
+        match self {
+            Self::Http(_) => {
+                let mut response = ApiGatewayV2httpResponse::default();
+                response.status_code = status_code;
+                response.headers = headers;
+                response.body = body;
+                ApiResponse::Http(response)
+            }
+            Self::Rest(_) => {
+                let mut response = ApiGatewayProxyResponse::default();
+                response.status_code = status_code;
+                response.headers = headers;
+                response.body = body;
+                ApiResponse::Rest(response)
+            }
+        }
+    }
+}
+
+/// The answer to an [`ApiRequest`], in its API's shape.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(untagged)]
+pub enum ApiResponse {
+    Http(ApiGatewayV2httpResponse),
+    Rest(ApiGatewayProxyResponse),
 }
 
 /// The request's JSON body, refused with 413 above `limit` bytes (decoded).
-pub fn read_json_body_within(
-    request: &ApiGatewayV2httpRequest,
-    limit: usize,
-) -> Result<Value, ApiError> {
-    let raw = request.body.as_deref().unwrap_or("");
+pub fn read_json_body_within(request: &ApiRequest, limit: usize) -> Result<Value, ApiError> {
+    let (raw, base64_encoded) = request.raw_body();
     // Base64 is 4/3 of the payload: check the decoded size, but refuse absurd input early.
     if raw.len() > limit * 4 / 3 + 4 {
         return Err(too_large(limit));
     }
-    let bytes = if request.is_base64_encoded {
+    let bytes = if base64_encoded {
         base64::engine::general_purpose::STANDARD
             .decode(raw)
             .map_err(|_| {
@@ -317,24 +460,4 @@ pub fn error_body(err: &ApiError, request_id: &str) -> Value {
         body["userFriendly"] = json!(text);
     }
     body
-}
-
-pub fn json_response(status: StatusCode, body: &Value, extra: Headers) -> ApiGatewayV2httpResponse {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(
-        http::header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
-    );
-    for (name, value) in extra {
-        headers.insert(name, value);
-    }
-    let mut response = ApiGatewayV2httpResponse::default();
-    response.status_code = i64::from(status.as_u16());
-    response.headers = headers;
-    response.body = Some(Body::Text(body.to_string()));
-    response
 }

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -298,29 +297,19 @@ impl TestStack {
     }
 
     pub async fn call_with_timeout(&self, event: Value, function_timeout: Duration) -> Response {
-        let request: ApiGatewayV2httpRequest =
-            serde_json::from_value(event).expect("the test event is a valid API Gateway v2 event");
-        let mut context = Context::default();
-        context.request_id = Uuid::new_v4().to_string();
-        context.deadline = epoch_millis() + function_timeout.as_millis() as u64;
-        let response =
-            shared::create_user::handler::handle(&self.state, LambdaEvent::new(request, context))
-                .await
-                .expect("the handler never fails the invocation");
+        let event = LambdaEvent::new(event, lambda_context(function_timeout));
+        let response = shared::create_user::handler::handle(&self.state, event)
+            .await
+            .expect("the event is an API Gateway proxy event");
         Response::from_lambda(serde_json::to_value(response).expect("response serialises"))
     }
 
     /// Calls the set-password Lambda handler with an API Gateway event, as the runtime would.
     pub async fn call_public(&self, event: Value) -> Response {
-        let request: ApiGatewayV2httpRequest =
-            serde_json::from_value(event).expect("the test event is a valid API Gateway v2 event");
-        let mut context = Context::default();
-        context.request_id = Uuid::new_v4().to_string();
-        context.deadline = epoch_millis() + 25_000;
-        let response =
-            shared::set_password::handler::handle(&self.state, LambdaEvent::new(request, context))
-                .await
-                .expect("the handler never fails the invocation");
+        let event = LambdaEvent::new(event, lambda_context(Duration::from_secs(25)));
+        let response = shared::set_password::handler::handle(&self.state, event)
+            .await
+            .expect("the event is an API Gateway proxy event");
         Response::from_lambda(serde_json::to_value(response).expect("response serialises"))
     }
 
@@ -382,6 +371,14 @@ impl RowCounts {
             self.reset_tokens,
         )
     }
+}
+
+/// What the runtime hands the handler besides the event: a request id and the deadline.
+fn lambda_context(function_timeout: Duration) -> Context {
+    let mut context = Context::default();
+    context.request_id = Uuid::new_v4().to_string();
+    context.deadline = epoch_millis() + function_timeout.as_millis() as u64;
+    context
 }
 
 pub fn epoch_millis() -> u64 {

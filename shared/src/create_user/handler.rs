@@ -1,7 +1,6 @@
 //! The HTTP edge of create-user: API Gateway HTTP API (payload 2.0) in, JSON response out.
 //! Routing, body limits, caller identity, and the one mapping from errors to status codes.
 
-use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use http::{HeaderValue, Method, StatusCode};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
@@ -15,8 +14,8 @@ use crate::db::DbError;
 use crate::deadline::Deadline;
 use crate::domain::{CallerSub, FieldError, IdempotencyKey};
 use crate::http_api::{
-    ApiError, ErrorCode, Headers, error_body, error_chain, json_response, read_json_body_within,
-    request_path, timestamp,
+    ApiError, ApiRequest, ApiResponse, ErrorCode, Headers, NotAnApiEvent, error_body, error_chain,
+    read_json_body_within, timestamp,
 };
 use crate::metrics::{self, Metric};
 use crate::state::AppState;
@@ -202,28 +201,31 @@ fn auth0_status(err: &crate::auth0::Auth0Error) -> String {
     }
 }
 
-/// The Lambda handler: never fails the invocation; every outcome is an HTTP response.
+/// The Lambda handler: every outcome is an HTTP response; only an event that is no API
+/// Gateway proxy event at all fails the invocation.
 pub async fn handle(
     state: &AppState,
-    event: LambdaEvent<ApiGatewayV2httpRequest>,
-) -> Result<ApiGatewayV2httpResponse, std::convert::Infallible> {
+    event: LambdaEvent<Value>,
+) -> Result<ApiResponse, NotAnApiEvent> {
+    let request = ApiRequest::parse(event.payload)
+        .inspect_err(|err| tracing::warn!(error = %err, "event refused"))?;
     let request_id = event.context.request_id.clone();
     let deadline = Deadline::from_epoch_millis(event.context.deadline);
     let span = tracing::info_span!("request", request_id = %request_id);
     let response = async {
-        let (status, body, headers) =
-            match dispatch(state, &event.payload, &deadline, &request_id).await {
-                Ok(answer) => answer,
-                Err(err) => {
-                    tracing::info!(
-                        status = err.status.as_u16(),
-                        code = err.code.as_str(),
-                        "request refused"
-                    );
-                    (err.status, error_body(&err, &request_id), err.headers())
-                }
-            };
-        json_response(status, &body, headers)
+        let (status, body, headers) = match dispatch(state, &request, &deadline, &request_id).await
+        {
+            Ok(answer) => answer,
+            Err(err) => {
+                tracing::info!(
+                    status = err.status.as_u16(),
+                    code = err.code.as_str(),
+                    "request refused"
+                );
+                (err.status, error_body(&err, &request_id), err.headers())
+            }
+        };
+        request.respond(status, &body, headers)
     }
     .instrument(span)
     .await;
@@ -236,11 +238,11 @@ const IDEMPOTENT_REPLAYED: http::header::HeaderName =
 
 async fn dispatch(
     state: &AppState,
-    request: &ApiGatewayV2httpRequest,
+    request: &ApiRequest,
     deadline: &Deadline,
     request_id: &str,
 ) -> Result<(StatusCode, Value, Headers), ApiError> {
-    let route = route(&request.request_context.http.method, request_path(request))?;
+    let route = route(request.method(), request.path())?;
     let caller = caller_sub(request)?;
     let body = read_json_body(request)?;
     match route {
@@ -333,8 +335,8 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
 }
 
 /// The optional `Idempotency-Key` header, checked like any field.
-fn idempotency_key(request: &ApiGatewayV2httpRequest) -> Result<Option<IdempotencyKey>, ApiError> {
-    let Some(raw) = request.headers.get("idempotency-key") else {
+fn idempotency_key(request: &ApiRequest) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(raw) = request.headers().get("idempotency-key") else {
         return Ok(None);
     };
     let raw = raw
@@ -345,23 +347,16 @@ fn idempotency_key(request: &ApiGatewayV2httpRequest) -> Result<Option<Idempoten
         .map_err(|message| FieldError::new("Idempotency-Key", message).into())
 }
 
-fn caller_sub(request: &ApiGatewayV2httpRequest) -> Result<CallerSub, ApiError> {
-    request
-        .request_context
-        .authorizer
-        .as_ref()
-        .and_then(|a| a.jwt.as_ref())
-        .and_then(|jwt| jwt.claims.get("sub"))
-        .and_then(|sub| CallerSub::parse(sub))
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Unauthenticated,
-                "No caller identity: the request carries no JWT `sub` claim.",
-            )
-        })
+fn caller_sub(request: &ApiRequest) -> Result<CallerSub, ApiError> {
+    request.jwt_sub().and_then(CallerSub::parse).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unauthenticated,
+            "No caller identity: the request carries no JWT `sub` claim.",
+        )
+    })
 }
 
-fn read_json_body(request: &ApiGatewayV2httpRequest) -> Result<Value, ApiError> {
+fn read_json_body(request: &ApiRequest) -> Result<Value, ApiError> {
     read_json_body_within(request, MAX_BODY_BYTES)
 }
 

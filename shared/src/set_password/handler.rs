@@ -1,7 +1,6 @@
 //! The HTTP edge of set-password: API Gateway HTTP API (payload 2.0) in, JSON out. Public
 //! routes (no JWT authorizer): small bodies only, the token checked before any query runs.
 
-use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use http::{Method, StatusCode};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
@@ -13,8 +12,8 @@ use crate::auth0::Auth0Error;
 use crate::db::DbError;
 use crate::deadline::Deadline;
 use crate::http_api::{
-    ApiError, ErrorCode, error_body, error_chain, json_response, read_json_body_within,
-    request_path, timestamp,
+    ApiError, ApiRequest, ApiResponse, ErrorCode, NotAnApiEvent, error_body, error_chain,
+    read_json_body_within, timestamp,
 };
 use crate::metrics::{self, Metric};
 use crate::state::AppState;
@@ -118,16 +117,19 @@ impl From<&SetPasswordError> for ApiError {
     }
 }
 
-/// The Lambda handler: never fails the invocation; every outcome is an HTTP response.
+/// The Lambda handler: every outcome is an HTTP response; only an event that is no API
+/// Gateway proxy event at all fails the invocation.
 pub async fn handle(
     state: &AppState,
-    event: LambdaEvent<ApiGatewayV2httpRequest>,
-) -> Result<ApiGatewayV2httpResponse, std::convert::Infallible> {
+    event: LambdaEvent<Value>,
+) -> Result<ApiResponse, NotAnApiEvent> {
+    let request = ApiRequest::parse(event.payload)
+        .inspect_err(|err| tracing::warn!(error = %err, "event refused"))?;
     let request_id = event.context.request_id.clone();
     let deadline = Deadline::from_epoch_millis(event.context.deadline);
     let span = tracing::info_span!("request", request_id = %request_id);
     let response = async {
-        let (status, body, headers) = match dispatch(state, &event.payload, &deadline).await {
+        let (status, body, headers) = match dispatch(state, &request, &deadline).await {
             Ok((status, body)) => (status, body, Vec::new()),
             Err(err) => {
                 tracing::info!(
@@ -138,7 +140,7 @@ pub async fn handle(
                 (err.status, error_body(&err, &request_id), err.headers())
             }
         };
-        json_response(status, &body, headers)
+        request.respond(status, &body, headers)
     }
     .instrument(span)
     .await;
@@ -147,10 +149,10 @@ pub async fn handle(
 
 async fn dispatch(
     state: &AppState,
-    request: &ApiGatewayV2httpRequest,
+    request: &ApiRequest,
     deadline: &Deadline,
 ) -> Result<(StatusCode, Value), ApiError> {
-    let route = route(&request.request_context.http.method, request_path(request))?;
+    let route = route(request.method(), request.path())?;
     let body = read_json_body_within(request, MAX_BODY_BYTES)?;
     match route {
         Route::Verify => {

@@ -17,6 +17,7 @@ mod idempotency;
 mod lambda_binary;
 mod migrate;
 mod openapi;
+mod payload_versions;
 mod schema;
 mod secrets;
 mod set_password;
