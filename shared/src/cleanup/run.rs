@@ -29,20 +29,18 @@ use super::request::CleanupRequest;
 use super::summary::{
     CleanupSummary, Dependency, Failure, Kind, SkipReason, Skipped, describe_error,
 };
-use crate::auth0::{Auth0Error, Auth0User, CREATED_BY_MARKER};
+use crate::auth0::{Auth0Error, Auth0User, CREATED_BY_MARKER, SEARCH_PAGE_SIZE};
 use crate::config::CleanupSettings;
 use crate::db::cleanup::{self as queries, BatchCursor, Claimed, PendingRow};
 use crate::db::{Bound, DbError, locks};
 use crate::deadline::Deadline;
-use crate::domain::Auth0UserId;
+use crate::domain::{Auth0UserId, UserId};
 use crate::domain::{Email, redact_email};
 use crate::metrics::{self, Metric};
 use crate::state::AppState;
 
 /// Below this much time before the stop line, no new step is started.
 const MIN_STEP: Duration = Duration::from_millis(200);
-/// v3 search answers at most 100 users a page.
-const SEARCH_PAGE: usize = 100;
 /// v3 search never pages past 1,000 results.
 const SEARCH_MAX_PAGES: u32 = 10;
 /// Reset tokens deleted per statement.
@@ -329,7 +327,7 @@ impl Run<'_> {
         // A tagged user some row points at belongs to that row, whatever its address.
         let auth0_ids: Vec<String> = looked_up
             .iter()
-            .flat_map(|(_, users)| users.iter().map(|u| u.user_id.clone()))
+            .flat_map(|(_, users)| users.iter().map(|u| u.id.as_str().to_string()))
             .collect();
         let claimed = if auth0_ids.is_empty() {
             Claimed::default()
@@ -342,8 +340,8 @@ impl Run<'_> {
         for (row, users) in looked_up {
             let ours: Vec<Auth0UserId> = users
                 .iter()
-                .filter(|u| !claimed.auth0_subs.contains(&u.user_id))
-                .filter_map(|u| u.id().ok())
+                .filter(|u| !claimed.auth0_subs.contains(u.id.as_str()))
+                .map(|u| u.id.clone())
                 .collect();
             self.summary.found.auth0_users_of_db_orphans += ours.len() as u64;
             if self.dry_run() {
@@ -547,7 +545,7 @@ impl Run<'_> {
                 };
                 let candidates = users
                     .into_iter()
-                    .filter(|u| u.is_ours() && created_before(u, cutoff))
+                    .filter(|u| u.is_ours() && u.created_before(cutoff))
                     .collect();
                 self.auth0_orphan_page(client, candidates).await
             }
@@ -564,22 +562,15 @@ impl Run<'_> {
         client: &mut Object,
         cutoff: DateTime<Utc>,
     ) -> Result<(), BoxError> {
-        let before = cutoff.to_rfc3339_opts(SecondsFormat::Millis, true);
-        let mut from: Option<String> = None;
+        let mut from: Option<DateTime<Utc>> = None;
         let mut page = 0;
         // Users at the `from` timestamp already handled (the next query returns them again).
-        let mut seen: HashSet<String> = HashSet::new();
+        let mut seen: HashSet<Auth0UserId> = HashSet::new();
         while self.may_call_auth0() && self.pace().await {
             let found = match self
                 .state
                 .auth0
-                .search_users_created_between(
-                    CREATED_BY_MARKER,
-                    from.as_deref(),
-                    &before,
-                    page,
-                    &self.stop_at,
-                )
+                .search_users_created_between(CREATED_BY_MARKER, from, cutoff, page, &self.stop_at)
                 .await
             {
                 Ok(found) => found,
@@ -588,24 +579,24 @@ impl Run<'_> {
                     return Ok(());
                 }
             };
-            let full = found.len() == SEARCH_PAGE;
-            let last = found.last().and_then(|u| u.created_at.clone());
-            let at_last: Vec<String> = found
+            let full = found.len() == SEARCH_PAGE_SIZE;
+            let last = found.last().and_then(|u| u.created_at);
+            let at_last: Vec<Auth0UserId> = found
                 .iter()
                 .filter(|u| u.created_at.is_some() && u.created_at == last)
-                .map(|u| u.user_id.clone())
+                .map(|u| u.id.clone())
                 .collect();
             let candidates = found
                 .into_iter()
-                .filter(|u| !seen.contains(&u.user_id))
-                .filter(|u| u.is_ours() && created_before(u, cutoff))
+                .filter(|u| !seen.contains(&u.id))
+                .filter(|u| u.is_ours() && u.created_before(cutoff))
                 .collect();
             self.auth0_orphan_page(client, candidates).await?;
             if !full {
                 return Ok(());
             }
             match last {
-                Some(last) if from.as_deref() != Some(last.as_str()) => {
+                Some(last) if from != Some(last) => {
                     from = Some(last);
                     page = 0;
                     seen = at_last.into_iter().collect();
@@ -616,7 +607,10 @@ impl Run<'_> {
                     if page >= SEARCH_MAX_PAGES {
                         let err = format!(
                             "more than 1,000 tagged Auth0 users share created_at {}; the rest are left for the next run",
-                            from.as_deref().unwrap_or("(none)")
+                            from.map_or_else(
+                                || "(none)".to_string(),
+                                |at| at.to_rfc3339_opts(SecondsFormat::Millis, true)
+                            )
                         );
                         self.summary.partial = true;
                         self.fail(Kind::Auth0Sweep, None, None, &err.into());
@@ -639,14 +633,17 @@ impl Run<'_> {
         if candidates.is_empty() {
             return Ok(());
         }
-        let auth0_ids: Vec<String> = candidates.iter().map(|u| u.user_id.clone()).collect();
+        let auth0_ids: Vec<String> = candidates
+            .iter()
+            .map(|u| u.id.as_str().to_string())
+            .collect();
         let db_ids: Vec<Uuid> = candidates.iter().filter_map(tagged_db_user_id).collect();
         let claimed = self
             .finishing_db()
             .on(queries::claimed(pg(client), &auth0_ids, &db_ids))
             .await?;
         for user in candidates {
-            if is_held(&claimed, &user) || user.id().is_err() {
+            if is_held(&claimed, &user) {
                 continue;
             }
             if !self.may_call_auth0() {
@@ -662,11 +659,9 @@ impl Run<'_> {
     /// waits until the user is gone (and creates a new one).
     async fn auth0_orphan(&mut self, client: &mut Object, user: Auth0User) -> Result<(), BoxError> {
         let kind = Kind::Auth0Orphan;
-        let id = Some(user.user_id.clone());
+        let id = Some(user.id.to_string());
         let email = user.email.as_deref().map(redact_email);
-        let Ok(auth0_id) = user.id() else {
-            return Ok(());
-        };
+        let auth0_id = user.id.clone();
         let tx = self.db().on(client.transaction()).await?;
         if !self.dry_run() {
             // Without an address it cannot be adopted: there is nothing to hold.
@@ -684,7 +679,7 @@ impl Run<'_> {
                 .finishing_db()
                 .on(queries::claimed(
                     &*tx,
-                    std::slice::from_ref(&user.user_id),
+                    &[user.id.as_str().to_string()],
                     &db_ids,
                 ))
                 .await?;
@@ -855,27 +850,16 @@ async fn delete_in_savepoint(
     }
 }
 
-/// Auth0's `created_at` is before `cutoff`; a user without a readable one is never old enough.
-fn created_before(user: &Auth0User, cutoff: DateTime<Utc>) -> bool {
-    user.created_at
-        .as_deref()
-        .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
-        .is_some_and(|at| at < cutoff)
-}
-
 fn pg(client: &Object) -> &tokio_postgres::Client {
     client
 }
 
 /// A row holds the user, or the pending row it is tagged with is the database-orphan pass's.
 fn is_held(claimed: &Claimed, user: &Auth0User) -> bool {
-    claimed.auth0_subs.contains(&user.user_id)
+    claimed.auth0_subs.contains(user.id.as_str())
         || tagged_db_user_id(user).is_some_and(|id| claimed.pending_ids.contains(&id))
 }
 
 fn tagged_db_user_id(user: &Auth0User) -> Option<Uuid> {
-    user.app_metadata
-        .get("db_user_id")
-        .and_then(|v| v.as_str())
-        .and_then(|v| Uuid::parse_str(v).ok())
+    user.db_user_id().map(UserId::uuid)
 }

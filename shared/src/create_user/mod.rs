@@ -18,7 +18,7 @@ pub use resend::{ResentInvitation, resend_invitation};
 
 use invitation::{Invitee, Issue};
 
-use crate::auth0::{Auth0User, CREATED_BY_MARKER, NewAuth0User, OwnershipTags};
+use crate::auth0::{Auth0User, NewAuth0User, OwnershipTags};
 use crate::db::{Bound, DbError, employees, idempotency_keys, locks, pages, users};
 use crate::deadline::Deadline;
 use crate::domain::{
@@ -327,10 +327,9 @@ async fn prepare(
 
     // From here on something exists outside the database: every failure must undo it.
     let tags = OwnershipTags {
-        created_by: CREATED_BY_MARKER.into(),
-        tenant_id: caller.tenant_id.to_string(),
-        role: new_user.role.as_str().into(),
-        db_user_id: user_id.to_string(),
+        tenant_id: caller.tenant_id,
+        role: new_user.role,
+        db_user_id: user_id,
     };
     let (auth0_id, adopted) =
         provision_auth0_user(state, tx, db, &new_user.email, &tags, deadline).await?;
@@ -531,18 +530,7 @@ async fn provision_auth0_user(
     // A second round only when the orphan we came to adopt was removed while we waited.
     for _ in 0..2 {
         match state.auth0.create_user(&request, deadline).await {
-            Ok(user) => {
-                let id = user.id().map_err(|detail| {
-                    auth0_failure(
-                        Step::Auth0Create,
-                        crate::auth0::Auth0Error::Malformed {
-                            op: "create_user",
-                            detail,
-                        },
-                    )
-                })?;
-                return Ok((id, false));
-            }
+            Ok(user) => return Ok((user.id, false)),
             Err(err) if err.is_conflict() => {
                 if let Some(id) = adopt_orphan(state, tx, db, email, tags, deadline).await? {
                     return Ok((id, true));
@@ -551,7 +539,7 @@ async fn provision_auth0_user(
             Err(err) => {
                 // Without an answer we cannot know whether Auth0 created the user: look and undo.
                 let outcome = if err.may_have_acted() {
-                    remove_users_tagged_with(state, email, &tags.db_user_id, deadline).await
+                    remove_users_tagged_with(state, email, tags.db_user_id, deadline).await
                 } else {
                     Compensation::NotNeeded
                 };
@@ -593,9 +581,7 @@ async fn adopt_orphan(
     let Some(orphan) = existing.iter().find(|u| u.is_ours()) else {
         return Err(CreateUserError::Auth0UserExists);
     };
-    let Ok(orphan_id) = orphan.id() else {
-        return Err(CreateUserError::Auth0UserExists);
-    };
+    let orphan_id = orphan.id.clone();
     let claimed = db
         .on(users::auth0_sub_in_use(tx, &orphan_id))
         .await
@@ -670,7 +656,7 @@ async fn compensate(state: &AppState, auth0_id: &Auth0UserId, deadline: &Deadlin
 async fn remove_users_tagged_with(
     state: &AppState,
     email: &Email,
-    db_user_id: &str,
+    db_user_id: UserId,
     deadline: &Deadline,
 ) -> Compensation {
     let found = match state.auth0.users_by_email(email, deadline).await {
@@ -682,20 +668,15 @@ async fn remove_users_tagged_with(
     };
     let ours: Vec<&Auth0User> = found
         .iter()
-        .filter(|u| {
-            u.is_ours()
-                && u.app_metadata.get("db_user_id").and_then(|v| v.as_str()) == Some(db_user_id)
-        })
+        .filter(|u| u.db_user_id() == Some(db_user_id))
         .collect();
     let mut outcome = Compensation::NotNeeded;
     for user in ours {
-        if let Ok(id) = user.id() {
-            outcome = match compensate(state, &id, deadline).await {
-                Compensation::Failed => Compensation::Failed,
-                _ if outcome == Compensation::Failed => Compensation::Failed,
-                done => done,
-            };
-        }
+        outcome = match compensate(state, &user.id, deadline).await {
+            Compensation::Failed => Compensation::Failed,
+            _ if outcome == Compensation::Failed => Compensation::Failed,
+            done => done,
+        };
     }
     outcome
 }
