@@ -11,6 +11,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::domain::FieldError;
+pub use crate::telemetry::error_chain;
 
 /// Every `code` an answer can carry, each with its one status. `openapi.yaml` documents exactly
 /// these, under these statuses (`tests/tests/it/openapi.rs` holds it to [`ErrorCode::ALL`]).
@@ -235,17 +236,6 @@ impl From<FieldError> for ApiError {
     }
 }
 
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// An API Gateway proxy event of either kind: an HTTP API's (payload 2.0, what the template
 /// deploys) or a REST API's (payload 1.0). Both are answered in their own response shape, so
 /// the functions also work behind a REST API (or when invoked with one's event) instead of
@@ -395,6 +385,22 @@ impl ApiRequest {
 pub enum ApiResponse {
     Http(ApiGatewayV2httpResponse),
     Rest(ApiGatewayProxyResponse),
+}
+
+/// The route whose path suffix `path` ends with (first match in `routes`), so any stage or
+/// base path in front keeps working; POST only. 404 / 405 otherwise.
+pub fn route<R: Copy>(method: &Method, path: &str, routes: &[(&str, R)]) -> Result<R, ApiError> {
+    let path = path.trim_end_matches('/');
+    let Some((_, route)) = routes.iter().find(|(suffix, _)| path.ends_with(suffix)) else {
+        return Err(ApiError::new(ErrorCode::NotFound, "No such endpoint."));
+    };
+    if method != Method::POST {
+        return Err(ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            format!("{method} is not allowed here; use POST."),
+        ));
+    }
+    Ok(*route)
 }
 
 /// The request's JSON body, refused with 413 above `limit` bytes (decoded).

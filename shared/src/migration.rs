@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::config::MigrationConfig;
 use crate::db::{self, PoolSetupError};
 use crate::secrets::{self, CachedSecret, DbSecret, SecretsError};
+use crate::telemetry::error_chain;
 
 /// Long DDL (an index on a big table) may take minutes; waiting for a lock still ends at the
 /// configured `lock_timeout`, so a migration never queues behind live traffic for long.
@@ -57,15 +58,4 @@ pub async fn run(
         })?
         .map_err(|err| MigrationError::Connect(error_chain(&err)))?;
     Ok(db::applied_migrations(&mut client).await?)
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

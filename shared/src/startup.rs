@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::state::{AppState, InitError};
+use crate::telemetry::error_chain;
 
 /// The report must not itself hang the init phase (Lambda allows it 10 s in all).
 const REPORT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -46,18 +47,4 @@ pub async fn report_init_error(api: &str, error_type: &str, message: &str) -> Re
     } else {
         Err(format!("the Runtime API answered {}", response.status()))
     }
-}
-
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -27,3 +27,19 @@ pub fn init(function: &'static str) {
     // A second init (tests) keeps the first subscriber.
     let _ = result;
 }
+
+/// An error and its causes on one line, for logs: `outer: cause: root cause`. A cause whose
+/// text the line already holds (many errors repeat their source) is not written twice.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -172,17 +172,7 @@ impl CleanupSummary {
 
 /// An error with its causes, every word containing `@` masked like `j***@example.com`.
 pub fn describe_error(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    redact_addresses(&text)
+    redact_addresses(&crate::telemetry::error_chain(err))
 }
 
 fn redact_addresses(text: &str) -> String {

@@ -14,8 +14,8 @@ use crate::db::DbError;
 use crate::deadline::Deadline;
 use crate::domain::{CallerSub, FieldError, IdempotencyKey};
 use crate::http_api::{
-    ApiError, ApiRequest, ApiResponse, ErrorCode, Headers, NotAnApiEvent, error_body, error_chain,
-    read_json_body_within, timestamp,
+    self, ApiError, ApiRequest, ApiResponse, ErrorCode, Headers, NotAnApiEvent, error_body,
+    error_chain, read_json_body_within, timestamp,
 };
 use crate::metrics::{self, Metric};
 use crate::state::AppState;
@@ -313,25 +313,17 @@ fn log_failure(err: &CreateUserError) -> ApiError {
     api
 }
 
-/// Routes on the path suffix, so any stage or base path in front keeps working.
+/// The admin API's routes, by path suffix.
 pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
-    let path = path.trim_end_matches('/');
-    let route = if path.ends_with("/direct-users/create") {
-        Route::Create
-    } else if path.ends_with("/direct-users/check-exists") {
-        Route::CheckExists
-    } else if path.ends_with("/direct-users/resend-invitation") {
-        Route::ResendInvitation
-    } else {
-        return Err(ApiError::new(ErrorCode::NotFound, "No such endpoint."));
-    };
-    if method != Method::POST {
-        return Err(ApiError::new(
-            ErrorCode::MethodNotAllowed,
-            format!("{method} is not allowed here; use POST."),
-        ));
-    }
-    Ok(route)
+    http_api::route(
+        method,
+        path,
+        &[
+            ("/direct-users/create", Route::Create),
+            ("/direct-users/check-exists", Route::CheckExists),
+            ("/direct-users/resend-invitation", Route::ResendInvitation),
+        ],
+    )
 }
 
 /// The optional `Idempotency-Key` header, checked like any field.

@@ -12,7 +12,7 @@ use crate::auth0::Auth0Error;
 use crate::db::DbError;
 use crate::deadline::Deadline;
 use crate::http_api::{
-    ApiError, ApiRequest, ApiResponse, ErrorCode, NotAnApiEvent, error_body, error_chain,
+    self, ApiError, ApiRequest, ApiResponse, ErrorCode, NotAnApiEvent, error_body, error_chain,
     read_json_body_within, timestamp,
 };
 use crate::metrics::{self, Metric};
@@ -199,23 +199,16 @@ fn log_failure(err: &SetPasswordError) -> ApiError {
     api
 }
 
-/// Routes on the path suffix, so any stage or base path in front keeps working.
+/// The set-password page's routes, by path suffix (the longer one first).
 pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
-    let path = path.trim_end_matches('/');
-    let route = if path.ends_with("/auth/set-password/verify") {
-        Route::Verify
-    } else if path.ends_with("/auth/set-password") {
-        Route::SetPassword
-    } else {
-        return Err(ApiError::new(ErrorCode::NotFound, "No such endpoint."));
-    };
-    if method != Method::POST {
-        return Err(ApiError::new(
-            ErrorCode::MethodNotAllowed,
-            format!("{method} is not allowed here; use POST."),
-        ));
-    }
-    Ok(route)
+    http_api::route(
+        method,
+        path,
+        &[
+            ("/auth/set-password/verify", Route::Verify),
+            ("/auth/set-password", Route::SetPassword),
+        ],
+    )
 }
 
 #[cfg(test)]
