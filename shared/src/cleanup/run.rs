@@ -32,7 +32,7 @@ use super::summary::{
 use crate::auth0::{Auth0Error, Auth0User, CREATED_BY_MARKER, SEARCH_PAGE_SIZE};
 use crate::config::CleanupSettings;
 use crate::db::cleanup::{self as queries, BatchCursor, Claimed, PendingRow};
-use crate::db::{Bound, DbError, locks};
+use crate::db::{self, Bound, DbError, locks};
 use crate::deadline::Deadline;
 use crate::domain::{Auth0UserId, UserId};
 use crate::domain::{Email, redact_email};
@@ -234,7 +234,28 @@ impl Run<'_> {
 
     /// A connection for one pass; without one the database is unavailable to this run.
     async fn connect(&mut self, kind: Kind) -> Option<Object> {
-        match self.db().get(&self.state.pool).await {
+        let pool = &self.state.pool;
+        let db = self.db();
+        // A run is not latency-bound, so a pass checks its connection once: one that died
+        // while the Lambda was frozen is replaced instead of ending the pass.
+        let live = db::retry_on_lost_connection(
+            pool,
+            || async {
+                let client = db.get(pool).await?;
+                match db.on(client.simple_query("SELECT 1")).await {
+                    Ok(_) => Ok(client),
+                    Err(err) => {
+                        if err.is_connection_lost() {
+                            drop(Object::take(client));
+                        }
+                        Err(err)
+                    }
+                }
+            },
+            DbError::is_connection_lost,
+        )
+        .await;
+        match live {
             Ok(client) => Some(client),
             // Out of time before the pass could start: the next run does it.
             Err(DbError::Deadline(_)) => {

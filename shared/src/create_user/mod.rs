@@ -1,6 +1,7 @@
 //! The create-user flow: one Postgres transaction around the Auth0 user and the email.
 //! Any failure after Auth0 created the user deletes that user before the rollback.
 
+mod auth0_user;
 mod error;
 pub mod handler;
 mod idempotency;
@@ -16,17 +17,16 @@ pub use error::{Compensation, CreateUserError, Step};
 pub use idempotency::{Creation, IdempotentRequest};
 pub use resend::{ResentInvitation, resend_invitation};
 
+use auth0_user::{compensate, provision_auth0_user};
 use invitation::{Invitee, Issue};
 
-use crate::auth0::{Auth0User, NewAuth0User, OwnershipTags};
-use crate::db::{Bound, DbError, employees, idempotency_keys, locks, pages, users};
+use crate::auth0::OwnershipTags;
+use crate::db::{self, Bound, DbError, employees, idempotency_keys, pages, users};
 use crate::deadline::Deadline;
 use crate::domain::{
     Auth0UserId, CallerSub, Email, EmployeeId, EmployeeRequest, NewUser, PageId, PagePermission,
     Role, TenantId, UserId,
 };
-use crate::metrics::{self, Metric};
-use crate::reset_token::temporary_password;
 use crate::state::AppState;
 
 #[derive(Debug, Clone)]
@@ -50,20 +50,12 @@ pub async fn create_user(
     idempotency: Option<&IdempotentRequest<'_>>,
     deadline: &Deadline,
 ) -> Result<Creation, CreateUserError> {
-    // After a freeze every pooled connection may be dead; each failed attempt discards the
-    // one it found (the pool sees it closed), so pool size + 1 attempts reach a live one.
-    let attempts = state.pool.status().max_size + 1;
-    let mut result = attempt(state, caller, new_user, idempotency, deadline).await;
-    for _ in 1..attempts {
-        match &result {
-            Err(err) if err.is_safe_to_retry() => {
-                tracing::warn!(error = %err, "database connection lost before any external call; retrying");
-                result = attempt(state, caller, new_user, idempotency, deadline).await;
-            }
-            _ => break,
-        }
-    }
-    result
+    db::retry_on_lost_connection(
+        &state.pool,
+        || attempt(state, caller, new_user, idempotency, deadline),
+        CreateUserError::is_safe_to_retry,
+    )
+    .await
 }
 
 /// Answers the admin panel's "does this email exist?" for an authorised caller.
@@ -507,98 +499,6 @@ async fn attach_employee(
     Ok(Some(employee_id))
 }
 
-/// Creates the Auth0 user; on 409 adopts an orphan of ours that no row points at.
-async fn provision_auth0_user(
-    state: &AppState,
-    tx: &Transaction<'_>,
-    db: Bound,
-    email: &Email,
-    tags: &OwnershipTags,
-    deadline: &Deadline,
-) -> Result<(Auth0UserId, bool), CreateUserError> {
-    let password = temporary_password();
-    let request = NewAuth0User {
-        email,
-        password: &password,
-        tags,
-    };
-    let auth0_failure = |step, source| CreateUserError::Auth0 {
-        step,
-        source,
-        compensation: Compensation::NotNeeded,
-    };
-    // A second round only when the orphan we came to adopt was removed while we waited.
-    for _ in 0..2 {
-        match state.auth0.create_user(&request, deadline).await {
-            Ok(user) => return Ok((user.id, false)),
-            Err(err) if err.is_conflict() => {
-                if let Some(id) = adopt_orphan(state, tx, db, email, tags, deadline).await? {
-                    return Ok((id, true));
-                }
-            }
-            Err(err) => {
-                // Without an answer we cannot know whether Auth0 created the user: look and undo.
-                let outcome = if err.may_have_acted() {
-                    remove_users_tagged_with(state, email, tags.db_user_id, deadline).await
-                } else {
-                    Compensation::NotNeeded
-                };
-                return Err(auth0_failure(Step::Auth0Create, err).with_compensation(outcome));
-            }
-        }
-    }
-    Err(CreateUserError::Auth0UserExists)
-}
-
-/// Takes over an orphan Auth0 user of ours with this address. `None`: the address has no
-/// Auth0 user any more (cleanup removed it while we waited for the address lock).
-async fn adopt_orphan(
-    state: &AppState,
-    tx: &Transaction<'_>,
-    db: Bound,
-    email: &Email,
-    tags: &OwnershipTags,
-    deadline: &Deadline,
-) -> Result<Option<Auth0UserId>, CreateUserError> {
-    let auth0_failure = |source| CreateUserError::Auth0 {
-        step: Step::Auth0Adopt,
-        source,
-        compensation: Compensation::NotNeeded,
-    };
-    // Held until COMMIT or ROLLBACK: cleanup cannot delete the user we adopt meanwhile. A
-    // wait past `lock_timeout` is a busy database (503 DATABASE_BUSY), like any lock wait.
-    db.on(locks::lock_address(tx, email.as_str()))
-        .await
-        .map_err(CreateUserError::database(Step::Auth0Adopt))?;
-    let existing = state
-        .auth0
-        .users_by_email(email, deadline)
-        .await
-        .map_err(auth0_failure)?;
-    if existing.is_empty() {
-        return Ok(None);
-    }
-    let Some(orphan) = existing.iter().find(|u| u.is_ours()) else {
-        return Err(CreateUserError::Auth0UserExists);
-    };
-    let orphan_id = orphan.id.clone();
-    let claimed = db
-        .on(users::auth0_sub_in_use(tx, &orphan_id))
-        .await
-        .map_err(CreateUserError::database(Step::Auth0Adopt))?;
-    if claimed {
-        return Err(CreateUserError::Auth0UserExists);
-    }
-    tracing::info!(step = "auth0_adopt", auth0_user_id = %orphan_id, "adopting an orphan auth0 user of ours");
-    match state.auth0.set_tags(&orphan_id, tags, deadline).await {
-        Ok(_) => Ok(Some(orphan_id)),
-        Err(err) => {
-            let outcome = compensate(state, &orphan_id, deadline).await;
-            Err(auth0_failure(err).with_compensation(outcome))
-        }
-    }
-}
-
 /// Steps after the Auth0 user exists, inside the transaction.
 async fn finish(
     state: &AppState,
@@ -624,59 +524,4 @@ async fn finish(
     };
     invitation::invite(state, tx, db, &invitee, issue, deadline).await?;
     Ok(())
-}
-
-const COMPENSATION_ATTEMPTS: u32 = 3;
-
-/// Deletes the Auth0 user we created; idempotent, so retried a few times.
-async fn compensate(state: &AppState, auth0_id: &Auth0UserId, deadline: &Deadline) -> Compensation {
-    for attempt in 1..=COMPENSATION_ATTEMPTS {
-        match state.auth0.delete_user(auth0_id, deadline).await {
-            Ok(()) => {
-                tracing::info!(step = "compensate", attempt, "auth0 user deleted");
-                metrics::count(Metric::CompensatingDeletes, 1, None);
-                return Compensation::Deleted;
-            }
-            Err(err) => {
-                tracing::warn!(step = "compensate", attempt, error = %err, "compensating delete failed");
-                if deadline.remaining() < std::time::Duration::from_millis(200) {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt)))
-                    .await;
-            }
-        }
-    }
-    tracing::error!(step = "compensate", auth0_user_id = %auth0_id, "auth0 user left for the cleanup job");
-    metrics::count(Metric::CompensatingDeleteFailures, 1, None);
-    Compensation::Failed
-}
-
-/// After an unanswered create: finds the user Auth0 may have made for this attempt and deletes it.
-async fn remove_users_tagged_with(
-    state: &AppState,
-    email: &Email,
-    db_user_id: UserId,
-    deadline: &Deadline,
-) -> Compensation {
-    let found = match state.auth0.users_by_email(email, deadline).await {
-        Ok(users) => users,
-        Err(err) => {
-            tracing::error!(step = "compensate", error = %err, "could not check for a half-created auth0 user");
-            return Compensation::Failed;
-        }
-    };
-    let ours: Vec<&Auth0User> = found
-        .iter()
-        .filter(|u| u.db_user_id() == Some(db_user_id))
-        .collect();
-    let mut outcome = Compensation::NotNeeded;
-    for user in ours {
-        outcome = match compensate(state, &user.id, deadline).await {
-            Compensation::Failed => Compensation::Failed,
-            _ if outcome == Compensation::Failed => Compensation::Failed,
-            done => done,
-        };
-    }
-    outcome
 }

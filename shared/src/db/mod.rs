@@ -180,6 +180,33 @@ fn session_options(t: &Timeouts) -> String {
     )
 }
 
+/// Runs `attempt` again while it fails only because the pooled connection it was given was
+/// dead (`lost`: before anything left the database). After a Lambda freeze every pooled
+/// connection may be dead; each failed attempt discards the one it found (the pool sees it
+/// closed), so pool size + 1 attempts reach a live one, with no health query per checkout.
+pub async fn retry_on_lost_connection<T, E, Fut>(
+    pool: &Pool,
+    mut attempt: impl FnMut() -> Fut,
+    lost: impl Fn(&E) -> bool,
+) -> Result<T, E>
+where
+    Fut: Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let attempts = pool.status().max_size + 1;
+    let mut result = attempt().await;
+    for _ in 1..attempts {
+        match &result {
+            Err(err) if lost(err) => {
+                tracing::warn!(error = %err, "database connection lost before anything left it; retrying");
+                result = attempt().await;
+            }
+            _ => break,
+        }
+    }
+    result
+}
+
 /// Applies every pending migration; safe to run concurrently (refinery locks its table).
 pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), refinery::Error> {
     applied_migrations(client).await.map(|_| ())

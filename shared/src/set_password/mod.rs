@@ -23,8 +23,8 @@ use deadpool_postgres::Object;
 pub use error::{SetPasswordError, Step};
 pub use request::{NewPassword, SetupLink};
 
-use crate::db::Bound;
 use crate::db::reset_tokens::{self, TokenRecord};
+use crate::db::{self, Bound};
 use crate::deadline::Deadline;
 use crate::domain::{Auth0UserId, Role};
 use crate::state::AppState;
@@ -44,15 +44,12 @@ pub async fn verify_link(
     link: &SetupLink,
     deadline: &Deadline,
 ) -> Result<LinkInfo, SetPasswordError> {
-    let attempts = state.pool.status().max_size + 1;
-    let mut result = verify_once(state, link, deadline).await;
-    for _ in 1..attempts {
-        match &result {
-            Err(err) if err.is_safe_to_retry() => result = verify_once(state, link, deadline).await,
-            _ => break,
-        }
-    }
-    result
+    db::retry_on_lost_connection(
+        &state.pool,
+        || verify_once(state, link, deadline),
+        SetPasswordError::is_safe_to_retry,
+    )
+    .await
 }
 
 async fn verify_once(
@@ -79,20 +76,13 @@ pub async fn set_password(
     password: &NewPassword,
     deadline: &Deadline,
 ) -> Result<LinkInfo, SetPasswordError> {
-    // After a freeze every pooled connection may be dead; each failed attempt discards the one
-    // it found, so pool size + 1 attempts reach a live one. Only before Auth0 was called.
-    let attempts = state.pool.status().max_size + 1;
-    let mut result = set_once(state, link, password, deadline).await;
-    for _ in 1..attempts {
-        match &result {
-            Err(err) if err.is_safe_to_retry() => {
-                tracing::warn!(error = %err, "database connection lost before Auth0 was called; retrying");
-                result = set_once(state, link, password, deadline).await;
-            }
-            _ => break,
-        }
-    }
-    result
+    // Only before Auth0 was called: `is_safe_to_retry` says so.
+    db::retry_on_lost_connection(
+        &state.pool,
+        || set_once(state, link, password, deadline),
+        SetPasswordError::is_safe_to_retry,
+    )
+    .await
 }
 
 async fn set_once(

@@ -100,7 +100,7 @@ async fn cleanup_fails_its_invocation_in_time_with_a_partial_summary_when_the_da
 }
 
 /// A stack whose database connections go through a proxy the test can freeze.
-async fn stack_behind_a_proxy(
+pub(crate) async fn stack_behind_a_proxy(
     adjust: impl FnOnce(&mut HashMap<String, String>),
 ) -> (TestStack, FreezableProxy) {
     let mut prepared = TestStack::prepare().await;
@@ -195,7 +195,7 @@ async fn a_commit_the_database_never_confirms_keeps_the_auth0_user_for_cleanup_a
 }
 
 #[tokio::test]
-async fn cleanup_answers_a_partial_summary_in_time_when_the_database_goes_silent_mid_session() {
+async fn cleanup_fails_in_time_with_a_partial_summary_when_the_database_goes_silent_mid_session() {
     let (mut stack, proxy) = stack_behind_a_proxy(|_| {}).await;
     stack.state.config.cleanup.deadline_margin = Duration::from_millis(500);
     // One run opens and pools a connection; then silence.
@@ -206,14 +206,23 @@ async fn cleanup_answers_a_partial_summary_in_time_when_the_database_goes_silent
     proxy.freeze();
 
     let function_timeout = Duration::from_secs(4);
-    let summary = tokio::time::timeout(
+    let answer = tokio::time::timeout(
         function_timeout,
         invoke(&stack, scheduled_event(), function_timeout),
     )
     .await
-    .expect("the run answered before the Lambda deadline")
-    .expect("a valid event");
+    .expect("the run answered before the Lambda deadline");
 
+    // The pass's connection check finds no answer: the database is unavailable to the run,
+    // which fails its invocation with the partial summary (the Errors alarm fires).
+    let Err(CleanupError::DependencyUnavailable(summary)) = answer else {
+        panic!("expected DependencyUnavailable, got {answer:?}");
+    };
+    assert_eq!(
+        summary.unavailable,
+        vec![Dependency::Database],
+        "{summary:?}"
+    );
     assert!(summary.partial, "{summary:?}");
     assert!(!summary.errors.is_empty(), "{summary:?}");
 }

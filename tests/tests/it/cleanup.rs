@@ -497,3 +497,27 @@ async fn invalid_events_are_refused_with_the_field_named_and_change_nothing() {
     assert!(user_exists(&stack, row).await);
     assert_eq!(stack.auth0.calls("users_by_email"), 0);
 }
+
+#[tokio::test]
+async fn pooled_connections_that_died_while_frozen_do_not_end_the_next_runs_passes() {
+    let (mut stack, proxy) = crate::bounded_waits::stack_behind_a_proxy(|vars| {
+        vars.insert("DB_POOL_SIZE".into(), "2".into());
+    })
+    .await;
+    stack.state.config.cleanup.grace_period = Duration::from_secs(60);
+    let first = cleanup(&stack, scheduled_event()).await;
+    assert!(!first.partial && first.errors.is_empty(), "{first:?}");
+    assert!(
+        stack.state.pool.status().size >= 1,
+        "a connection was pooled"
+    );
+    let orphan = pending_row(&stack, "after.thaw@acme.test", HOUR).await;
+    // The pool still holds its connections as open; they break at their next use.
+    proxy.sever_open_connections();
+
+    let summary = cleanup(&stack, scheduled_event()).await;
+    assert!(!summary.partial, "{summary:?}");
+    assert!(summary.errors.is_empty(), "{summary:?}");
+    assert_eq!(summary.removed.db_orphans, 1, "{summary:?}");
+    assert!(!user_exists(&stack, orphan).await);
+}

@@ -180,10 +180,13 @@ async fn a_repeat_while_the_first_runs_is_409_with_retry_after_then_gets_the_ans
     let stack = TestStack::start().await;
     let key = Uuid::new_v4().to_string();
     let body = json!({"email": "double.click@acme.test"});
-    // The first request holds the key while Auth0 takes its time.
-    stack.auth0.inject(Fault::delay("create_user", 500));
+    // The first request holds the key while Auth0 takes its time; the repeat is sent only
+    // once the first has reached Auth0, so the order does not depend on the machine's speed.
+    stack.auth0.inject(Fault::delay("create_user", 1_500));
     let (a, b) = tokio::join!(create(&stack, seed::ACME_ADMIN_SUB, &body, &key), async {
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        while stack.auth0.calls("create_user") == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         create(&stack, seed::ACME_ADMIN_SUB, &body, &key).await
     });
     assert_eq!(a.status, 201, "{}", a.body);
