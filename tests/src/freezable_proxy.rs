@@ -66,6 +66,11 @@ impl FreezableProxy {
     pub fn freeze(&self) {
         self.frozen.send_replace(true);
     }
+
+    /// Delivers again, what was held first.
+    pub fn thaw(&self) {
+        self.frozen.send_replace(false);
+    }
 }
 
 impl Drop for FreezableProxy {
