@@ -244,6 +244,7 @@ async fn emails_per_user(
     let mut replaced = Check::observed(
         "a request killed once its email was accepted ended with the same Auth0 user",
     );
+    let mut causes: BTreeMap<&str, u64> = BTreeMap::new();
     let mut strict =
         Check::observed("every committed user got exactly one email (no earlier dead-link email)");
     for row in rows {
@@ -266,7 +267,8 @@ async fn emails_per_user(
                     .is_some_and(|(token, _)| hashes.contains(hash_token(&token).as_slice()))
             })
             .count();
-        for attempt in attempts.iter().filter(|a| a.address == row.email) {
+        let mine: Vec<&Attempt> = attempts.iter().filter(|a| a.address == row.email).collect();
+        for (index, attempt) in mine.iter().enumerate() {
             let Some(token) = attempt.token_before_kill.as_deref() else {
                 continue;
             };
@@ -283,6 +285,20 @@ async fn emails_per_user(
                     )
                 });
             }
+            if !same_user {
+                let later = &mine[index + 1..];
+                let cause = if later.iter().any(|a| {
+                    a.adopted
+                        && matches!(a.outcome, Outcome::Answered { status, .. } if status >= 500)
+                }) {
+                    "a retry adopted its Auth0 user, then failed and its compensation deleted it"
+                } else if later.is_empty() {
+                    "given up: cleanup removed its Auth0 user, the address was created anew"
+                } else {
+                    "retried, but no retry got as far as adopting it; cleanup removed it"
+                };
+                *causes.entry(cause).or_default() += 1;
+            }
             replaced.record(same_user, || {
                 story(&row.email, attempts, sent.len(), working)
             });
@@ -297,6 +313,9 @@ async fn emails_per_user(
         strict.record(sent.len() == 1, || {
             story(&row.email, attempts, sent.len(), working)
         });
+    }
+    for (cause, count) in causes.into_iter().rev() {
+        replaced.notes.insert(0, format!("{count} × {cause}"));
     }
     Ok([live, adopted, replaced, strict])
 }

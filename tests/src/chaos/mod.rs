@@ -128,7 +128,7 @@ pub(crate) struct Attempt {
     pub outcome: Outcome,
     /// The last `step` the process logged for this request.
     pub last_step: Option<String>,
-    /// The request took over an Auth0 user of an earlier attempt.
+    /// The request took over (or began to take over) an Auth0 user of an earlier attempt.
     pub adopted: bool,
     /// `user.id` and `user.auth0UserId` of a 201.
     pub created: Option<(String, String)>,

@@ -163,7 +163,7 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "requests {}  201s {}  kills {}  hard timeouts {}  adoptions {}  process starts {} (failed {})",
+            "requests {}  201s {}  kills {}  hard timeouts {}  adoptions (begun) {}  process starts {} (failed {})",
             self.requests,
             self.outcomes.get("201").copied().unwrap_or(0),
             self.kills,
@@ -297,7 +297,7 @@ impl Report {
             out,
             "Seed {} (`CHAOS_SEED={} make chaos` repeats its choices; the interleaving differs \
              from run to run). {} requests, {:.0} a minute; {} answered 201; {} kills, {} hard \
-             timeouts; {} adoptions of an earlier attempt's Auth0 user; {} processes started.\n",
+             timeouts; {} requests took over (or began to take over) an earlier attempt's Auth0 user; {} processes started.\n",
             s.seed,
             s.seed,
             self.requests,
@@ -384,16 +384,24 @@ impl Report {
             "- A committed user's working link is the email whose token hashes to the user's \
              stored token. The setup token is derived from the Auth0 user id and the email's \
              `Idempotency-Key` is a hash of the message, so a retry that adopts the Auth0 user \
-             of a killed attempt sends the identical message and the email API keeps one.\n\
-             - An email whose link works for nobody was sent by an attempt whose Auth0 user did \
-             not survive: the attempt failed after the email was accepted and deleted its Auth0 \
-             user (compensation), or it was killed and cleanup removed the orphan before a retry \
-             could adopt it. The next attempt then creates a new Auth0 user, so a new token and a \
-             second email. An accepted email cannot be recalled; the observed check counts these \
-             and lists the story of the first addresses.\n\
+             of a killed attempt sends the identical message and the email API keeps one: the \
+             invariant on requests killed once their email was accepted checks exactly that, \
+             for every such request whose address ended with that attempt's Auth0 user.\n\
+             - An email whose link works for nobody (the observed checks) was sent by an attempt \
+             whose Auth0 user did not survive, so the user that was finally committed is another \
+             one, with another token. Three ways lead there: the attempt was killed and given \
+             up, and cleanup removed its orphan before anyone retried; a retry began to adopt \
+             the orphan and failed (setting its tags, or any later step), and its compensation \
+             deleted the adopted user; or the attempt itself failed after its email was accepted \
+             (the email API answering after the HTTP timeout, a commit that failed) and its \
+             compensation deleted its Auth0 user. An accepted email cannot be recalled. Each such address is \
+             listed with its attempts (answer, last step logged, whether it adopted).\n\
+             - A kill \"at a random moment\" lands uniformly within 1.5 times the usual duration \
+             of an invocation, so most land before the first step is logged (the process is \
+             receiving the event or checking the caller); the kills \"once its email was \
+             accepted\" are aimed at the window between the email and the COMMIT.\n\
              - Not covered: a kill of cleanup itself, Secrets Manager faults, and cleanup's own \
-             log lines (it runs in the campaign's process; its log output is checked by \
-             `tests/tests/it/cleanup_binary.rs`).\n\
+             log lines (it runs in the campaign's process, whose output is not scanned).\n\
              - Knobs: `CHAOS_INSTANCES`, `CHAOS_SECONDS`, `CHAOS_SEED`, `CHAOS_KILL_PERCENT`, \
              `CHAOS_FAULT_EVERY_MS`, `CHAOS_FUNCTION_TIMEOUT_MS`, `CHAOS_CLEANUP_EVERY_MS`; \
              `CHAOS_REPORT` names the file written (empty: none)."

@@ -31,6 +31,9 @@ pub(crate) async fn run(campaign: Arc<Campaign>, worker: usize) {
     let mut sent = 0u64;
     // The mean time of an answered invocation: kills land anywhere within it.
     let mut typical_ms = 150.0f64;
+    // An answered request, and where its log lines start: its last lines may still be in the
+    // pipe when the answer arrives, so its steps are read when the next request starts.
+    let mut answered_last: Option<(Attempt, usize)> = None;
     while !campaign.stopped() {
         let Some(function) = process.take() else {
             process = start(&campaign).await;
@@ -39,6 +42,9 @@ pub(crate) async fn run(campaign: Arc<Campaign>, worker: usize) {
             }
             continue;
         };
+        if let Some((attempt, offset)) = answered_last.take() {
+            record(&campaign, attempt, &function.logs_so_far(), offset);
+        }
         let request = retry.take().unwrap_or_else(|| {
             sent += 1;
             fresh_request(&campaign, &mut rng, worker, sent)
@@ -100,13 +106,12 @@ pub(crate) async fn run(campaign: Arc<Campaign>, worker: usize) {
                         user["auth0UserId"].as_str().unwrap_or_default().to_string(),
                     )
                 });
-                let logs = function.logs_so_far();
                 process = Some(function);
                 let outcome = Outcome::Answered {
                     status: response.status,
                     code: response.code().to_string(),
                 };
-                (outcome, logs, created)
+                (outcome, String::new(), created)
             }
             // No answer by the hard timeout (or the emulator gave up): Lambda kills it.
             Some(Err(_)) => {
@@ -127,7 +132,6 @@ pub(crate) async fn run(campaign: Arc<Campaign>, worker: usize) {
                 (outcome, logs, None)
             }
         };
-        let (last_step, adopted) = steps(logs.get(log_offset..).unwrap_or_default());
         let failed = match &outcome {
             Outcome::Answered { status, code } => {
                 *status >= 500
@@ -136,22 +140,36 @@ pub(crate) async fn run(campaign: Arc<Campaign>, worker: usize) {
             }
             Outcome::Killed { .. } | Outcome::TimedOut => true,
         };
-        campaign.ledger().attempts.push(Attempt {
+        let attempt = Attempt {
             address: request.address.clone(),
             outcome,
-            last_step,
-            adopted,
+            last_step: None,
+            adopted: false,
             created,
             token_before_kill,
-        });
+        };
+        if process.is_some() {
+            answered_last = Some((attempt, log_offset));
+        } else {
+            record(&campaign, attempt, &logs, log_offset);
+        }
         if failed && rng.random_bool(f64::from(campaign.settings.retry_percent) / 100.0) {
             retry = Some(request);
         }
     }
     if let Some(function) = process {
         let logs = function.kill().await.text;
+        if let Some((attempt, offset)) = answered_last.take() {
+            record(&campaign, attempt, &logs, offset);
+        }
         campaign.ledger().outputs.push(logs);
     }
+}
+
+/// Adds `attempt` to the ledger with the steps its log lines (from `offset`) name.
+fn record(campaign: &Campaign, mut attempt: Attempt, logs: &str, offset: usize) {
+    (attempt.last_step, attempt.adopted) = steps(logs.get(offset..).unwrap_or_default());
+    campaign.ledger().attempts.push(attempt);
 }
 
 async fn start(campaign: &Campaign) -> Option<LambdaProcess> {
@@ -196,7 +214,8 @@ fn fresh_request(campaign: &Campaign, rng: &mut StdRng, worker: usize, n: u64) -
     Request { address, body, key }
 }
 
-/// The last `step` the request's log lines name, and whether it adopted an Auth0 user.
+/// The last `step` the request's log lines name, and whether it took over (or began to take
+/// over) an Auth0 user of an earlier attempt.
 fn steps(logs: &str) -> (Option<String>, bool) {
     let mut last = None;
     let mut adopted = false;
@@ -205,6 +224,8 @@ fn steps(logs: &str) -> (Option<String>, bool) {
             continue;
         };
         if let Some(step) = line["step"].as_str() {
+            // Logged once the orphan is found, before its tags are set.
+            adopted |= step == "auth0_adopt";
             last = Some(step.to_string());
         }
         adopted |= line["adopted"] == json!(true);
