@@ -41,7 +41,8 @@ pub(crate) async fn run(campaign: Arc<Campaign>, targets: Targets) {
             40..70 => email_fault(&http, &targets.email, &mut rng).await,
             70..85 => terminate_backend(&targets).await,
             _ => {
-                let frozen = Duration::from_millis(rng.random_range(200..=1_500));
+                let longest = super::LONGEST_SILENCE.as_millis() as u64;
+                let frozen = Duration::from_millis(rng.random_range(200..=longest));
                 targets.proxy.freeze();
                 tokio::select! {
                     _ = tokio::time::sleep(frozen) => {}

@@ -44,7 +44,7 @@ pub struct Settings {
     pub seed: u64,
     /// Deadline of each create-user invocation; the process is killed a second after it.
     pub function_timeout: Duration,
-    /// Cleanup's grace period during the campaign (above the hard timeout).
+    /// Cleanup's grace period during the campaign (see [`safe_grace`]).
     pub grace: Duration,
     /// Chance, in percent, that an invocation is killed at a random moment.
     pub kill_percent: u32,
@@ -65,7 +65,7 @@ impl Settings {
             duration: Duration::from_secs(60),
             seed,
             function_timeout,
-            grace: function_timeout + Duration::from_secs(2),
+            grace: safe_grace(function_timeout),
             kill_percent: 15,
             retry_percent: 70,
             fault_every: Duration::from_millis(300),
@@ -74,7 +74,8 @@ impl Settings {
     }
 
     /// `CHAOS_INSTANCES`, `CHAOS_SECONDS`, `CHAOS_SEED`, `CHAOS_KILL_PERCENT`,
-    /// `CHAOS_FAULT_EVERY_MS`, `CHAOS_FUNCTION_TIMEOUT_MS`, `CHAOS_CLEANUP_EVERY_MS`.
+    /// `CHAOS_FAULT_EVERY_MS`, `CHAOS_FUNCTION_TIMEOUT_MS`, `CHAOS_CLEANUP_EVERY_MS`,
+    /// `CHAOS_GRACE_MS` (default [`safe_grace`]).
     pub fn from_env() -> Result<Settings, String> {
         fn number(key: &str, default: u64) -> Result<u64, String> {
             match std::env::var(key) {
@@ -108,7 +109,11 @@ impl Settings {
                 number("CHAOS_SECONDS", defaults.duration.as_secs())?.max(1),
             ),
             function_timeout,
-            grace: function_timeout + Duration::from_secs(2),
+            // Below the hard timeout breaks cleanup's contract: only to see the checker catch it.
+            grace: Duration::from_millis(number(
+                "CHAOS_GRACE_MS",
+                ms(safe_grace(function_timeout)),
+            )?),
             kill_percent: kill_percent as u32,
             fault_every: Duration::from_millis(
                 number("CHAOS_FAULT_EVERY_MS", ms(defaults.fault_every))?.max(10),
@@ -119,6 +124,16 @@ impl Settings {
             ..defaults
         })
     }
+}
+
+/// The longest network silence the injector causes.
+pub const LONGEST_SILENCE: Duration = Duration::from_millis(1_500);
+
+/// Cleanup's contract: an orphan is only removed once no create-user can still commit a row
+/// for it. A process is killed a second after its deadline; a COMMIT it sent just before may
+/// still be held by a silent network for [`LONGEST_SILENCE`]; half a second to spare.
+pub fn safe_grace(function_timeout: Duration) -> Duration {
+    function_timeout + Duration::from_secs(1) + LONGEST_SILENCE + Duration::from_millis(500)
 }
 
 /// What happened to one create-user request, as the admin panel saw it.

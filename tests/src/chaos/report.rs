@@ -279,11 +279,15 @@ impl Report {
             out,
             "- Cleanup runs every {} ms beside them, in the campaign's own process through \
              `shared::cleanup::handle` (the binary's entry), with a {} s grace period: above \
-             every create-user's hard timeout, which is what the one-minute floor of \
-             `CLEANUP_GRACE_PERIOD_MINUTES` protects in production; the floor itself would leave \
-             a short campaign's cleanup idle.",
+             every create-user's hard timeout plus the longest network silence injected (a \
+             COMMIT sent just before a kill may land that late), which is the contract the \
+             one-minute floor of `CLEANUP_GRACE_PERIOD_MINUTES` protects in production; the \
+             floor itself would leave a short campaign's cleanup idle. A run with \
+             `CHAOS_GRACE_MS=0` breaks the contract on purpose: when this campaign was written, \
+             such a 20 s run ended with a committed user whose Auth0 user cleanup had deleted \
+             while it was being created, and the checker failed it (exit 1).",
             s.cleanup_every.as_millis(),
-            s.grace.as_secs()
+            s.grace.as_secs_f64()
         );
         let _ = writeln!(
             out,
@@ -403,7 +407,8 @@ impl Report {
              - Not covered: a kill of cleanup itself, Secrets Manager faults, and cleanup's own \
              log lines (it runs in the campaign's process, whose output is not scanned).\n\
              - Knobs: `CHAOS_INSTANCES`, `CHAOS_SECONDS`, `CHAOS_SEED`, `CHAOS_KILL_PERCENT`, \
-             `CHAOS_FAULT_EVERY_MS`, `CHAOS_FUNCTION_TIMEOUT_MS`, `CHAOS_CLEANUP_EVERY_MS`; \
+             `CHAOS_FAULT_EVERY_MS`, `CHAOS_FUNCTION_TIMEOUT_MS`, `CHAOS_CLEANUP_EVERY_MS`, \
+             `CHAOS_GRACE_MS`; \
              `CHAOS_REPORT` names the file written (empty: none)."
         );
         out
