@@ -8,7 +8,7 @@ EVENT ?= events/create-user.json
 FUNCTION ?= create-user
 PAYLOAD ?= {"dryRun": true}
 
-.PHONY: bench help test demo build debug fmt lint lint-template dev invoke stop deploy migrate outputs cleanup-remote
+.PHONY: bench chaos help test demo build debug fmt lint lint-template dev invoke stop deploy migrate outputs cleanup-remote
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ lint: ## formatting and clippy, as CI would want them
 lint-template: ## cfn-lint on template.yaml (also part of `make test`)
 	scripts/venv.sh
 	.venv/bin/cfn-lint template.yaml
+
+chaos: ## fault campaign: kills, Auth0/email/database faults, cleanup; checks invariants, writes docs/RELIABILITY.md
+	scripts/chaos.sh
 
 bench: ## cold start of the release create-user binary: local secrets vs Secrets Manager (moto)
 	scripts/bench.sh

@@ -93,6 +93,11 @@ impl FreezableProxy {
         self.severed_below
             .send_replace(self.accepted.load(Ordering::SeqCst));
     }
+
+    /// Delivers again, what was held first.
+    pub fn thaw(&self) {
+        self.frozen.send_replace(false);
+    }
 }
 
 impl Drop for FreezableProxy {

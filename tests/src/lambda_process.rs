@@ -62,6 +62,26 @@ impl LambdaProcess {
             .await
     }
 
+    /// One event with a deadline `function_timeout` away; no answer a second after it is an Err.
+    pub async fn invoke_within(
+        &self,
+        event: Value,
+        function_timeout: Duration,
+    ) -> Result<Invocation, String> {
+        self.runtime
+            .invoke(
+                event,
+                function_timeout,
+                function_timeout + Duration::from_secs(1),
+            )
+            .await
+    }
+
+    /// What the process has written so far.
+    pub fn logs_so_far(&self) -> String {
+        self.output.lock().expect("log buffer").clone()
+    }
+
     /// Kills the process (as a Lambda timeout or crash would) and returns what it logged.
     pub async fn kill(mut self) -> Logs {
         let _ = self.child.kill().await;

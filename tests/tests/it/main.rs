@@ -1,6 +1,7 @@
 //! One integration test binary: real Postgres, the doubles over real HTTP.
 
 mod bounded_waits;
+mod chaos;
 mod cleanup;
 mod cleanup_binary;
 mod cleanup_budget;

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make chaos`: the fault campaign (tests/src/bin/chaos.rs) on a throwaway Postgres, with the
+# debug binaries. Knobs: CHAOS_INSTANCES, CHAOS_SECONDS, CHAOS_SEED, CHAOS_KILL_PERCENT,
+# CHAOS_FAULT_EVERY_MS, CHAOS_FUNCTION_TIMEOUT_MS, CHAOS_CLEANUP_EVERY_MS, CHAOS_GRACE_MS
+# (below the hard timeout it breaks cleanup's contract, to see the checker catch it);
+# CHAOS_REPORT is the file written (default docs/RELIABILITY.md, empty for none). Exits
+# non-zero if an invariant failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pg_dir=""
+cleanup() {
+  [ -n "$pg_dir" ] && scripts/pg.sh stop "$pg_dir"
+  return 0
+}
+trap cleanup EXIT INT TERM
+
+if [ -z "${TEST_DATABASE_URL:-}" ]; then
+  pg_dir=$(mktemp -d /tmp/provisioning-pg.XXXXXX)
+  TEST_DATABASE_URL=$(scripts/pg.sh start "$pg_dir")
+  export TEST_DATABASE_URL
+  echo "throwaway Postgres at ${TEST_DATABASE_URL}"
+fi
+
+# The campaign drives the real create-user binary; it is built with it.
+cargo build --locked --bin create-user --bin chaos
+export CHAOS_MACHINE="${CHAOS_MACHINE:-a $(nproc)-core $(uname -s) machine}"
+export CHAOS_BINARIES="${CHAOS_BINARIES:-debug (unoptimised) binaries}"
+"${CARGO_TARGET_DIR:-target}/debug/chaos"

@@ -1,0 +1,405 @@
+//! The invariant checker: runs after the faults stopped and every create-user process is dead.
+//! A final cleanup pass with no grace (nothing can be in flight), then both systems, the
+//! emails and every log line are checked against what the admin panel was told.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use shared::auth0::CREATED_BY_MARKER;
+use shared::reset_token::hash_token;
+use shared::state::AppState;
+
+use super::report::{Check, Report};
+use super::{Attempt, DOMAIN, Ledger, Outcome, Settings, cleanup_once};
+use crate::doubles::{Auth0Double, EmailDouble};
+use crate::harness::{Response, TestDb, connect, create_event, seed};
+use crate::lambda_process::LambdaProcess;
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run(
+    settings: &Settings,
+    campaign_time: Duration,
+    mut ledger: Ledger,
+    final_state: &AppState,
+    vars: &HashMap<String, String>,
+    db: &TestDb,
+    auth0: &Auth0Double,
+    email: &EmailDouble,
+) -> Result<Report, String> {
+    let mut report = Report::new(settings.clone(), campaign_time, &ledger);
+
+    // The final cleanup: again until a run finishes everything (a run the campaign's faults
+    // left partial or unavailable may still be winding down).
+    let mut final_ok = false;
+    for _ in 0..5 {
+        let result = cleanup_once(final_state, Duration::from_secs(30)).await;
+        report.final_cleanup.record(&result);
+        if matches!(&result, Ok(summary) if !summary.partial && summary.errors.is_empty()) {
+            final_ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    report.checks.push(Check::single(
+        "the final cleanup pass (no grace, nothing in flight) completes",
+        final_ok,
+        "no run of five ended complete and without errors".into(),
+    ));
+
+    let sql = connect(&db.url).await;
+    let pending: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM users WHERE auth0_sub LIKE 'pending\\_%'",
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .get(0);
+    report.checks.push(Check::single(
+        "no `pending_` row is left",
+        pending == 0,
+        format!("{pending} pending rows"),
+    ));
+
+    let rows = campaign_rows(&sql).await?;
+    report.checks.extend(bijection(&rows, auth0));
+    report
+        .checks
+        .push(answered_201s_exist(&ledger.attempts, &rows, auth0));
+
+    // Every address no row holds: nobody got it, so an admin must be able to create it now.
+    let committed: HashSet<&str> = rows.iter().map(|r| r.email.as_str()).collect();
+    let abandoned: BTreeSet<String> = ledger
+        .attempts
+        .iter()
+        .map(|a| a.address.clone())
+        .filter(|a| !committed.contains(a.as_str()))
+        .collect();
+    report.abandoned = abandoned.len() as u64;
+    let (recreated, output) = create_again(&abandoned, vars).await?;
+    ledger.outputs.push(output);
+    report.checks.push(recreated);
+
+    // After the retries the same rules hold for every row, old and new.
+    let rows = campaign_rows(&sql).await?;
+    for mut check in bijection(&rows, auth0) {
+        check.name.push_str(" (after the retries)");
+        report.checks.push(check);
+    }
+    report
+        .checks
+        .extend(emails_per_user(&sql, &rows, email, &ledger.attempts).await?);
+    report.emails_sent = email.emails().len() as u64;
+    report.committed = rows.len() as u64;
+    report.checks.push(log_scan(&ledger, email, vars));
+    Ok(report)
+}
+
+struct Row {
+    id: String,
+    email: String,
+    auth0_sub: String,
+}
+
+async fn campaign_rows(sql: &tokio_postgres::Client) -> Result<Vec<Row>, String> {
+    let rows = sql
+        .query(
+            "SELECT id::text, email, auth0_sub FROM users WHERE email LIKE '%@' || $1",
+            &[&DOMAIN],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(rows
+        .iter()
+        .map(|r| Row {
+            id: r.get(0),
+            email: r.get(1),
+            auth0_sub: r.get(2),
+        })
+        .collect())
+}
+
+/// Every row has a live Auth0 user tagged as ours for it, and every Auth0 user tagged as ours
+/// has its row.
+fn bijection(rows: &[Row], auth0: &Auth0Double) -> [Check; 2] {
+    let users: HashMap<String, Value> = auth0
+        .users()
+        .into_iter()
+        .map(|u| (u["user_id"].as_str().unwrap_or_default().to_string(), u))
+        .collect();
+    let mut has_user = Check::new("every row has its live Auth0 user, tagged for that row");
+    for row in rows {
+        let tags = users.get(&row.auth0_sub).map(|u| &u["app_metadata"]);
+        let ok = tags.is_some_and(|t| {
+            t["created_by"] == CREATED_BY_MARKER && t["db_user_id"] == json!(row.id)
+        });
+        has_user.record(ok, || {
+            format!(
+                "row {} ({}): Auth0 user {} is {}",
+                row.id,
+                shared::domain::redact_email(&row.email),
+                row.auth0_sub,
+                if tags.is_some() {
+                    "tagged for another row"
+                } else {
+                    "missing"
+                }
+            )
+        });
+    }
+    let subs: HashSet<&str> = rows.iter().map(|r| r.auth0_sub.as_str()).collect();
+    let mut has_row = Check::new("every Auth0 user tagged as ours has its row");
+    for (id, user) in &users {
+        if user["app_metadata"]["created_by"] != CREATED_BY_MARKER {
+            continue;
+        }
+        has_row.record(subs.contains(id.as_str()), || {
+            format!("Auth0 user {id} has no row (an orphan cleanup left)")
+        });
+    }
+    [has_user, has_row]
+}
+
+fn answered_201s_exist(attempts: &[Attempt], rows: &[Row], auth0: &Auth0Double) -> Check {
+    let by_id: HashMap<&str, &Row> = rows.iter().map(|r| (r.id.as_str(), r)).collect();
+    let users: HashSet<String> = auth0
+        .users()
+        .iter()
+        .filter_map(|u| u["user_id"].as_str().map(str::to_string))
+        .collect();
+    let mut check = Check::new("every request answered 201 has its row and its Auth0 user");
+    for (id, auth0_id) in attempts.iter().filter_map(|a| a.created.as_ref()) {
+        let ok = by_id
+            .get(id.as_str())
+            .is_some_and(|r| &r.auth0_sub == auth0_id)
+            && users.contains(auth0_id);
+        check.record(ok, || {
+            format!("201 for user {id} / {auth0_id}: row or Auth0 user gone")
+        });
+    }
+    check
+}
+
+/// Creates every abandoned address once more, with a fresh process and no faults.
+async fn create_again(
+    abandoned: &BTreeSet<String>,
+    vars: &HashMap<String, String>,
+) -> Result<(Check, String), String> {
+    let mut check = Check::new("every abandoned address can be created again (201)");
+    if abandoned.is_empty() {
+        return Ok((check, String::new()));
+    }
+    let function = LambdaProcess::start("create-user", vars).await?;
+    for address in abandoned {
+        let event = create_event(
+            seed::ACME_ADMIN_SUB,
+            &json!({"email": address, "role": "USER"}),
+        );
+        // A 5xx here is the loaded machine, not the campaign: up to three tries, counted.
+        let mut tries = 0;
+        let answer = loop {
+            tries += 1;
+            let answer = function
+                .invoke_within(event.clone(), Duration::from_secs(20))
+                .await
+                .map(|invocation| Response::of(&invocation));
+            match &answer {
+                Ok(response) if response.status >= 500 && tries < 3 => {}
+                _ => break answer,
+            }
+        };
+        if tries > 1 {
+            check.notes.push(format!(
+                "{}: {tries} tries",
+                shared::domain::redact_email(address)
+            ));
+        }
+        let ok = matches!(&answer, Ok(response) if response.status == 201);
+        check.record(ok, || match &answer {
+            Ok(response) => format!(
+                "{}: {} {}",
+                shared::domain::redact_email(address),
+                response.status,
+                response.code()
+            ),
+            Err(err) => format!("{}: {err}", shared::domain::redact_email(address)),
+        });
+    }
+    Ok((check, function.kill().await.text))
+}
+
+/// One email with a working link per committed user; emails whose link works for nobody are
+/// counted apart, with the story of their address.
+async fn emails_per_user(
+    sql: &tokio_postgres::Client,
+    rows: &[Row],
+    email: &EmailDouble,
+    attempts: &[Attempt],
+) -> Result<[Check; 4], String> {
+    let mut live = Check::new("every committed user got exactly one email with a working link");
+    let mut adopted = Check::new(
+        "a request killed once its email was accepted, then retried and adopted: one email",
+    );
+    let mut replaced = Check::observed(
+        "a request killed once its email was accepted ended with the same Auth0 user",
+    );
+    let mut causes: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut strict =
+        Check::observed("every committed user got exactly one email (no earlier dead-link email)");
+    for row in rows {
+        let hashes: HashSet<Vec<u8>> = sql
+            .query(
+                "SELECT token_hash FROM password_reset_tokens t JOIN users u ON u.id = t.user_id
+                  WHERE u.id::text = $1",
+                &[&row.id],
+            )
+            .await
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let sent = email.emails_to(&row.email);
+        let working = sent
+            .iter()
+            .filter(|m| {
+                m.setup_token_and_email()
+                    .is_some_and(|(token, _)| hashes.contains(hash_token(&token).as_slice()))
+            })
+            .count();
+        let mine: Vec<&Attempt> = attempts.iter().filter(|a| a.address == row.email).collect();
+        for (index, attempt) in mine.iter().enumerate() {
+            let Some(token) = attempt.token_before_kill.as_deref() else {
+                continue;
+            };
+            let with_token = sent
+                .iter()
+                .filter(|m| m.setup_token_and_email().is_some_and(|(t, _)| t == token))
+                .count();
+            let same_user = hashes.contains(hash_token(token).as_slice());
+            if same_user {
+                adopted.record(with_token == 1, || {
+                    format!(
+                        "{}: {with_token} emails carry the adopted user's link",
+                        shared::domain::redact_email(&row.email)
+                    )
+                });
+            }
+            if !same_user {
+                let later = &mine[index + 1..];
+                let cause = if later.iter().any(|a| {
+                    a.adopted
+                        && matches!(a.outcome, Outcome::Answered { status, .. } if status >= 500)
+                }) {
+                    "a retry adopted its Auth0 user, then failed and its compensation deleted it"
+                } else if later.is_empty() {
+                    "given up: cleanup removed its Auth0 user, the address was created anew"
+                } else {
+                    "retried, but no retry got as far as adopting it; cleanup removed it"
+                };
+                *causes.entry(cause).or_default() += 1;
+            }
+            replaced.record(same_user, || {
+                story(&row.email, attempts, sent.len(), working)
+            });
+        }
+        live.record(working == 1, || {
+            format!(
+                "{}: {working} working-link emails of {}",
+                shared::domain::redact_email(&row.email),
+                sent.len()
+            )
+        });
+        strict.record(sent.len() == 1, || {
+            story(&row.email, attempts, sent.len(), working)
+        });
+    }
+    for (cause, count) in causes.into_iter().rev() {
+        replaced.notes.insert(0, format!("{count} × {cause}"));
+    }
+    Ok([live, adopted, replaced, strict])
+}
+
+/// What happened to `address`, without the address: each attempt's answer and last step.
+fn story(address: &str, attempts: &[Attempt], sent: usize, working: usize) -> String {
+    let story: Vec<String> = attempts
+        .iter()
+        .filter(|a| a.address == address)
+        .map(|a| {
+            let outcome = match &a.outcome {
+                Outcome::Answered { status, code } => format!("{status} {code}"),
+                Outcome::Killed { after_email: true } => {
+                    "killed once its email was accepted".into()
+                }
+                Outcome::Killed { after_email: false } => "killed".into(),
+                Outcome::TimedOut => "timed out".into(),
+            };
+            let step = a.last_step.as_deref().unwrap_or("none");
+            let adopted = if a.adopted { ", adopted" } else { "" };
+            format!("{outcome} (last step {step}{adopted})")
+        })
+        .collect();
+    format!(
+        "{}: {} emails, {} dead; attempts: {}",
+        shared::domain::redact_email(address),
+        sent,
+        sent - working,
+        if story.is_empty() {
+            "(only the checker's)".into()
+        } else {
+            story.join(" → ")
+        }
+    )
+}
+
+/// No full address, setup token, password or secret in anything a create-user process wrote.
+fn log_scan(ledger: &Ledger, email: &EmailDouble, vars: &HashMap<String, String>) -> Check {
+    let mut check =
+        Check::new("no full email address, setup token, password or secret in any process output");
+    let addresses: HashSet<&str> = ledger.attempts.iter().map(|a| a.address.as_str()).collect();
+    let tokens: HashSet<String> = email
+        .emails()
+        .iter()
+        .filter_map(|m| m.setup_token_and_email().map(|(token, _)| token))
+        .collect();
+    let secrets: Vec<&String> = ["AUTH0_CLIENT_SECRET", "EMAIL_API_KEY"]
+        .iter()
+        .filter_map(|k| vars.get(*k))
+        .collect();
+    let mut found: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut lines = 0u64;
+    for output in &ledger.outputs {
+        for line in output.lines() {
+            lines += 1;
+            let words = line.split(|c: char| !(c.is_ascii_alphanumeric() || "._+-@".contains(c)));
+            for word in words {
+                if addresses.contains(word) {
+                    *found.entry("a full email address").or_default() += 1;
+                }
+                for part in word.split(['.', '@', '+']) {
+                    if part.len() >= 20 && tokens.contains(part) {
+                        *found.entry("a setup token").or_default() += 1;
+                    }
+                }
+            }
+            if secrets.iter().any(|s| line.contains(s.as_str())) {
+                *found.entry("a client secret or API key").or_default() += 1;
+            }
+            if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(line) {
+                let password = fields.iter().any(|(key, value)| {
+                    key.to_lowercase().contains("password") && value.is_string()
+                });
+                if password {
+                    *found.entry("a password field").or_default() += 1;
+                }
+            }
+        }
+    }
+    check.passed = lines;
+    for (what, count) in found {
+        check.passed = check.passed.saturating_sub(count);
+        check.failed += count;
+        check.notes.push(format!("{count} lines with {what}"));
+    }
+    check
+}
