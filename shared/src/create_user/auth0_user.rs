@@ -102,10 +102,9 @@ async fn adopt_orphan(
     tracing::info!(step = "auth0_adopt", auth0_user_id = %orphan_id, "adopting an orphan auth0 user of ours");
     match state.auth0.set_tags(&orphan_id, tags, deadline).await {
         Ok(_) => Ok(Some(orphan_id)),
-        Err(err) => {
-            let outcome = compensate(state, &orphan_id, deadline).await;
-            Err(auth0_failure(err).with_compensation(outcome))
-        }
+        // It was an orphan before this request and stays one: the next retry adopts it (and
+        // the link its first attempt may have emailed starts to work), or cleanup removes it.
+        Err(err) => Err(auth0_failure(err).with_compensation(Compensation::KeptForRetry)),
     }
 }
 

@@ -84,6 +84,12 @@ pub enum Compensation {
     /// user of a committed row would leave a user who cannot log in. It is tagged; the
     /// cleanup job removes it if no row refers to it.
     LeftForCleanup,
+    /// Not deleted on purpose: an orphan this attempt adopted (it was one before the request
+    /// and stays one), or a user whose password-setup email may have gone out. A retry adopts
+    /// it, makes the same token and posts the same message (which the email API delivers
+    /// once), so a link the person may already hold starts to work; without a retry the
+    /// cleanup job removes it after the grace period.
+    KeptForRetry,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +172,18 @@ impl CreateUserError {
 
     /// The commit was sent but its answer never came (no answer in time, connection lost):
     /// whether it landed is unknown.
+    /// The email API got the message but did not answer (a timeout, a connection lost after
+    /// sending): it may have accepted it.
+    pub fn email_may_have_been_sent(&self) -> bool {
+        matches!(
+            self,
+            Self::Email {
+                source: crate::email::EmailError::Unreachable(err),
+                ..
+            } if !err.is_connect()
+        )
+    }
+
     pub fn commit_outcome_unknown(&self) -> bool {
         match self {
             Self::Database {

@@ -365,9 +365,10 @@ async fn commit(
     Ok(prepared.user)
 }
 
-/// Deletes the Auth0 user of a failed attempt; the transaction rolls back when dropped. A
-/// COMMIT that got no answer may have landed: then the login is kept (a row may hold it) and
-/// left to cleanup, which removes it if no row does.
+/// Deletes the Auth0 user of a failed attempt; the transaction rolls back when dropped. Kept
+/// instead: after a COMMIT that got no answer (it may have landed: a row may hold the login),
+/// and when the user was an orphan we adopted or its email may have gone out (a retry adopts
+/// it and the link already sent works). Cleanup removes what no row comes to hold.
 async fn undo(
     state: &AppState,
     prepared: &Prepared,
@@ -378,6 +379,10 @@ async fn undo(
     if err.commit_outcome_unknown() {
         tracing::error!(step = "commit", auth0_user_id = %auth0_id, error = %err, "commit unconfirmed; auth0 user kept for the cleanup job");
         return err.with_compensation(Compensation::LeftForCleanup);
+    }
+    if prepared.user.adopted_auth0_user || err.email_may_have_been_sent() {
+        tracing::warn!(step = "rollback", auth0_user_id = %auth0_id, error = %err, "create-user rolled back; auth0 user kept for a retry to adopt");
+        return err.with_compensation(Compensation::KeptForRetry);
     }
     let outcome = compensate(state, auth0_id, deadline).await;
     // Dropping an unfinished transaction also rolls back; this just says so in the log.

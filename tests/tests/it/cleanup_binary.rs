@@ -409,3 +409,83 @@ async fn a_cleanup_whose_auth0_credentials_are_refused_fails_the_invocation() {
     }
     assert!(!message.contains("not-the-secret") && !logs.contains("not-the-secret"));
 }
+
+/// The link of the newest password-setup email to `email` sets a password (200).
+async fn link_works(stack: &TestStack, email: &str) -> bool {
+    let sent = stack.email.emails_to(email);
+    let (token, address) = sent.last().unwrap().setup_token_and_email().unwrap();
+    let body = json!({"token": token, "email": address, "password": "Heal3d-Passw0rd"});
+    stack
+        .call_public(public_event(SET_PASSWORD_PATH, &body))
+        .await
+        .status
+        == 200
+}
+
+#[tokio::test]
+async fn a_retry_whose_adoption_fails_keeps_the_orphan_and_the_next_retry_heals_the_first_link() {
+    let stack = TestStack::start().await;
+    let email = "adoption.fails@acme.test";
+    let orphan = crash_create_user_before_commit(&stack, email).await;
+
+    stack.auth0.inject(Fault::status("update_user", 503));
+    let failed = stack
+        .call(create_event(seed::ACME_ADMIN_SUB, &json!({"email": email})))
+        .await;
+    assert_eq!(
+        (failed.status, failed.code()),
+        (502, "AUTH0_FAILED"),
+        "{}",
+        failed.body
+    );
+    assert_eq!(stack.rows_for(email).await.users, 0);
+    // The orphan was there before this request and is still there, untouched.
+    let kept = stack.auth0.users_with_email(email);
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["user_id"], orphan.as_str());
+
+    let healed = stack
+        .call(create_event(seed::ACME_ADMIN_SUB, &json!({"email": email})))
+        .await;
+    assert_eq!(healed.status, 201, "{}", healed.body);
+    assert_eq!(healed.body["user"]["auth0UserId"], orphan.as_str());
+    assert_eq!(stack.email.emails_to(email).len(), 1, "no second email");
+    assert!(link_works(&stack, email).await, "the first link works");
+}
+
+#[tokio::test]
+async fn an_email_accepted_after_the_timeout_keeps_the_auth0_user_and_the_retry_sends_nothing_new()
+{
+    let stack = TestStack::start().await;
+    let email = "late.email@acme.test";
+    // The email API takes the message, then answers after the HTTP timeout (2 s here).
+    stack.email.inject(Fault::delay("send_email", 2_500));
+    let failed = stack
+        .call(create_event(seed::ACME_ADMIN_SUB, &json!({"email": email})))
+        .await;
+    assert_eq!(
+        (failed.status, failed.code()),
+        (503, "EMAIL_UNAVAILABLE"),
+        "{}",
+        failed.body
+    );
+    assert_eq!(stack.rows_for(email).await.users, 0, "nothing committed");
+    assert_eq!(
+        stack.email.emails_to(email).len(),
+        1,
+        "the message went out"
+    );
+    let kept = stack.auth0.users_with_email(email);
+    assert_eq!(kept.len(), 1, "the Auth0 user is kept for the retry");
+
+    let retried = stack
+        .call(create_event(seed::ACME_ADMIN_SUB, &json!({"email": email})))
+        .await;
+    assert_eq!(retried.status, 201, "{}", retried.body);
+    assert_eq!(retried.body["user"]["auth0UserId"], kept[0]["user_id"]);
+    assert_eq!(stack.email.emails_to(email).len(), 1, "no second email");
+    assert!(
+        link_works(&stack, email).await,
+        "the link already sent works"
+    );
+}
