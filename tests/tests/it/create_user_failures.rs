@@ -16,10 +16,6 @@ fn request(email: &str) -> Value {
     })
 }
 
-fn fault(op: &str, status: Option<u16>, times: u32) -> Fault {
-    serde_json::from_value(json!({"op": op, "status": status, "times": times})).unwrap()
-}
-
 /// A trigger that makes one statement fail, the way a broken schema or a bug would.
 async fn sabotage(stack: &TestStack, table: &str, timing: &str) {
     let sql = format!(
@@ -167,7 +163,7 @@ async fn each_database_step_that_fails_rolls_back_everything_and_a_retry_works()
 #[tokio::test]
 async fn an_auth0_error_on_create_is_a_502_and_nothing_is_kept() {
     let stack = TestStack::start().await;
-    stack.auth0.inject(fault("create_user", Some(500), 1));
+    stack.auth0.inject(Fault::status("create_user", 500));
     fails_cleanly_then_retry_succeeds(&stack, "auth0-500@example.com", 502, "AUTH0_FAILED").await;
     retry_succeeds(&stack, "auth0-500@example.com").await;
 }
@@ -175,9 +171,7 @@ async fn an_auth0_error_on_create_is_a_502_and_nothing_is_kept() {
 #[tokio::test]
 async fn a_dropped_auth0_connection_is_a_503_and_nothing_is_kept() {
     let stack = TestStack::start().await;
-    let mut drop = fault("create_user", None, 1);
-    drop.drop = true;
-    stack.auth0.inject(drop);
+    stack.auth0.inject(Fault::drop_connection("create_user"));
     fails_cleanly_then_retry_succeeds(&stack, "auth0-drop@example.com", 503, "AUTH0_UNAVAILABLE")
         .await;
     retry_succeeds(&stack, "auth0-drop@example.com").await;
@@ -187,7 +181,9 @@ async fn a_dropped_auth0_connection_is_a_503_and_nothing_is_kept() {
 async fn an_email_api_failure_is_a_502_and_the_auth0_user_is_deleted() {
     let stack = TestStack::start().await;
     // Two failures: the first try and its one retry.
-    stack.email.inject(fault("send_email", Some(500), 2));
+    stack
+        .email
+        .inject(Fault::status("send_email", 500).times(2));
     fails_cleanly_then_retry_succeeds(&stack, "email-500@example.com", 502, "EMAIL_FAILED").await;
     assert_eq!(stack.auth0.calls("delete_user"), 1);
     retry_succeeds(&stack, "email-500@example.com").await;
@@ -196,7 +192,7 @@ async fn an_email_api_failure_is_a_502_and_the_auth0_user_is_deleted() {
 #[tokio::test]
 async fn one_email_api_hiccup_is_retried_with_the_same_idempotency_key() {
     let stack = TestStack::start().await;
-    stack.email.inject(fault("send_email", Some(503), 1));
+    stack.email.inject(Fault::status("send_email", 503));
     let response = stack
         .call(create_event(
             seed::ACME_ADMIN_SUB,
@@ -221,9 +217,7 @@ async fn a_rejected_email_api_key_is_a_502_and_nothing_is_kept() {
 async fn an_auth0_that_is_slower_than_the_timeout_leaves_nothing_behind() {
     // HTTP_TIMEOUT_MS is 2000 in tests; the double creates the user, then answers after 3 s.
     let stack = TestStack::start().await;
-    let mut slow = fault("create_user", None, 1);
-    slow.delay_ms = 3_000;
-    stack.auth0.inject(slow);
+    stack.auth0.inject(Fault::delay("create_user", 3_000));
     fails_cleanly_then_retry_succeeds(&stack, "slow@example.com", 503, "AUTH0_UNAVAILABLE").await;
     // The user Auth0 made after we gave up was found by its tag and deleted.
     assert_eq!(stack.auth0.calls("delete_user"), 1);
@@ -233,7 +227,7 @@ async fn an_auth0_that_is_slower_than_the_timeout_leaves_nothing_behind() {
 #[tokio::test]
 async fn an_auth0_429_is_waited_out_and_the_user_is_created() {
     let stack = TestStack::start().await;
-    stack.auth0.inject(fault("create_user", Some(429), 1));
+    stack.auth0.inject(Fault::status("create_user", 429));
     let response = stack
         .call(create_event(
             seed::ACME_ADMIN_SUB,
@@ -248,7 +242,9 @@ async fn an_auth0_429_is_waited_out_and_the_user_is_created() {
 #[tokio::test]
 async fn an_auth0_that_keeps_answering_429_is_a_503_and_nothing_is_kept() {
     let stack = TestStack::start().await;
-    stack.auth0.inject(fault("create_user", Some(429), 10));
+    stack
+        .auth0
+        .inject(Fault::status("create_user", 429).times(10));
     fails_cleanly_then_retry_succeeds(&stack, "limited@example.com", 503, "AUTH0_UNAVAILABLE")
         .await;
     stack.auth0.reset();

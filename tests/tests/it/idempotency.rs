@@ -102,10 +102,9 @@ async fn a_server_error_leaves_the_key_free_for_the_retry() {
     let stack = TestStack::start().await;
     let key = Uuid::new_v4().to_string();
     let body = json!({"email": "retried@acme.test"});
-    stack.email.inject(Fault {
-        times: 2,
-        ..Fault::status("send_email", 500)
-    });
+    stack
+        .email
+        .inject(Fault::status("send_email", 500).times(2));
     let first = create(&stack, seed::ACME_ADMIN_SUB, &body, &key).await;
     assert_eq!((first.status, first.code()), (502, "EMAIL_FAILED"));
     stack.assert_nothing_kept("retried@acme.test").await;

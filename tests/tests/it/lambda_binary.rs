@@ -1,6 +1,7 @@
 //! The real `create-user` binary, driven through the Lambda Runtime API as AWS would.
 
 use serde_json::json;
+use testkit::doubles::Fault;
 use testkit::harness::{
     CHECK_PATH, Response, SET_PASSWORD_PATH, TestStack, VERIFY_PATH, api_event, create_event, seed,
 };
@@ -50,9 +51,9 @@ async fn the_create_user_binary_serves_events_from_the_runtime_api_and_logs_no_s
     );
 
     // A rollback: the email API fails (and its one retry), the Auth0 user is deleted again.
-    stack.email.inject(
-        serde_json::from_value(json!({"op": "send_email", "status": 500, "times": 2})).unwrap(),
-    );
+    stack
+        .email
+        .inject(Fault::status("send_email", 500).times(2));
     let rolled_back = invoke(create_event(
         seed::ACME_ADMIN_SUB,
         &json!({"email": "rollback@example.com"}),

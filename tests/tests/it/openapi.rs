@@ -114,10 +114,6 @@ pub fn request_errors(path: &str, body: &Value) -> Vec<String> {
     schema_errors(request_schema(path), body)
 }
 
-fn fault(op: &str, status: Option<u16>, times: u32) -> Fault {
-    serde_json::from_value(json!({"op": op, "status": status, "times": times})).unwrap()
-}
-
 #[tokio::test]
 async fn the_handlers_answers_match_the_schema_documented_for_their_status() {
     let stack = TestStack::start().await;
@@ -331,24 +327,21 @@ async fn the_handlers_answers_match_the_schema_documented_for_their_status() {
     let failing: [(&str, Fault, bool, u16, &str); 3] = [
         (
             "Auth0 answers 500",
-            fault("create_user", Some(500), 1),
+            Fault::status("create_user", 500),
             true,
             502,
             "AUTH0_FAILED",
         ),
         (
             "the email API answers 500",
-            fault("send_email", Some(500), 2),
+            Fault::status("send_email", 500).times(2),
             false,
             502,
             "EMAIL_FAILED",
         ),
         (
             "Auth0 drops the connection",
-            Fault {
-                drop: true,
-                ..fault("create_user", None, 1)
-            },
+            Fault::drop_connection("create_user"),
             true,
             503,
             "AUTH0_UNAVAILABLE",

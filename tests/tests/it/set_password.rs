@@ -347,8 +347,7 @@ async fn a_password_auth0_refuses_is_400_with_auth0s_message_and_the_link_still_
     );
 
     // Other rules of Auth0's policy come back the same way, with Auth0's own words.
-    let mut history = Fault::status("update_user", 400);
-    history.body = Some(json!({
+    let history = Fault::status("update_user", 400).with_body(json!({
         "statusCode": 400,
         "error": "Bad Request",
         "message": "PasswordHistoryError: Password has previously been used",
@@ -410,10 +409,7 @@ async fn every_failing_step_keeps_the_link_working_and_a_retry_succeeds() {
         ),
         (
             "auth0 keeps answering 429",
-            vec![Fault {
-                times: 3,
-                ..Fault::status("update_user", 429)
-            }],
+            vec![Fault::status("update_user", 429).times(3)],
             503,
             "AUTH0_UNAVAILABLE",
         ),
@@ -568,10 +564,9 @@ async fn a_resend_whose_email_fails_changes_nothing_and_the_old_link_still_works
     let stack = TestStack::start().await;
     let old = invite(&stack, "ann@acme.test").await;
     // The sender retries once with the same key: both attempts fail.
-    stack.email.inject(Fault {
-        times: 2,
-        ..Fault::status("send_email", 500)
-    });
+    stack
+        .email
+        .inject(Fault::status("send_email", 500).times(2));
     let resent = resend(&stack, seed::ACME_ADMIN_SUB, "ann@acme.test").await;
     assert_eq!(
         (resent.status, resent.code()),
