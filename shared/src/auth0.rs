@@ -577,6 +577,45 @@ impl Auth0Client {
         Ok(found.users)
     }
 
+    /// One page (at most [`SEARCH_PAGE_SIZE`]) of the users with any of `emails`, through v3
+    /// search: one call for many addresses where `users-by-email` takes one each. Search is
+    /// eventually consistent, so callers ask only about users old enough to be indexed and
+    /// re-read a user before they change it.
+    #[tracing::instrument(skip_all, fields(op = "search_users", emails = emails.len(), page = page))]
+    pub async fn search_users_with_emails(
+        &self,
+        emails: &[&str],
+        page: u32,
+        deadline: &Deadline,
+    ) -> Result<Vec<Auth0User>, Auth0Error> {
+        #[derive(Deserialize)]
+        struct SearchPage {
+            users: Vec<Auth0User>,
+        }
+        let quoted =
+            |text: &str| format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""));
+        let any_of: Vec<String> = emails
+            .iter()
+            .map(|email| format!("email:{}", quoted(email)))
+            .collect();
+        let query = format!("({})", any_of.join(" OR "));
+        let page = page.to_string();
+        let per_page = SEARCH_PAGE_SIZE.to_string();
+        let response = self
+            .call("search_users", deadline, Budget::Cleanup, |http, base| {
+                http.get(endpoint(base, &["api", "v2", "users"])).query(&[
+                    ("q", query.as_str()),
+                    ("search_engine", "v3"),
+                    ("per_page", per_page.as_str()),
+                    ("page", page.as_str()),
+                    ("include_totals", "true"),
+                ])
+            })
+            .await?;
+        let found: SearchPage = expect_json("search_users", StatusCode::OK, response).await?;
+        Ok(found.users)
+    }
+
     /// The user as it is now (unlike search, immediately consistent); `None` if there is none.
     #[tracing::instrument(skip_all, fields(op = "get_user"))]
     pub async fn get_user(

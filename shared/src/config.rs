@@ -254,8 +254,6 @@ pub struct CleanupSettings {
     pub token_retention: Duration,
     /// The run stops this long before the Lambda deadline and reports `partial`.
     pub deadline_margin: Duration,
-    /// Pending rows whose addresses are looked up in Auth0 at the same time.
-    pub auth0_concurrency: usize,
     /// Least time between two of cleanup's Management API calls (`CLEANUP_AUTH0_MAX_RPS`
     /// calls a second, default 1; 0 sets no ceiling).
     pub auth0_interval: Duration,
@@ -279,7 +277,6 @@ impl CleanupSettings {
                 5_000,
                 500..=60_000,
             )?),
-            auth0_concurrency: env.number("CLEANUP_AUTH0_CONCURRENCY", 1, 1..=16)?,
             auth0_interval: {
                 let per_sec = env.number("CLEANUP_AUTH0_MAX_RPS", 1.0, 0.0..=1_000.0)?;
                 if per_sec > 0.0 {
@@ -499,7 +496,7 @@ mod tests {
     fn cleanup_paces_its_auth0_calls_by_default_and_a_zero_ceiling_turns_that_off() {
         let cleanup = load(&base()).unwrap().cleanup;
         assert_eq!(cleanup.auth0_interval, Duration::from_secs(1));
-        assert_eq!((cleanup.auth0_reserve, cleanup.auth0_concurrency), (2, 1));
+        assert_eq!(cleanup.auth0_reserve, 2);
         let mut vars = base();
         vars.insert("CLEANUP_AUTH0_MAX_RPS", "0".into());
         assert_eq!(load(&vars).unwrap().cleanup.auth0_interval, Duration::ZERO);
@@ -511,7 +508,6 @@ mod tests {
         for (key, bad) in [
             ("CLEANUP_AUTH0_MAX_RPS", "-1"),
             ("CLEANUP_AUTH0_MAX_RPS", "fast"),
-            ("CLEANUP_AUTH0_CONCURRENCY", "0"),
             ("CLEANUP_AUTH0_RESERVE", "-2"),
         ] {
             let mut vars = base();

@@ -15,8 +15,6 @@
 //! invocation fail (see `super::handle`).
 
 use std::collections::HashSet;
-use std::pin::Pin;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -43,6 +41,8 @@ use crate::state::AppState;
 const MIN_STEP: Duration = Duration::from_millis(200);
 /// v3 search never pages past 1,000 results.
 const SEARCH_MAX_PAGES: u32 = 10;
+/// Addresses asked about in one v3 search (the query stays a few kilobytes).
+const EMAILS_PER_SEARCH: usize = 50;
 /// Reset tokens deleted per statement.
 const TOKEN_BATCH: usize = 1_000;
 /// Kept back from the Lambda deadline to post the summary.
@@ -325,13 +325,13 @@ impl Run<'_> {
         };
         let mut finished = true;
         let mut looked_up = Vec::new();
-        for chunk in rows.chunks(self.settings.auth0_concurrency.max(1)) {
+        // One search for many addresses instead of one users-by-email each.
+        for chunk in rows.chunks(EMAILS_PER_SEARCH) {
             if !self.may_call_auth0() {
                 finished = false;
                 break;
             }
-            let run = &*self;
-            let answers = join_all(chunk.iter().map(|row| run.look_up(row, &busy))).await;
+            let answers = self.look_up(chunk, &busy).await;
             if answers.iter().any(|a| matches!(a, Lookup::OutOfTime)) {
                 self.summary.partial = true;
                 finished = false;
@@ -392,18 +392,63 @@ impl Run<'_> {
             .map(|r| (r.created_at, r.id.uuid())))
     }
 
-    /// What Auth0 holds at the row's address; several rows are looked up at once.
-    async fn look_up(&self, row: &PendingRow, busy: &HashSet<Uuid>) -> Lookup {
-        let Ok(email) = Email::parse(&row.email) else {
-            return Lookup::InvalidEmail;
-        };
-        if busy.contains(&row.id.uuid()) {
-            return Lookup::AddressBusy;
+    /// What Auth0 holds at each row's address, from paged v3 searches over all of them (the
+    /// rows are past the grace period, so their Auth0 users are old enough to be indexed).
+    async fn look_up(&mut self, rows: &[PendingRow], busy: &HashSet<Uuid>) -> Vec<Lookup> {
+        let mut answers: Vec<Lookup> = Vec::with_capacity(rows.len());
+        let mut asked: Vec<(usize, String)> = Vec::new();
+        for (index, row) in rows.iter().enumerate() {
+            answers.push(match Email::parse(&row.email) {
+                Err(_) => Lookup::InvalidEmail,
+                Ok(_) if busy.contains(&row.id.uuid()) => Lookup::AddressBusy,
+                Ok(email) => {
+                    asked.push((index, email.as_str().to_string()));
+                    Lookup::OutOfTime
+                }
+            });
         }
-        if !self.budget.spend(&self.state.auth0, &self.stop_at).await {
-            return Lookup::OutOfTime;
+        if asked.is_empty() {
+            return answers;
         }
-        Lookup::Answered(self.state.auth0.users_by_email(&email, &self.stop_at).await)
+        let emails: Vec<&str> = asked.iter().map(|(_, email)| email.as_str()).collect();
+        let mut found: Vec<Auth0User> = Vec::new();
+        for page in 0..SEARCH_MAX_PAGES {
+            if !self.budget.spend(&self.state.auth0, &self.stop_at).await {
+                return answers;
+            }
+            let result = self
+                .state
+                .auth0
+                .search_users_with_emails(&emails, page, &self.stop_at)
+                .await;
+            match result {
+                Ok(users) => {
+                    let full = users.len() == SEARCH_PAGE_SIZE;
+                    found.extend(users);
+                    if !full {
+                        break;
+                    }
+                }
+                // Reported once, on the first row; the others wait for the next run.
+                Err(err) => {
+                    answers[asked[0].0] = Lookup::Answered(Err(err));
+                    return answers;
+                }
+            }
+        }
+        for (index, email) in &asked {
+            let users = found
+                .iter()
+                .filter(|u| {
+                    u.email
+                        .as_deref()
+                        .is_some_and(|e| e.eq_ignore_ascii_case(email))
+                })
+                .cloned()
+                .collect();
+            answers[*index] = Lookup::Answered(Ok(users));
+        }
+        answers
     }
 
     /// The Auth0 users with the row's address, all of them ours; `None` if the row is to be
@@ -445,12 +490,28 @@ impl Run<'_> {
 
     /// False if one could not be deleted: the row then stays for the next run.
     async fn delete_auth0_users_of(&mut self, row: &PendingRow, ours: &[Auth0UserId]) -> bool {
+        let (id, redacted) = (Some(row.id.to_string()), Some(redact_email(&row.email)));
         for auth0_id in ours {
+            // Found by search, which lags: read it again before deleting it.
+            if !self.pace().await {
+                return false;
+            }
+            match self.state.auth0.get_user(auth0_id, &self.stop_at).await {
+                Ok(None) => continue,
+                Ok(Some(now)) if !now.is_ours() => {
+                    self.skip(Kind::DbOrphan, id, redacted, SkipReason::ChangedSinceSearch);
+                    return false;
+                }
+                Ok(Some(_)) => {}
+                Err(err) => {
+                    self.auth0_failed(Kind::DbOrphan, id, redacted, err);
+                    return false;
+                }
+            }
             if !self.pace().await {
                 return false;
             }
             if let Err(err) = self.state.auth0.delete_user(auth0_id, &self.stop_at).await {
-                let (id, redacted) = (Some(row.id.to_string()), Some(redact_email(&row.email)));
                 self.auth0_failed(Kind::DbOrphan, id, redacted, err);
                 return false;
             }
@@ -824,33 +885,10 @@ impl Run<'_> {
 enum Lookup {
     InvalidEmail,
     AddressBusy,
-    /// The budget's turn would have come too close to the deadline.
+    /// Not asked in this run: the budget's turn would have come too close to the deadline,
+    /// or the search for it failed (reported once).
     OutOfTime,
     Answered(Result<Vec<Auth0User>, Auth0Error>),
-}
-
-/// Runs `futures` at once on this task and returns their outputs in order.
-async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    Poll::Ready(value) => *output = Some(value),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }
 
 /// In a savepoint, so a failed delete does not abort the rest of the batch.

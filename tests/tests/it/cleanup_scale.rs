@@ -13,9 +13,8 @@ use crate::cleanup::{
 };
 
 #[tokio::test]
-async fn addresses_looked_up_several_at_once_keep_every_safety_rule() {
+async fn addresses_looked_up_together_keep_every_safety_rule() {
     let stack = TestStack::start_with(|vars| {
-        vars.insert("CLEANUP_AUTH0_CONCURRENCY".into(), "4".into());
         vars.insert("CLEANUP_BATCH_SIZE".into(), "3".into());
     })
     .await;
@@ -124,4 +123,42 @@ async fn a_row_that_cannot_be_deleted_does_not_keep_the_rest_of_its_batch() {
         "{next:?}"
     );
     assert!(!user_exists(&stack, stuck).await);
+}
+
+#[tokio::test]
+async fn database_orphans_without_auth0_users_cost_under_a_twentieth_of_a_call_each() {
+    let stack = TestStack::start_with(|vars| {
+        vars.insert("CLEANUP_AUTH0_MAX_RPS".into(), "0".into());
+    })
+    .await;
+    stack
+        .sql()
+        .await
+        .execute(
+            "INSERT INTO users (id, tenant_id, email, role, auth0_sub, created_at)
+             SELECT id, $1::text::uuid, 'orphan' || n || '@acme.test', 'USER', 'pending_' || id,
+                    now() - interval '1 hour'
+               FROM (SELECT gen_random_uuid() AS id, n FROM generate_series(1, 200) n) s",
+            &[&seed::ACME],
+        )
+        .await
+        .unwrap();
+    let before: usize = management_calls(&stack);
+
+    let summary = cleanup(&stack, scheduled_event()).await;
+
+    assert_eq!(summary.removed.db_orphans, 200, "{summary:?}");
+    let calls = management_calls(&stack) - before;
+    assert!(
+        (calls as f64) / 200.0 < 0.05,
+        "{calls} Management API calls for 200 orphans"
+    );
+}
+
+fn management_calls(stack: &TestStack) -> usize {
+    testkit::doubles::AUTH0_OPS
+        .iter()
+        .filter(|op| **op != "token")
+        .map(|op| stack.auth0.calls(op))
+        .sum()
 }

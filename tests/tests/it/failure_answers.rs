@@ -179,10 +179,10 @@ async fn no_address_reaches_a_log_or_an_answer_when_auth0_drops_a_users_by_email
         "the failure is logged:\n{create_logs}"
     );
 
-    // cleanup: the lookup of a pending row's address is dropped.
+    // cleanup: the search for the pending rows' addresses (all in its query string) is dropped.
     pending_row(&stack, "half.gone@acme.test", HOUR).await;
     let function = start_binary(&stack, "cleanup").await;
-    stack.auth0.inject(Fault::drop_connection("users_by_email"));
+    stack.auth0.inject(Fault::drop_connection("search_users"));
     let invocation = function.invoke(scheduled_event()).await.unwrap();
     let Outcome::Response(answer) = invocation.outcome else {
         panic!("{:?}", invocation.outcome)
@@ -192,7 +192,7 @@ async fn no_address_reaches_a_log_or_an_answer_when_auth0_drops_a_users_by_email
         summary
             .errors
             .iter()
-            .any(|e| e.error.contains("users_by_email")),
+            .any(|e| e.error.contains("search_users")),
         "{summary:?}"
     );
     let cleanup_logs = function.kill().await.text;

@@ -1,5 +1,7 @@
 //! The Lucene subset user search needs: `field:value`, `field:"value"`, `field:prefix*`,
-//! `field:[A TO B]` / `{A TO B}` (mixable, `*` open), joined by `AND`.
+//! `field:[A TO B]` / `{A TO B}` (mixable, `*` open), a parenthesised sub-query of such
+//! clauses joined by `OR`, all joined by `AND`. The normalised profile fields (`email`,
+//! `name`, …) compare case-insensitively, as Auth0's do; metadata fields exactly.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::Value;
@@ -15,6 +17,8 @@ pub(super) enum Clause {
         lower: Bound,
         upper: Bound,
     },
+    /// `(a OR b OR …)`: any of them.
+    AnyOf(Vec<Clause>),
 }
 
 #[derive(Debug, PartialEq)]
@@ -52,7 +56,7 @@ pub(super) fn parse(query: &str) -> Result<Vec<Clause>, String> {
 fn tokenize(query: &str) -> Result<Vec<String>, String> {
     let mut tokens = Vec::new();
     let mut current = String::new();
-    let (mut quoted, mut escaped, mut in_range) = (false, false, false);
+    let (mut quoted, mut escaped, mut in_range, mut depth) = (false, false, false, 0u32);
     for c in query.chars() {
         if escaped {
             escaped = false;
@@ -64,7 +68,11 @@ fn tokenize(query: &str) -> Result<Vec<String>, String> {
             in_range = true;
         } else if !quoted && (c == ']' || c == '}') {
             in_range = false;
-        } else if c.is_whitespace() && !quoted && !in_range {
+        } else if !quoted && !in_range && c == '(' {
+            depth += 1;
+        } else if !quoted && !in_range && c == ')' {
+            depth = depth.checked_sub(1).ok_or("unbalanced parenthesis")?;
+        } else if c.is_whitespace() && !quoted && !in_range && depth == 0 {
             if !current.is_empty() {
                 tokens.push(std::mem::take(&mut current));
             }
@@ -72,8 +80,8 @@ fn tokenize(query: &str) -> Result<Vec<String>, String> {
         }
         current.push(c);
     }
-    if quoted || in_range {
-        return Err("unbalanced quote or range".into());
+    if quoted || in_range || depth > 0 {
+        return Err("unbalanced quote, range or parenthesis".into());
     }
     if !current.is_empty() {
         tokens.push(current);
@@ -82,6 +90,21 @@ fn tokenize(query: &str) -> Result<Vec<String>, String> {
 }
 
 fn parse_clause(token: &str) -> Result<Clause, String> {
+    if let Some(inner) = token.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
+        let tokens = tokenize(inner)?;
+        let mut any = Vec::new();
+        for (index, token) in tokens.iter().enumerate() {
+            match (index % 2, token.as_str()) {
+                (1, "OR") => {}
+                (1, other) => return Err(format!("expected OR before \"{other}\"")),
+                _ => any.push(parse_clause(token)?),
+            }
+        }
+        if tokens.len() % 2 == 0 {
+            return Err("a group ends with OR or is empty".into());
+        }
+        return Ok(Clause::AnyOf(any));
+    }
     let Some((field, value)) = token.split_once(':') else {
         return Err(format!("expected field:value, got \"{token}\""));
     };
@@ -150,14 +173,26 @@ pub(super) fn matches_all(clauses: &[Clause], doc: &Value) -> bool {
     clauses.iter().all(|clause| matches(clause, doc))
 }
 
+/// Auth0 normalises these profile fields: their search is case-insensitive.
+const NORMALISED_FIELDS: [&str; 5] = ["email", "name", "given_name", "family_name", "nickname"];
+
 fn matches(clause: &Clause, doc: &Value) -> bool {
     match clause {
         Clause::Matches { field, pattern } => {
+            let fold = NORMALISED_FIELDS.contains(&field.as_str());
+            let norm = |text: &str| {
+                if fold {
+                    text.to_lowercase()
+                } else {
+                    text.to_string()
+                }
+            };
             field_values(doc, field).iter().any(|value| match pattern {
-                Pattern::Exact(expected) => value == expected,
-                Pattern::Prefix(prefix) => value.starts_with(prefix.as_str()),
+                Pattern::Exact(expected) => norm(value) == norm(expected),
+                Pattern::Prefix(prefix) => norm(value).starts_with(&norm(prefix)),
             })
         }
+        Clause::AnyOf(any) => any.iter().any(|clause| matches(clause, doc)),
         Clause::Range {
             field,
             lower,
@@ -253,12 +288,30 @@ mod tests {
     }
 
     #[test]
+    fn a_parenthesised_or_group_matches_any_and_emails_ignore_case() {
+        let clauses =
+            parse(r#"(email:"ann@x.test" OR email:"bob@x.test") AND app_metadata.a:"1""#).unwrap();
+        let doc = |email: &str, a: &str| json!({"email": email, "app_metadata": {"a": a}});
+        assert!(matches_all(&clauses, &doc("Bob@X.test", "1")));
+        assert!(!matches_all(&clauses, &doc("eve@x.test", "1")));
+        assert!(!matches_all(&clauses, &doc("ann@x.test", "2")));
+        for bad in [
+            "(email:a OR)",
+            "(email:a AND email:b)",
+            "(email:a",
+            "email:a)",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn unsupported_syntax_is_rejected() {
         for query in [
             "a:1 OR b:2",
             "a:1 b:2",
             "a:1 AND",
-            "(a:1)",
+            "(a:1 b:2)",
             "a:[1 TO 2",
             "a:b*c",
         ] {
