@@ -334,7 +334,7 @@ async fn prepare(
     };
     let (auth0_id, adopted) =
         provision_auth0_user(state, tx, db, &new_user.email, &tags, deadline).await?;
-    tracing::info!(step = "auth0_create", adopted, "auth0 user ready");
+    tracing::debug!(step = "auth0_create", adopted, "auth0 user ready");
 
     let prepared = Prepared {
         user: CreatedUser {
@@ -370,7 +370,18 @@ async fn commit(
     {
         return Err(undo(state, &prepared, err, deadline).await);
     }
-    tracing::info!(step = "commit", user_id = %prepared.user.id, "user created");
+    // The one line a create logs at info (with the request's own line): the steps are debug.
+    let user = &prepared.user;
+    tracing::info!(
+        step = "commit",
+        user_id = %user.id,
+        email = %user.email,
+        auth0_user_id = %user.auth0_user_id,
+        adopted = user.adopted_auth0_user,
+        employee = user.employee_id.is_some(),
+        pages = user.permissions.len(),
+        "user created"
+    );
     Ok(prepared.user)
 }
 
@@ -426,7 +437,7 @@ async fn grant_permissions(
     db.on(pages::grant(tx, user_id, permissions))
         .await
         .map_err(CreateUserError::database(Step::Permissions))?;
-    tracing::info!(
+    tracing::debug!(
         step = "permissions",
         pages = permissions.len(),
         "permissions stored"
@@ -463,7 +474,7 @@ async fn insert_user(
                 CreateUserError::database(Step::InsertUser)(err)
             }
         })?;
-    tracing::info!(step = "insert_user", user_id = %user_id, email = %new_user.email, "pending user stored");
+    tracing::debug!(step = "insert_user", user_id = %user_id, email = %new_user.email, "pending user stored");
     Ok(created_at)
 }
 
@@ -504,7 +515,7 @@ async fn attach_employee(
             *employee_id
         }
     };
-    tracing::info!(step = "employee", employee_id = %employee_id, "employee attached");
+    tracing::debug!(step = "employee", employee_id = %employee_id, "employee attached");
     Ok(Some(employee_id))
 }
 
@@ -625,7 +636,7 @@ async fn finish(
     db.on(users::set_auth0_sub(tx, user.id, &user.auth0_user_id))
         .await
         .map_err(CreateUserError::database(Step::StoreAuth0Id))?;
-    tracing::info!(step = "store_auth0_id", "auth0 id stored");
+    tracing::debug!(step = "store_auth0_id", "auth0 id stored");
 
     let invitee = Invitee {
         user_id: user.id,
