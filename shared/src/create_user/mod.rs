@@ -296,6 +296,32 @@ async fn store_answer(
     .map_err(CreateUserError::database(Step::Idempotency))
 }
 
+/// The step that failed of two pipelined ones. A statement the connection has not prepared yet
+/// reaches the server after one it has, so the second of two failures may be the first to run;
+/// the other then only reports the aborted transaction.
+fn first_failure<T>(
+    employee: Result<T, CreateUserError>,
+    granted: Result<(), CreateUserError>,
+) -> Result<T, CreateUserError> {
+    match (employee, granted) {
+        (Err(employee), Err(granted)) if aborted_by_an_earlier_statement(&employee) => Err(granted),
+        (employee, granted) => {
+            let employee = employee?;
+            granted?;
+            Ok(employee)
+        }
+    }
+}
+
+fn aborted_by_an_earlier_statement(err: &CreateUserError) -> bool {
+    matches!(
+        err,
+        CreateUserError::Database { source, .. }
+            if source.postgres().and_then(|e| e.code())
+                == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION)
+    )
+}
+
 /// A user whose every step succeeded, waiting for COMMIT.
 struct Prepared {
     user: CreatedUser,
@@ -318,12 +344,17 @@ async fn prepare(
         check_employee_is_free(tx, db, caller, employee_id).await?;
     }
 
-    // Writes in step order, one at a time: pipelined, a failure in one would abort the
-    // transaction under the others and blur which step failed.
+    // The user row first; then its employee and its permissions, which only need that row,
+    // pipelined in one round trip.
     let user_id = UserId::new(Uuid::new_v4());
     let created_at = insert_user(tx, db, caller, user_id, new_user).await?;
-    let employee_id = attach_employee(tx, db, caller, user_id, new_user).await?;
-    grant_permissions(tx, db, user_id, &new_user.permissions).await?;
+    let employee_id = {
+        let (employee, granted) = tokio::join!(
+            attach_employee(tx, db, caller, user_id, new_user),
+            grant_permissions(tx, db, user_id, &new_user.permissions),
+        );
+        first_failure(employee, granted)?
+    };
 
     // From here on something exists outside the database: every failure must undo it.
     let tags = OwnershipTags {

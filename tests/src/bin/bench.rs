@@ -73,11 +73,12 @@ async fn main() -> Result<(), BoxError> {
         .split(',')
         .map(|n| n.trim().parse())
         .collect::<Result<_, _>>()?;
+    let postmaster = postmaster_pid().await?;
     let mut rows = Vec::new();
     for n in counts {
-        let run = binary_run(n, seconds, &binary, &log_level, &emails).await?;
+        let run = binary_run(postmaster, n, seconds, &binary, &log_level, &emails).await?;
         println!("{run}");
-        let floor = floor_run(n, seconds, &pgbench, &work).await?;
+        let floor = floor_run(postmaster, n, seconds, &pgbench, &work).await?;
         println!("{floor}");
         rows.push((run, floor));
     }
@@ -243,6 +244,57 @@ fn cpu_ticks(pid: u32) -> u64 {
     field(11).unwrap_or(0) + field(12).unwrap_or(0)
 }
 
+/// CPU used by the Postgres cluster: the postmaster and its live children, plus what its
+/// exited children (closed connections) left in its cutime and cstime.
+fn cluster_cpu_ticks(postmaster: u32) -> u64 {
+    let stat_fields = |pid: &str| -> Option<Vec<u64>> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = stat.rsplit_once(')')?.1;
+        // state ppid ... utime(11) stime(12) cutime(13) cstime(14); the state is not a number.
+        Some(
+            rest.split_whitespace()
+                .skip(1)
+                .map(|f| f.parse().unwrap_or(0))
+                .collect(),
+        )
+    };
+    let mut ticks = 0;
+    if let Some(own) = stat_fields(&postmaster.to_string()) {
+        ticks += own.get(10..14).map_or(0, |t| t.iter().sum());
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return ticks;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if let Some(fields) = stat_fields(pid)
+            && fields.first() == Some(&u64::from(postmaster))
+        {
+            ticks += fields.get(10).unwrap_or(&0) + fields.get(11).unwrap_or(&0);
+        }
+    }
+    ticks
+}
+
+/// The postmaster's pid: the parent of a backend.
+async fn postmaster_pid() -> Result<u32, BoxError> {
+    let url = std::env::var("TEST_DATABASE_URL")?;
+    let sql = testkit::harness::connect(&url).await;
+    let backend: i32 = sql.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
+    let stat = std::fs::read_to_string(format!("/proc/{backend}/stat"))?;
+    let ppid = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .ok_or("no parent in /proc/<backend>/stat")?;
+    Ok(ppid.parse()?)
+}
+
 /// VmHWM: the most resident memory the process ever had, in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -263,6 +315,10 @@ struct BinaryRun {
     elapsed: Duration,
     latencies: Vec<Duration>,
     cpu_ticks: u64,
+    /// This process (emulators, doubles, the driving loops) during the run.
+    driver_ticks: u64,
+    /// The Postgres cluster during the run.
+    db_ticks: u64,
     log_bytes: u64,
     log_lines: u64,
     token_requests: usize,
@@ -281,8 +337,13 @@ impl BinaryRun {
     }
 
     fn cpu_ms_per_create(&self) -> f64 {
-        self.cpu_ticks as f64 / TICKS_PER_SEC * 1e3 / self.creates.max(1) as f64
+        ticks_per(self.cpu_ticks, self.creates as u64)
     }
+}
+
+/// Milliseconds of CPU per create.
+fn ticks_per(ticks: u64, creates: u64) -> f64 {
+    ticks as f64 / TICKS_PER_SEC * 1e3 / creates.max(1) as f64
 }
 
 impl std::fmt::Display for BinaryRun {
@@ -292,7 +353,8 @@ impl std::fmt::Display for BinaryRun {
             f,
             "create-user x{}: {} creates ({} errors) in {:.1} s = {:.0}/s; p50 {:.2} p95 {:.2} \
              p99 {:.2} ms; CPU {:.3} ms/create; {:.1} log lines, {:.0} log bytes per create; \
-             {} token requests; peak RSS {:.1} MiB; doubles p50 {:.2} ms",
+             {} token requests; peak RSS {:.1} MiB; doubles p50 {:.2} ms; driver CPU {:.3} \
+             ms/create; Postgres CPU {:.3} ms/create",
             self.instances,
             self.creates,
             self.errors,
@@ -307,6 +369,8 @@ impl std::fmt::Display for BinaryRun {
             self.token_requests,
             self.peak_rss_kib as f64 / 1024.0,
             Stats::of(&self.doubles).p50,
+            ticks_per(self.driver_ticks, self.creates as u64),
+            ticks_per(self.db_ticks, self.creates as u64),
         )
     }
 }
@@ -355,6 +419,7 @@ async fn fresh_stack() -> Result<TestStack, BoxError> {
 }
 
 async fn binary_run(
+    postmaster: u32,
     n: usize,
     seconds: u64,
     binary: &Path,
@@ -392,6 +457,7 @@ async fn binary_run(
     };
     let tokens_before = stack.auth0.token_requests();
     let before = snapshot(&instances);
+    let (driver_before, db_before) = (cpu_ticks(std::process::id()), cluster_cpu_ticks(postmaster));
     let started = Instant::now();
     let stop = started + Duration::from_secs(seconds);
     let loops = instances.iter().map(|instance| async move {
@@ -414,6 +480,7 @@ async fn binary_run(
     // Let the last answers' log lines arrive before counting them.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let after = snapshot(&instances);
+    let (driver_after, db_after) = (cpu_ticks(std::process::id()), cluster_cpu_ticks(postmaster));
     let token_requests = stack.auth0.token_requests() - tokens_before;
     let peak_rss_kib = instances.iter().map(|i| peak_rss_kib(i.pid)).max();
     for mut instance in instances {
@@ -435,6 +502,8 @@ async fn binary_run(
         elapsed,
         latencies,
         cpu_ticks: after.0 - before.0,
+        driver_ticks: driver_after.saturating_sub(driver_before),
+        db_ticks: db_after.saturating_sub(db_before),
         log_bytes: after.1 - before.1,
         log_lines: after.2 - before.2,
         token_requests,
@@ -492,6 +561,8 @@ struct FloorRun {
     tps: f64,
     latencies: Vec<Duration>,
     cpu_seconds: f64,
+    /// The Postgres cluster during the run.
+    db_ticks: u64,
 }
 
 impl FloorRun {
@@ -506,7 +577,7 @@ impl std::fmt::Display for FloorRun {
         write!(
             f,
             "floor (pgbench -M prepared) x{}: {} creates = {:.0}/s; p50 {:.2} p95 {:.2} p99 {:.2} \
-             ms; pgbench CPU {:.3} ms/create",
+             ms; pgbench CPU {:.3} ms/create; Postgres CPU {:.3} ms/create",
             self.clients,
             self.creates,
             self.tps,
@@ -514,6 +585,7 @@ impl std::fmt::Display for FloorRun {
             l.p95,
             l.p99,
             self.cpu_ms_per_create(),
+            ticks_per(self.db_ticks, self.creates),
         )
     }
 }
@@ -600,6 +672,7 @@ fn pgbench_number(stdout: &str, prefix: &str) -> Option<f64> {
 }
 
 async fn floor_run(
+    postmaster: u32,
     clients: usize,
     seconds: u64,
     pgbench_bin: &str,
@@ -609,6 +682,7 @@ async fn floor_run(
     let url = libpq_url(&db.url, None)?;
     let logs = work.join(format!("floor-{clients}"));
     std::fs::create_dir_all(&logs)?;
+    let db_before = cluster_cpu_ticks(postmaster);
     let (stdout, cpu_seconds) = pgbench(
         pgbench_bin,
         work,
@@ -618,6 +692,7 @@ async fn floor_run(
         Some(&logs.join("tx")),
     )
     .await?;
+    let db_ticks = cluster_cpu_ticks(postmaster).saturating_sub(db_before);
     let creates = pgbench_number(&stdout, "number of transactions actually processed:")
         .ok_or_else(|| format!("no transaction count in pgbench's output:\n{stdout}"))?
         as u64;
@@ -639,6 +714,7 @@ async fn floor_run(
         tps,
         latencies,
         cpu_seconds,
+        db_ticks,
     })
 }
 
@@ -1006,6 +1082,35 @@ fn render(
             floor.cpu_ms_per_create(),
             ms(&run.doubles).p50,
             run.errors,
+        );
+    }
+    let _ = writeln!(t);
+    let _ = writeln!(
+        t,
+        "Where the 2 cores went, CPU ms per create: the create-user processes, this bench's own \
+         process (Runtime API emulators, Auth0 and email doubles, the driving loops) and the \
+         Postgres cluster; for the floor, pgbench and the cluster.\n"
+    );
+    let _ = writeln!(
+        t,
+        "| instances | create-user | bench process | Postgres | total | floor: pgbench | floor: Postgres | floor total |"
+    );
+    let _ = writeln!(t, "|---|---|---|---|---|---|---|---|");
+    for (run, floor) in rows {
+        let n = run.creates as u64;
+        let (binary, driver, db) = (
+            run.cpu_ms_per_create(),
+            ticks_per(run.driver_ticks, n),
+            ticks_per(run.db_ticks, n),
+        );
+        let floor_db = ticks_per(floor.db_ticks, floor.creates);
+        let _ = writeln!(
+            t,
+            "| {} | {binary:.3} | {driver:.3} | {db:.3} | {:.3} | {:.3} | {floor_db:.3} | {:.3} |",
+            run.instances,
+            binary + driver + db,
+            floor.cpu_ms_per_create(),
+            floor.cpu_ms_per_create() + floor_db,
         );
     }
     let _ = writeln!(t);
