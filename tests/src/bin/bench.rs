@@ -692,6 +692,9 @@ async fn floor_run(
         Some(&logs.join("tx")),
     )
     .await?;
+    // pgbench's backends exit after it does; their CPU reaches the postmaster's cutime once
+    // it has reaped them.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let db_ticks = cluster_cpu_ticks(postmaster).saturating_sub(db_before);
     let creates = pgbench_number(&stdout, "number of transactions actually processed:")
         .ok_or_else(|| format!("no transaction count in pgbench's output:\n{stdout}"))?
