@@ -1,11 +1,41 @@
 #!/usr/bin/env bash
-# `make bench`: cold-start time of the release create-user binary, local secrets vs moto.
+# `make bench`: a benchmark, not a test. Starts a throwaway Postgres, builds the release
+# binaries, and runs tests/src/bin/bench.rs: the real create-user binary at 1, 8 and 32
+# instances through Runtime API emulators against its floor (pgbench -M prepared with its own
+# statements, same cluster, same run), the 100k cleanup, and the cold start with secrets from
+# Secrets Manager (moto). Writes the measured part of docs/PERFORMANCE.md.
+#   BENCH_SECONDS=10 BENCH_CLEANUP_ORPHANS=100000 BENCH_LOG=info make bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+
+pgbench=$(ls -d /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -n 1 || true)
+if [ -z "$pgbench" ] && command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/pgbench" ]; then
+  pgbench="$(pg_config --bindir)/pgbench"
+fi
+[ -n "$pgbench" ] || pgbench=$(command -v pgbench || true)
+[ -n "$pgbench" ] || { echo "pgbench is needed (it comes with the PostgreSQL server package)" >&2; exit 1; }
+export PGBENCH="$pgbench"
+
+pg_dir=""
+moto_dir=""
+cleanup() {
+  [ -n "$moto_dir" ] && scripts/moto.sh stop "$moto_dir" && rm -rf "$moto_dir"
+  [ -n "$pg_dir" ] && scripts/pg.sh stop "$pg_dir"
+  return 0
+}
+trap cleanup EXIT INT TERM
+
+pg_dir=$(mktemp -d /tmp/provisioning-bench-pg.XXXXXX)
+TEST_DATABASE_URL=$(scripts/pg.sh start "$pg_dir")
+export TEST_DATABASE_URL DATABASE_URL="$TEST_DATABASE_URL"
+
+# Cold start with secrets from Secrets Manager (coldstart.rs, run by bench): moto on loopback.
 scripts/venv.sh
 moto_dir=$(mktemp -d /tmp/provisioning-moto.XXXXXX)
-trap 'scripts/moto.sh stop "$moto_dir"; rm -rf "$moto_dir"' EXIT INT TERM
 TEST_MOTO_URL=$(scripts/moto.sh start "$moto_dir")
 export TEST_MOTO_URL
-cargo build --release --locked --bins
-"target/release/coldstart"
+
+cargo build --release --locked --bin create-user --bin cleanup --bin set-password \
+  --bin bench --bin cleanup_bench --bin coldstart
+"$CARGO_TARGET_DIR/release/bench"

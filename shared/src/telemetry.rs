@@ -1,6 +1,21 @@
 //! Logging: JSON lines in Lambda (CloudWatch), readable text on a terminal.
+//!
+//! A JSON line is the event's fields, `requestId` (the invocation's, on every line logged while
+//! serving one, also from inside client spans) and `span` (the innermost span's fields). No
+//! list of every open span: that repeated the same fields on every line.
 
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
+use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Level from `LOG_LEVEL` or `RUST_LOG` (default `info`); `LOG_FORMAT=text` for humans.
 /// `function` names this process in its metrics (`create-user`, `cleanup`).
@@ -9,20 +24,24 @@ pub fn init(function: &'static str) {
     let filter = std::env::var("RUST_LOG")
         .or_else(|_| std::env::var("LOG_LEVEL"))
         .unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new(filter))
-        .with_target(false)
-        .with_writer(std::io::stdout);
     let result = if std::env::var("LOG_FORMAT").as_deref() == Ok("text") {
-        builder.without_time().try_init()
-    } else {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            // The span list carries the request id into lines logged inside client spans too.
-            .with_span_list(true)
+        tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::new(filter))
+            .with_target(false)
+            .with_writer(std::io::stdout)
+            .without_time()
             .try_init()
+    } else {
+        let lines = tracing_subscriber::fmt::layer()
+            .fmt_fields(JsonFields::new())
+            .event_format(JsonLine)
+            .with_writer(std::io::stdout);
+        tracing_subscriber::registry()
+            .with(EnvFilter::new(filter))
+            .with(RequestIdLayer)
+            .with(lines)
+            .try_init()
+            .map_err(Into::into)
     };
     // A second init (tests) keeps the first subscriber.
     let _ = result;
@@ -42,4 +61,201 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The invocation's request id, kept on every span opened while serving it.
+struct RequestId(Arc<str>);
+
+/// Finds the request id in the span lambda_runtime opens per invocation (`requestId`) or in
+/// our handlers' spans (`request_id`), and hands it down to every span opened inside.
+struct RequestIdLayer;
+
+impl<S> Layer<S> for RequestIdLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let inherited = span
+            .parent()
+            .and_then(|parent| parent.extensions().get::<RequestId>().map(|r| r.0.clone()));
+        let request_id = inherited.or_else(|| {
+            let mut found = FindRequestId(None);
+            attrs.record(&mut found);
+            found.0.map(Arc::from)
+        });
+        if let Some(request_id) = request_id {
+            span.extensions_mut().insert(RequestId(request_id));
+        }
+    }
+}
+
+struct FindRequestId(Option<String>);
+
+impl Visit for FindRequestId {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if matches!(field.name(), "requestId" | "request_id") {
+            self.0 = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if self.0.is_none() && matches!(field.name(), "requestId" | "request_id") {
+            // `%id` records through Debug of a Display wrapper: the plain text.
+            self.0 = Some(format!("{value:?}"));
+        }
+    }
+}
+
+/// One JSON object per event: timestamp, level, message and fields, requestId, span.
+struct JsonLine;
+
+impl<S, N> FormatEvent<S, N> for JsonLine
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let mut line = Map::new();
+        line.insert(
+            "timestamp".into(),
+            chrono::Utc::now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                .into(),
+        );
+        line.insert("level".into(), event.metadata().level().to_string().into());
+        event.record(&mut JsonVisitor(&mut line));
+        if let Some(span) = ctx.event_scope().and_then(|mut scope| scope.next()) {
+            let extensions = span.extensions();
+            if let Some(RequestId(id)) = extensions.get::<RequestId>() {
+                line.insert("requestId".into(), Value::String(id.to_string()));
+            }
+            // The innermost span's own fields, as JsonFields formatted them when it opened.
+            let mut fields = extensions
+                .get::<FormattedFields<N>>()
+                .and_then(|f| serde_json::from_str::<Map<String, Value>>(f).ok())
+                .unwrap_or_default();
+            fields.insert("name".into(), span.name().into());
+            line.insert("span".into(), Value::Object(fields));
+        }
+        let text = serde_json::to_string(&line).map_err(|_| std::fmt::Error)?;
+        writeln!(writer, "{text}")
+    }
+}
+
+struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+
+impl Visit for JsonVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0.insert(field.name().into(), value.to_string().into());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().into(), format!("{value:?}").into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn lines_of(log: impl FnOnce()) -> Vec<Value> {
+        let buffer = Buffer::default();
+        let out = buffer.clone();
+        let layer = tracing_subscriber::fmt::layer()
+            .fmt_fields(JsonFields::new())
+            .event_format(JsonLine)
+            .with_writer(move || out.clone());
+        let subscriber = tracing_subscriber::registry()
+            .with(EnvFilter::new("info"))
+            .with(RequestIdLayer)
+            .with(layer);
+        tracing::subscriber::with_default(subscriber, log);
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+            .collect()
+    }
+
+    #[test]
+    fn every_line_inside_an_invocation_carries_its_request_id_without_a_span_list() {
+        let lines = lines_of(|| {
+            tracing::info!("before any invocation");
+            let invoke = tracing::info_span!("Lambda runtime invoke", requestId = "req-1");
+            let _invoke = invoke.enter();
+            let client = tracing::info_span!("create_user", op = "create_user");
+            let _client = client.enter();
+            tracing::warn!(
+                step = "auth0_create",
+                attempt = 2u64,
+                "inside a client span"
+            );
+        });
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].get("requestId").is_none(), "{}", lines[0]);
+        let inside = &lines[1];
+        assert_eq!(inside["requestId"], "req-1");
+        assert_eq!(inside["message"], "inside a client span");
+        assert_eq!(inside["level"], "WARN");
+        assert_eq!(inside["step"], "auth0_create");
+        assert_eq!(inside["attempt"], 2);
+        assert_eq!(inside["span"]["name"], "create_user");
+        assert_eq!(inside["span"]["op"], "create_user");
+        assert!(inside.get("spans").is_none(), "{inside}");
+    }
+
+    #[test]
+    fn a_handler_span_with_a_display_request_id_gives_it_to_its_lines() {
+        let id = uuid::Uuid::new_v4();
+        let lines = lines_of(|| {
+            let span = tracing::info_span!("request", request_id = %id);
+            let _span = span.enter();
+            tracing::info!("served");
+        });
+        assert_eq!(lines[0]["requestId"], id.to_string());
+        assert_eq!(lines[0]["span"]["request_id"], id.to_string());
+    }
 }

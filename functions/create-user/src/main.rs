@@ -4,7 +4,9 @@ use lambda_runtime::{Error, service_fn};
 use shared::create_user::handler::handle;
 use shared::state::AppState;
 
-#[tokio::main]
+// One event at a time per instance: a single-threaded runtime spares the hand-offs between
+// worker threads that a multi-threaded one pays on every wake-up.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init("create-user");
     // Built once per Lambda instance and borrowed by every invocation.

@@ -5,7 +5,9 @@ use lambda_runtime::{Error, service_fn};
 use shared::set_password::handler::handle;
 use shared::state::AppState;
 
-#[tokio::main]
+// One event at a time per instance: a single-threaded runtime spares the hand-offs between
+// worker threads that a multi-threaded one pays on every wake-up.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init("set-password");
     // Built once per Lambda instance and borrowed by every invocation.

@@ -170,8 +170,6 @@ impl CreateUserError {
         }
     }
 
-    /// The commit was sent but its answer never came (no answer in time, connection lost):
-    /// whether it landed is unknown.
     /// The email API got the message but did not answer (a timeout, a connection lost after
     /// sending): it may have accepted it.
     pub fn email_may_have_been_sent(&self) -> bool {
@@ -184,6 +182,8 @@ impl CreateUserError {
         )
     }
 
+    /// The commit was sent but its answer never came (no answer in time, connection lost):
+    /// whether it landed is unknown.
     pub fn commit_outcome_unknown(&self) -> bool {
         match self {
             Self::Database {

@@ -59,7 +59,7 @@ pub(super) async fn invite(
         Issue::Replacing => ResetToken::generate(),
     };
     let token = store_reset_token(tx, db, invitee.user_id, expires_at, issue, first_token).await?;
-    tracing::info!(step = "reset_token", "reset token hash stored");
+    tracing::debug!(step = "reset_token", "reset token hash stored");
 
     let link = set_password_link(&state.config.frontend_url, &token, invitee.email);
     let email = PasswordSetupEmail {
@@ -77,7 +77,7 @@ pub(super) async fn invite(
             source,
             compensation: Compensation::NotNeeded,
         })?;
-    tracing::info!(
+    tracing::debug!(
         step = "send_email",
         message_id,
         "password-setup email accepted"
@@ -86,7 +86,8 @@ pub(super) async fn invite(
 }
 
 /// In a savepoint, so a hash collision (astronomically unlikely) costs one retry with a random
-/// token, not the user.
+/// token, not the user. SAVEPOINT goes out with the insert, in one round trip, and is never
+/// released on its own: the COMMIT (or the release of an enclosing savepoint) takes it along.
 async fn store_reset_token(
     tx: &mut Transaction<'_>,
     db: Bound,
@@ -95,56 +96,52 @@ async fn store_reset_token(
     issue: Issue<'_>,
     first_token: ResetToken,
 ) -> Result<ResetToken, CreateUserError> {
+    let tx: &Transaction<'_> = tx;
+    let failed = |err| CreateUserError::database(Step::ResetToken)(err);
     let mut collided = false;
     let mut next = Some(first_token);
     loop {
         let token = next.take().unwrap_or_else(ResetToken::generate);
-        let savepoint = db
-            .on(tx.savepoint("reset_token"))
-            .await
-            .map_err(CreateUserError::database(Step::ResetToken))?;
-        let stored = match issue {
-            Issue::First { .. } => {
-                db.on(reset_tokens::insert(
-                    &savepoint,
-                    user_id,
-                    token.hash(),
-                    expires_at,
-                ))
-                .await
-            }
-            Issue::Replacing => {
-                db.on(reset_tokens::replace_open(
-                    &savepoint,
-                    user_id,
-                    token.hash(),
-                    expires_at,
-                ))
-                .await
+        let store = async {
+            match issue {
+                Issue::First { .. } => {
+                    db.on(reset_tokens::insert(tx, user_id, token.hash(), expires_at))
+                        .await
+                }
+                Issue::Replacing => {
+                    db.on(reset_tokens::replace_open(
+                        tx,
+                        user_id,
+                        token.hash(),
+                        expires_at,
+                    ))
+                    .await
+                }
             }
         };
+        // Polled in this order, so SAVEPOINT reaches the server before the insert.
+        let (opened, stored) = tokio::join!(db.on(tx.batch_execute(SAVEPOINT)), store);
+        opened.map_err(failed)?;
         match stored {
-            Ok(()) => {
-                db.on(savepoint.commit())
-                    .await
-                    .map_err(CreateUserError::database(Step::ResetToken))?;
-                return Ok(token);
-            }
+            Ok(()) => return Ok(token),
             Err(err)
                 if !collided
                     && err.violated_unique_constraint()
                         == Some(reset_tokens::TOKEN_HASH_UNIQUE) =>
             {
                 tracing::warn!("reset token hash collided; trying a new token");
-                db.on(savepoint.rollback())
+                db.on(tx.batch_execute(ROLLBACK_TO_SAVEPOINT))
                     .await
-                    .map_err(CreateUserError::database(Step::ResetToken))?;
+                    .map_err(failed)?;
                 collided = true;
             }
-            Err(err) => return Err(CreateUserError::database(Step::ResetToken)(err)),
+            Err(err) => return Err(failed(err)),
         }
     }
 }
+
+const SAVEPOINT: &str = "SAVEPOINT reset_token";
+const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT reset_token";
 
 /// `{frontend}/auth/set-password?token=…&email=…`, the page that calls set-password.
 fn set_password_link(frontend: &Url, token: &ResetToken, email: &Email) -> Url {

@@ -85,12 +85,11 @@ pub async fn email_exists(
     answer
 }
 
-/// A connection whose server stopped answering is closed, not handed to the next request.
+/// A connection whose server stopped answering, or that was found dead, is closed and not
+/// handed to the next request: each failed attempt of the retry draws another connection.
 fn discard_if_silent<T>(client: Object, result: &Result<T, CreateUserError>) {
-    if let Err(CreateUserError::Database {
-        source: DbError::NoAnswer(_),
-        ..
-    }) = result
+    if let Err(CreateUserError::Database { source, .. }) = result
+        && (matches!(source, DbError::NoAnswer(_)) || source.is_connection_lost())
     {
         drop(Object::take(client));
     }
@@ -288,6 +287,32 @@ async fn store_answer(
     .map_err(CreateUserError::database(Step::Idempotency))
 }
 
+/// The step that failed of two pipelined ones. A statement the connection has not prepared yet
+/// reaches the server after one it has, so the second of two failures may be the first to run;
+/// the other then only reports the aborted transaction.
+fn first_failure<T>(
+    employee: Result<T, CreateUserError>,
+    granted: Result<(), CreateUserError>,
+) -> Result<T, CreateUserError> {
+    match (employee, granted) {
+        (Err(employee), Err(granted)) if aborted_by_an_earlier_statement(&employee) => Err(granted),
+        (employee, granted) => {
+            let employee = employee?;
+            granted?;
+            Ok(employee)
+        }
+    }
+}
+
+fn aborted_by_an_earlier_statement(err: &CreateUserError) -> bool {
+    matches!(
+        err,
+        CreateUserError::Database { source, .. }
+            if source.postgres().and_then(|e| e.code())
+                == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION)
+    )
+}
+
 /// A user whose every step succeeded, waiting for COMMIT.
 struct Prepared {
     user: CreatedUser,
@@ -310,12 +335,17 @@ async fn prepare(
         check_employee_is_free(tx, db, caller, employee_id).await?;
     }
 
-    // Writes in step order, one at a time: pipelined, a failure in one would abort the
-    // transaction under the others and blur which step failed.
+    // The user row first; then its employee and its permissions, which only need that row,
+    // pipelined in one round trip.
     let user_id = UserId::new(Uuid::new_v4());
     let created_at = insert_user(tx, db, caller, user_id, new_user).await?;
-    let employee_id = attach_employee(tx, db, caller, user_id, new_user).await?;
-    grant_permissions(tx, db, user_id, &new_user.permissions).await?;
+    let employee_id = {
+        let (employee, granted) = tokio::join!(
+            attach_employee(tx, db, caller, user_id, new_user),
+            grant_permissions(tx, db, user_id, &new_user.permissions),
+        );
+        first_failure(employee, granted)?
+    };
 
     // From here on something exists outside the database: every failure must undo it.
     let tags = OwnershipTags {
@@ -325,7 +355,7 @@ async fn prepare(
     };
     let (auth0_id, adopted) =
         provision_auth0_user(state, tx, db, &new_user.email, &tags, deadline).await?;
-    tracing::info!(step = "auth0_create", adopted, "auth0 user ready");
+    tracing::debug!(step = "auth0_create", adopted, "auth0 user ready");
 
     let prepared = Prepared {
         user: CreatedUser {
@@ -361,7 +391,18 @@ async fn commit(
     {
         return Err(undo(state, &prepared, err, deadline).await);
     }
-    tracing::info!(step = "commit", user_id = %prepared.user.id, "user created");
+    // The one line a create logs at info (with the request's own line): the steps are debug.
+    let user = &prepared.user;
+    tracing::info!(
+        step = "commit",
+        user_id = %user.id,
+        email = %user.email,
+        auth0_user_id = %user.auth0_user_id,
+        adopted = user.adopted_auth0_user,
+        employee = user.employee_id.is_some(),
+        pages = user.permissions.len(),
+        "user created"
+    );
     Ok(prepared.user)
 }
 
@@ -422,7 +463,7 @@ async fn grant_permissions(
     db.on(pages::grant(tx, user_id, permissions))
         .await
         .map_err(CreateUserError::database(Step::Permissions))?;
-    tracing::info!(
+    tracing::debug!(
         step = "permissions",
         pages = permissions.len(),
         "permissions stored"
@@ -459,7 +500,7 @@ async fn insert_user(
                 CreateUserError::database(Step::InsertUser),
             )
         })?;
-    tracing::info!(step = "insert_user", user_id = %user_id, email = %new_user.email, "pending user stored");
+    tracing::debug!(step = "insert_user", user_id = %user_id, email = %new_user.email, "pending user stored");
     Ok(created_at)
 }
 
@@ -500,7 +541,7 @@ async fn attach_employee(
             *employee_id
         }
     };
-    tracing::info!(step = "employee", employee_id = %employee_id, "employee attached");
+    tracing::debug!(step = "employee", employee_id = %employee_id, "employee attached");
     Ok(Some(employee_id))
 }
 
@@ -516,7 +557,7 @@ async fn finish(
     db.on(users::set_auth0_sub(tx, user.id, &user.auth0_user_id))
         .await
         .map_err(CreateUserError::database(Step::StoreAuth0Id))?;
-    tracing::info!(step = "store_auth0_id", "auth0 id stored");
+    tracing::debug!(step = "store_auth0_id", "auth0 id stored");
 
     let invitee = Invitee {
         user_id: user.id,

@@ -76,14 +76,12 @@ impl SetPasswordError {
         )
     }
 
-    /// The database did not answer: the connection may be stuck and is not pooled again.
+    /// The database did not answer, or the connection was found dead: it is not pooled again.
     pub fn database_went_silent(&self) -> bool {
         matches!(
             self,
-            Self::Database {
-                source: DbError::NoAnswer(_),
-                ..
-            }
+            Self::Database { source, .. }
+                if matches!(source, DbError::NoAnswer(_)) || source.is_connection_lost()
         )
     }
 }

@@ -1,0 +1,1221 @@
+//! `make bench`: the real release create-user binary against its floor, in one run on one
+//! throwaway cluster, and the 100k cleanup; writes the measured part of docs/PERFORMANCE.md.
+//!
+//! * create-user: N processes (1, 8, 32), each behind its own Lambda Runtime API emulator, each
+//!   given the next event as soon as it answered the last (Lambda sends an instance one event at
+//!   a time), for BENCH_SECONDS; the Auth0 and email doubles in this process.
+//! * the floor: `pgbench -M prepared` with create-user's own statements
+//!   (tests/bench/create_user_floor.sql) with as many clients, on the same cluster.
+//! * round trips: a TCP relay between the binary (or pgbench) and Postgres counts client write
+//!   bursts that follow an answer, and the Execute/Query messages (statements) in them.
+//! * the doubles' own time: the same two calls (Auth0 create, email send) made with the
+//!   project's clients from this process, after each run, against the doubles as they are then.
+//!
+//! Needs TEST_DATABASE_URL (scripts/bench.sh starts a cluster) and release binaries
+//! (`cargo build --release --bin create-user --bin cleanup --bin cleanup_bench --bin bench`).
+//! Env: BENCH_SECONDS (10), BENCH_CLEANUP_ORPHANS (100000, 0 skips), BENCH_OUT
+//! (docs/PERFORMANCE.md), BENCH_LOG (the binary's RUST_LOG, info), BENCH_INSTANCES (1,8,32),
+//! BENCH_BINARY (another create-user binary to measure), PGBENCH (pgbench).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use shared::auth0::{NewAuth0User, OwnershipTags};
+use shared::deadline::Deadline;
+use shared::domain::{Email, Role};
+use shared::email::PasswordSetupEmail;
+use testkit::harness::{TestDb, TestStack, create_event, seed};
+use testkit::runtime_api::{Outcome, RuntimeApi, workspace_binary};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Creates per instance before anything is measured: connections open, statements prepared,
+/// the Auth0 token fetched.
+const WARM_UP: usize = 20;
+/// Creates counted through the relay.
+const WIRE_CREATES: u64 = 200;
+/// Calls to the doubles timed after each run.
+const DOUBLE_CALLS: usize = 200;
+const FLOOR_SQL: &str = include_str!("../../bench/create_user_floor.sql");
+/// /proc/<pid>/stat counts CPU time in clock ticks of 1/100 s on Linux.
+const TICKS_PER_SEC: f64 = 100.0;
+const START_MARK: &str = "<!-- bench:start -->";
+const END_MARK: &str = "<!-- bench:end -->";
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let seconds: u64 = env_or("BENCH_SECONDS", "10").parse()?;
+    let orphans: u64 = env_or("BENCH_CLEANUP_ORPHANS", "100000").parse()?;
+    let out = PathBuf::from(env_or("BENCH_OUT", "docs/PERFORMANCE.md"));
+    let log_level = env_or("BENCH_LOG", "info");
+    let pgbench = env_or("PGBENCH", "pgbench");
+    // BENCH_BINARY measures another build (an older commit's) against the same floor.
+    let binary = match std::env::var_os("BENCH_BINARY") {
+        Some(path) => PathBuf::from(path),
+        None => workspace_binary("create-user")?,
+    };
+    let machine = machine().await;
+    println!("{machine}");
+    let emails = Arc::new(Emails::new());
+    let work = std::env::temp_dir().join(format!("bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+
+    let counts: Vec<usize> = env_or("BENCH_INSTANCES", "1,8,32")
+        .split(',')
+        .map(|n| n.trim().parse())
+        .collect::<Result<_, _>>()?;
+    let postmaster = postmaster_pid().await?;
+    let mut rows = Vec::new();
+    for n in counts {
+        let run = binary_run(postmaster, n, seconds, &binary, &log_level, &emails).await?;
+        println!("{run}");
+        let floor = floor_run(postmaster, n, seconds, &pgbench, &work).await?;
+        println!("{floor}");
+        rows.push((run, floor));
+    }
+    let wire = binary_wire(&binary, &log_level, &emails).await?;
+    println!("create-user on the wire: {wire}");
+    let floor_wire = floor_wire(&pgbench, &work).await?;
+    println!("floor on the wire: {floor_wire}");
+    let cleanup = if orphans > 0 {
+        Some(cleanup_run(orphans).await?)
+    } else {
+        None
+    };
+    let coldstart = coldstart_run().await?;
+    let _ = std::fs::remove_dir_all(&work);
+
+    let report = render(
+        &machine,
+        seconds,
+        &log_level,
+        &rows,
+        &wire,
+        &floor_wire,
+        &cleanup,
+        &coldstart,
+    );
+    write_between_marks(&out, &report)?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+/// A fresh address for every create, across all runs.
+struct Emails {
+    next: AtomicU64,
+    run: String,
+}
+
+impl Emails {
+    fn new() -> Self {
+        let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+        Emails {
+            next: AtomicU64::new(0),
+            run,
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("bench-{}-{n}@bench.test", self.run)
+    }
+}
+
+/// The example request (events/create-user.json) with another address.
+fn create_body(email: &str) -> Value {
+    json!({
+        "email": email,
+        "role": "USER",
+        "permissions": [
+            {"pageId": seed::PAGE_DASHBOARD, "canRead": true, "canWrite": false, "canEdit": false, "canDelete": false},
+            {"pageId": seed::PAGE_REPORTS, "canRead": true, "canWrite": true, "canEdit": false, "canDelete": false}
+        ],
+        "create_employee": true,
+        "employee_data": {"firstName": "Nia", "lastName": "Hire", "department": "Sales",
+                          "jobTitle": "Account Executive", "employmentType": "FULL_TIME"}
+    })
+}
+
+/// One Lambda instance: its emulator, its process, and what it has written.
+struct Instance {
+    runtime: RuntimeApi,
+    child: Child,
+    pid: u32,
+    log_bytes: Arc<AtomicU64>,
+    log_lines: Arc<AtomicU64>,
+}
+
+impl Instance {
+    /// Starts the binary and returns it with the time until it asked for its first event.
+    async fn start(
+        binary: &Path,
+        vars: &HashMap<String, String>,
+    ) -> Result<(Instance, Duration), BoxError> {
+        let runtime = RuntimeApi::start().await?;
+        let started = Instant::now();
+        let mut child = Command::new(binary)
+            .env_clear()
+            .envs(vars)
+            .envs(runtime.lambda_env("create-user"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let pid = child.id().ok_or("create-user exited at once")?;
+        let log_bytes = Arc::new(AtomicU64::new(0));
+        let log_lines = Arc::new(AtomicU64::new(0));
+        count_output(child.stdout.take(), &log_bytes, &log_lines);
+        count_output(child.stderr.take(), &log_bytes, &log_lines);
+        runtime.wait_ready(Duration::from_secs(30)).await?;
+        let ready = started.elapsed();
+        Ok((
+            Instance {
+                runtime,
+                child,
+                pid,
+                log_bytes,
+                log_lines,
+            },
+            ready,
+        ))
+    }
+
+    /// One create, as API Gateway would send it; the time until the function answered.
+    async fn create(&self, email: &str) -> Result<Duration, String> {
+        let event = create_event(seed::ACME_ADMIN_SUB, &create_body(email));
+        let started = Instant::now();
+        let invocation = self
+            .runtime
+            .invoke(event, Duration::from_secs(20), Duration::from_secs(30))
+            .await?;
+        let took = started.elapsed();
+        match invocation.outcome {
+            Outcome::Response(raw) if raw["statusCode"] == 201 => Ok(took),
+            other => Err(format!("the create did not answer 201: {other:?}")),
+        }
+    }
+}
+
+/// Counts what a process writes (as Lambda would ship it to CloudWatch) and drops it.
+fn count_output(
+    pipe: Option<impl AsyncRead + Unpin + Send + 'static>,
+    bytes: &Arc<AtomicU64>,
+    lines: &Arc<AtomicU64>,
+) {
+    let Some(mut pipe) = pipe else { return };
+    let (bytes, lines) = (bytes.clone(), lines.clone());
+    tokio::spawn(async move {
+        let mut chunk = vec![0u8; 64 * 1024];
+        while let Ok(n) = pipe.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            bytes.fetch_add(n as u64, Ordering::Relaxed);
+            let newlines = chunk[..n].iter().filter(|b| **b == b'\n').count();
+            lines.fetch_add(newlines as u64, Ordering::Relaxed);
+        }
+    });
+}
+
+/// User plus system CPU time of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    field(11).unwrap_or(0) + field(12).unwrap_or(0)
+}
+
+/// CPU used by the Postgres cluster: the postmaster and its live children, plus what its
+/// exited children (closed connections) left in its cutime and cstime.
+fn cluster_cpu_ticks(postmaster: u32) -> u64 {
+    let stat_fields = |pid: &str| -> Option<Vec<u64>> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = stat.rsplit_once(')')?.1;
+        // state ppid ... utime(11) stime(12) cutime(13) cstime(14); the state is not a number.
+        Some(
+            rest.split_whitespace()
+                .skip(1)
+                .map(|f| f.parse().unwrap_or(0))
+                .collect(),
+        )
+    };
+    let mut ticks = 0;
+    if let Some(own) = stat_fields(&postmaster.to_string()) {
+        ticks += own.get(10..14).map_or(0, |t| t.iter().sum());
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return ticks;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if let Some(fields) = stat_fields(pid)
+            && fields.first() == Some(&u64::from(postmaster))
+        {
+            ticks += fields.get(10).unwrap_or(&0) + fields.get(11).unwrap_or(&0);
+        }
+    }
+    ticks
+}
+
+/// The postmaster's pid: the parent of a backend.
+async fn postmaster_pid() -> Result<u32, BoxError> {
+    let url = std::env::var("TEST_DATABASE_URL")?;
+    let sql = testkit::harness::connect(&url).await;
+    let backend: i32 = sql.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
+    let stat = std::fs::read_to_string(format!("/proc/{backend}/stat"))?;
+    let ppid = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .ok_or("no parent in /proc/<backend>/stat")?;
+    Ok(ppid.parse()?)
+}
+
+/// VmHWM: the most resident memory the process ever had, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+struct BinaryRun {
+    instances: usize,
+    creates: usize,
+    errors: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    cpu_ticks: u64,
+    /// This process (emulators, doubles, the driving loops) during the run.
+    driver_ticks: u64,
+    /// The Postgres cluster during the run.
+    db_ticks: u64,
+    log_bytes: u64,
+    log_lines: u64,
+    token_requests: usize,
+    peak_rss_kib: u64,
+    /// Process start to its first GET /next, one per instance (started one after another).
+    cold_starts: Vec<Duration>,
+    /// Each instance's first create, right after its start (connection, token, statements).
+    first_creates: Vec<Duration>,
+    /// Auth0 create + email send made from this process after the run.
+    doubles: Vec<Duration>,
+}
+
+impl BinaryRun {
+    fn per_sec(&self) -> f64 {
+        self.creates as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn cpu_ms_per_create(&self) -> f64 {
+        ticks_per(self.cpu_ticks, self.creates as u64)
+    }
+}
+
+/// Milliseconds of CPU per create.
+fn ticks_per(ticks: u64, creates: u64) -> f64 {
+    ticks as f64 / TICKS_PER_SEC * 1e3 / creates.max(1) as f64
+}
+
+impl std::fmt::Display for BinaryRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let l = Stats::of(&self.latencies);
+        write!(
+            f,
+            "create-user x{}: {} creates ({} errors) in {:.1} s = {:.0}/s; p50 {:.2} p95 {:.2} \
+             p99 {:.2} ms; CPU {:.3} ms/create; {:.1} log lines, {:.0} log bytes per create; \
+             {} token requests; peak RSS {:.1} MiB; doubles p50 {:.2} ms; driver CPU {:.3} \
+             ms/create; Postgres CPU {:.3} ms/create",
+            self.instances,
+            self.creates,
+            self.errors,
+            self.elapsed.as_secs_f64(),
+            self.per_sec(),
+            l.p50,
+            l.p95,
+            l.p99,
+            self.cpu_ms_per_create(),
+            self.log_lines as f64 / self.creates.max(1) as f64,
+            self.log_bytes as f64 / self.creates.max(1) as f64,
+            self.token_requests,
+            self.peak_rss_kib as f64 / 1024.0,
+            Stats::of(&self.doubles).p50,
+            ticks_per(self.driver_ticks, self.creates as u64),
+            ticks_per(self.db_ticks, self.creates as u64),
+        )
+    }
+}
+
+/// Percentiles in milliseconds.
+#[derive(Default, Clone, Copy)]
+struct Stats {
+    p50: f64,
+    p95: f64,
+    p99: f64,
+}
+
+impl Stats {
+    fn of(samples: &[Duration]) -> Stats {
+        if samples.is_empty() {
+            return Stats::default();
+        }
+        let mut sorted = samples.to_vec();
+        sorted.sort();
+        let at = |q: f64| {
+            let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+            sorted[i].as_secs_f64() * 1e3
+        };
+        Stats {
+            p50: at(0.50),
+            p95: at(0.95),
+            p99: at(0.99),
+        }
+    }
+}
+
+fn app_vars(stack: &TestStack, log_level: &str) -> HashMap<String, String> {
+    let mut vars = stack.vars.clone();
+    vars.insert("RUST_LOG".into(), log_level.into());
+    // As deployed (template.yaml): one connection per instance.
+    vars.insert("DB_POOL_SIZE".into(), "1".into());
+    vars
+}
+
+/// A fresh database and fresh doubles for one run.
+async fn fresh_stack() -> Result<TestStack, BoxError> {
+    let prepared = TestStack::prepare().await;
+    // The double's nominal limit is not what is measured here (see the scale section).
+    prepared.auth0.set_rate_limit(Some(1_000_000));
+    Ok(prepared.start(None).await?)
+}
+
+async fn binary_run(
+    postmaster: u32,
+    n: usize,
+    seconds: u64,
+    binary: &Path,
+    log_level: &str,
+    emails: &Arc<Emails>,
+) -> Result<BinaryRun, BoxError> {
+    let stack = fresh_stack().await?;
+    let vars = app_vars(&stack, log_level);
+    let mut instances = Vec::with_capacity(n);
+    let (mut cold_starts, mut first_creates) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let (instance, ready) = Instance::start(binary, &vars).await?;
+        cold_starts.push(ready);
+        first_creates.push(instance.create(&emails.next()).await?);
+        instances.push(instance);
+    }
+    let warm_ups = instances.iter().map(|instance| async move {
+        for _ in 0..WARM_UP {
+            instance.create(&emails.next()).await?;
+        }
+        Ok::<_, String>(())
+    });
+    for warmed in futures::future::join_all(warm_ups).await {
+        warmed?;
+    }
+
+    let snapshot = |instances: &[Instance]| {
+        instances.iter().fold((0, 0, 0), |(cpu, bytes, lines), i| {
+            (
+                cpu + cpu_ticks(i.pid),
+                bytes + i.log_bytes.load(Ordering::Relaxed),
+                lines + i.log_lines.load(Ordering::Relaxed),
+            )
+        })
+    };
+    let tokens_before = stack.auth0.token_requests();
+    let before = snapshot(&instances);
+    let (driver_before, db_before) = (cpu_ticks(std::process::id()), cluster_cpu_ticks(postmaster));
+    let started = Instant::now();
+    let stop = started + Duration::from_secs(seconds);
+    let loops = instances.iter().map(|instance| async move {
+        let (mut latencies, mut errors) = (Vec::new(), 0usize);
+        while Instant::now() < stop {
+            match instance.create(&emails.next()).await {
+                Ok(took) => latencies.push(took),
+                Err(err) => {
+                    if errors == 0 {
+                        eprintln!("create-user x{n}: {err}");
+                    }
+                    errors += 1;
+                }
+            }
+        }
+        (latencies, errors)
+    });
+    let results = futures::future::join_all(loops).await;
+    let elapsed = started.elapsed();
+    // Let the last answers' log lines arrive before counting them.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = snapshot(&instances);
+    let (driver_after, db_after) = (cpu_ticks(std::process::id()), cluster_cpu_ticks(postmaster));
+    let token_requests = stack.auth0.token_requests() - tokens_before;
+    let peak_rss_kib = instances.iter().map(|i| peak_rss_kib(i.pid)).max();
+    for mut instance in instances {
+        let _ = instance.child.kill().await;
+        drop(instance.runtime);
+    }
+    let doubles = doubles_time(&stack, emails).await?;
+
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for (l, e) in results {
+        latencies.extend(l);
+        errors += e;
+    }
+    Ok(BinaryRun {
+        instances: n,
+        creates: latencies.len(),
+        errors,
+        elapsed,
+        latencies,
+        cpu_ticks: after.0 - before.0,
+        driver_ticks: driver_after.saturating_sub(driver_before),
+        db_ticks: db_after.saturating_sub(db_before),
+        log_bytes: after.1 - before.1,
+        log_lines: after.2 - before.2,
+        token_requests,
+        peak_rss_kib: peak_rss_kib.unwrap_or(0),
+        cold_starts,
+        first_creates,
+        doubles,
+    })
+}
+
+/// What create-user's two outside calls cost against the doubles, measured from outside the
+/// binary with the project's own clients: the part of its latency no database work explains.
+async fn doubles_time(stack: &TestStack, emails: &Emails) -> Result<Vec<Duration>, BoxError> {
+    let state = &stack.state;
+    let link = url::Url::parse("https://app.acme.test/auth/set-password?token=x")?;
+    let mut samples = Vec::with_capacity(DOUBLE_CALLS);
+    for _ in 0..DOUBLE_CALLS {
+        let email = Email::parse(&emails.next())?;
+        let password = shared::reset_token::temporary_password();
+        let tags = OwnershipTags {
+            tenant_id: shared::domain::TenantId::parse(seed::ACME)?,
+            role: shared::domain::Role::User,
+            db_user_id: shared::domain::UserId::new(uuid::Uuid::new_v4()),
+        };
+        let deadline = Deadline::after(Duration::from_secs(20));
+        let started = Instant::now();
+        state
+            .auth0
+            .create_user(
+                &NewAuth0User {
+                    email: &email,
+                    password: &password,
+                    tags: &tags,
+                },
+                &deadline,
+            )
+            .await?;
+        let message = PasswordSetupEmail {
+            to: &email,
+            tenant_name: "Acme",
+            role: Role::User,
+            link: &link,
+            valid_for: Duration::from_secs(86_400),
+        };
+        state.email.send_password_setup(&message, &deadline).await?;
+        samples.push(started.elapsed());
+    }
+    Ok(samples)
+}
+
+struct FloorRun {
+    clients: usize,
+    creates: u64,
+    tps: f64,
+    latencies: Vec<Duration>,
+    cpu_seconds: f64,
+    /// The Postgres cluster during the run.
+    db_ticks: u64,
+}
+
+impl FloorRun {
+    fn cpu_ms_per_create(&self) -> f64 {
+        self.cpu_seconds * 1e3 / self.creates.max(1) as f64
+    }
+}
+
+impl std::fmt::Display for FloorRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let l = Stats::of(&self.latencies);
+        write!(
+            f,
+            "floor (pgbench -M prepared) x{}: {} creates = {:.0}/s; p50 {:.2} p95 {:.2} p99 {:.2} \
+             ms; pgbench CPU {:.3} ms/create; Postgres CPU {:.3} ms/create",
+            self.clients,
+            self.creates,
+            self.tps,
+            l.p50,
+            l.p95,
+            l.p99,
+            self.cpu_ms_per_create(),
+            ticks_per(self.db_ticks, self.creates),
+        )
+    }
+}
+
+/// pgbench's connection string for a database: the cluster's URL without TLS, as the binary
+/// talks to it here (DB_SSLMODE=disable).
+fn libpq_url(db_url: &str, port: Option<u16>) -> Result<String, BoxError> {
+    let mut url = url::Url::parse(db_url)?;
+    if let Some(port) = port {
+        url.set_port(Some(port))
+            .map_err(|_| "cannot set the port")?;
+    }
+    url.query_pairs_mut().append_pair("sslmode", "disable");
+    Ok(url.into())
+}
+
+/// Runs pgbench with create-user's statements; `limit` is `-T seconds` or `-t transactions`.
+/// Returns pgbench's stdout and the CPU time it used (bash's `times` for its children).
+async fn pgbench(
+    pgbench: &str,
+    work: &Path,
+    url: &str,
+    clients: usize,
+    limit: &[String],
+    log_prefix: Option<&Path>,
+) -> Result<(String, f64), BoxError> {
+    let script = work.join("create_user_floor.sql");
+    std::fs::write(&script, FLOOR_SQL)?;
+    let pages = format!("pages={{{},{}}}", seed::PAGE_DASHBOARD, seed::PAGE_REPORTS);
+    let sub = format!("sub={}", seed::ACME_ADMIN_SUB);
+    let mut args: Vec<String> = vec![
+        "-n".into(),
+        "-M".into(),
+        "prepared".into(),
+        "-f".into(),
+        script.display().to_string(),
+        "-c".into(),
+        clients.to_string(),
+        "-j".into(),
+        clients.min(2).to_string(),
+        "-D".into(),
+        sub,
+        "-D".into(),
+        pages,
+    ];
+    args.extend(limit.iter().cloned());
+    if let Some(prefix) = log_prefix {
+        args.extend(["-l".into(), format!("--log-prefix={}", prefix.display())]);
+    }
+    args.push(url.to_string());
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(r#""$0" "$@"; status=$?; times >&2; exit $status"#)
+        .arg(pgbench)
+        .args(&args)
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    if !out.status.success() {
+        return Err(format!("pgbench failed:\n{stdout}\n{stderr}").into());
+    }
+    // `times` prints the shell's and then its children's user and system time.
+    let children = stderr.lines().last().unwrap_or_default();
+    let cpu_seconds = children.split_whitespace().map(bash_time).sum();
+    Ok((stdout, cpu_seconds))
+}
+
+/// `0m0.123s` → 0.123
+fn bash_time(text: &str) -> f64 {
+    let Some((minutes, seconds)) = text.trim_end_matches('s').split_once('m') else {
+        return 0.0;
+    };
+    minutes.parse::<f64>().unwrap_or(0.0) * 60.0 + seconds.parse::<f64>().unwrap_or(0.0)
+}
+
+fn pgbench_number(stdout: &str, prefix: &str) -> Option<f64> {
+    stdout.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    })
+}
+
+async fn floor_run(
+    postmaster: u32,
+    clients: usize,
+    seconds: u64,
+    pgbench_bin: &str,
+    work: &Path,
+) -> Result<FloorRun, BoxError> {
+    let db = TestDb::create().await;
+    let url = libpq_url(&db.url, None)?;
+    let logs = work.join(format!("floor-{clients}"));
+    std::fs::create_dir_all(&logs)?;
+    let db_before = cluster_cpu_ticks(postmaster);
+    let (stdout, cpu_seconds) = pgbench(
+        pgbench_bin,
+        work,
+        &url,
+        clients,
+        &["-T".into(), seconds.to_string()],
+        Some(&logs.join("tx")),
+    )
+    .await?;
+    // pgbench's backends exit after it does; their CPU reaches the postmaster's cutime once
+    // it has reaped them.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let db_ticks = cluster_cpu_ticks(postmaster).saturating_sub(db_before);
+    let creates = pgbench_number(&stdout, "number of transactions actually processed:")
+        .ok_or_else(|| format!("no transaction count in pgbench's output:\n{stdout}"))?
+        as u64;
+    let tps = pgbench_number(&stdout, "tps =")
+        .ok_or_else(|| format!("no tps in pgbench's output:\n{stdout}"))?;
+    // Per-transaction log: client_id transaction_no time_us script_no epoch epoch_us.
+    let mut latencies = Vec::new();
+    for file in std::fs::read_dir(&logs)? {
+        let text = std::fs::read_to_string(file?.path())?;
+        for line in text.lines() {
+            if let Some(us) = line.split_whitespace().nth(2).and_then(|v| v.parse().ok()) {
+                latencies.push(Duration::from_micros(us));
+            }
+        }
+    }
+    Ok(FloorRun {
+        clients,
+        creates,
+        tps,
+        latencies,
+        cpu_seconds,
+        db_ticks,
+    })
+}
+
+/// What a relay saw on the database connections, per create.
+#[derive(Default)]
+struct WireCounts {
+    round_trips: AtomicU64,
+    statements: AtomicU64,
+}
+
+struct Wire {
+    creates: u64,
+    round_trips: u64,
+    statements: u64,
+}
+
+impl std::fmt::Display for Wire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.2} round trips and {:.2} statements per create over {} creates",
+            self.per_create(self.round_trips),
+            self.per_create(self.statements),
+            self.creates
+        )
+    }
+}
+
+impl Wire {
+    fn per_create(&self, count: u64) -> f64 {
+        count as f64 / self.creates.max(1) as f64
+    }
+}
+
+impl WireCounts {
+    fn read(&self) -> (u64, u64) {
+        (
+            self.round_trips.load(Ordering::Relaxed),
+            self.statements.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A TCP relay to Postgres that counts, per connection, the client's write bursts that follow
+/// an answer from the server (round trips) and the Execute and Query messages it sends
+/// (statements). Needs the connection in clear text (sslmode disable).
+async fn start_relay(upstream: SocketAddr, counts: Arc<WireCounts>) -> std::io::Result<u16> {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let counts = counts.clone();
+            tokio::spawn(async move {
+                if let Ok(server) = TcpStream::connect(upstream).await {
+                    relay(client, server, counts).await;
+                }
+            });
+        }
+    });
+    Ok(port)
+}
+
+async fn relay(client: TcpStream, server: TcpStream, counts: Arc<WireCounts>) {
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (mut client_rx, mut client_tx) = client.into_split();
+    let (mut server_rx, mut server_tx) = server.into_split();
+    let answered = AtomicBool::new(true);
+    let up = async {
+        let mut messages = FrontendMessages::default();
+        let mut chunk = vec![0u8; 64 * 1024];
+        while let Ok(n) = client_rx.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            if answered.swap(false, Ordering::AcqRel) {
+                counts.round_trips.fetch_add(1, Ordering::Relaxed);
+            }
+            let statements = messages.feed(&chunk[..n]);
+            counts.statements.fetch_add(statements, Ordering::Relaxed);
+            if server_tx.write_all(&chunk[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = server_tx.shutdown().await;
+    };
+    let down = async {
+        let mut chunk = vec![0u8; 64 * 1024];
+        while let Ok(n) = server_rx.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            answered.store(true, Ordering::Release);
+            if client_tx.write_all(&chunk[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = client_tx.shutdown().await;
+    };
+    tokio::join!(up, down);
+}
+
+/// Splits the client's side of the Postgres protocol into messages: the start-up packet (no
+/// type byte), then a type byte and a length each.
+#[derive(Default)]
+struct FrontendMessages {
+    buffer: Vec<u8>,
+    started: bool,
+}
+
+impl FrontendMessages {
+    /// Returns how many statements (Execute `E`, simple Query `Q`) the bytes completed.
+    fn feed(&mut self, bytes: &[u8]) -> u64 {
+        self.buffer.extend_from_slice(bytes);
+        let mut statements = 0;
+        let mut at = 0;
+        loop {
+            let rest = &self.buffer[at..];
+            let (header, kind) = if self.started {
+                (5, rest.first().copied())
+            } else {
+                (4, None)
+            };
+            if rest.len() < header {
+                break;
+            }
+            let len_at = header - 4;
+            let len =
+                u32::from_be_bytes(rest[len_at..len_at + 4].try_into().expect("4 bytes")) as usize;
+            let total = len_at + len;
+            if rest.len() < total {
+                break;
+            }
+            if matches!(kind, Some(b'E' | b'Q')) {
+                statements += 1;
+            }
+            self.started = true;
+            at += total;
+        }
+        self.buffer.drain(..at);
+        statements
+    }
+}
+
+fn upstream_of(db_url: &str) -> Result<SocketAddr, BoxError> {
+    let url = url::Url::parse(db_url)?;
+    let host = url.host_str().ok_or("no host in the database URL")?;
+    let port = url.port().unwrap_or(5432);
+    Ok(format!("{host}:{port}").parse()?)
+}
+
+/// One instance, its database connection through the relay.
+async fn binary_wire(
+    binary: &Path,
+    log_level: &str,
+    emails: &Arc<Emails>,
+) -> Result<Wire, BoxError> {
+    let stack = fresh_stack().await?;
+    let counts = Arc::new(WireCounts::default());
+    let port = start_relay(upstream_of(&stack.db.url)?, counts.clone()).await?;
+    let mut vars = app_vars(&stack, log_level);
+    let mut url = url::Url::parse(&stack.db.url)?;
+    url.set_port(Some(port))
+        .map_err(|_| "cannot set the port")?;
+    vars.insert("DATABASE_URL".into(), url.into());
+    let (mut instance, _) = Instance::start(binary, &vars).await?;
+    for _ in 0..WARM_UP {
+        instance.create(&emails.next()).await?;
+    }
+    let before = counts.read();
+    for _ in 0..WIRE_CREATES {
+        instance.create(&emails.next()).await?;
+    }
+    let after = counts.read();
+    let _ = instance.child.kill().await;
+    Ok(Wire {
+        creates: WIRE_CREATES,
+        round_trips: after.0 - before.0,
+        statements: after.1 - before.1,
+    })
+}
+
+/// pgbench through the relay; its connection set-up and first Parse messages are included.
+async fn floor_wire(pgbench_bin: &str, work: &Path) -> Result<Wire, BoxError> {
+    let db = TestDb::create().await;
+    let counts = Arc::new(WireCounts::default());
+    let port = start_relay(upstream_of(&db.url)?, counts.clone()).await?;
+    let url = libpq_url(&db.url, Some(port))?;
+    pgbench(
+        pgbench_bin,
+        work,
+        &url,
+        1,
+        &["-t".into(), WIRE_CREATES.to_string()],
+        None,
+    )
+    .await?;
+    let (round_trips, statements) = counts.read();
+    Ok(Wire {
+        creates: WIRE_CREATES,
+        round_trips,
+        statements,
+    })
+}
+
+/// The 100k cleanup (tests/src/bin/cleanup_bench.rs), its summary line as printed.
+async fn cleanup_run(orphans: u64) -> Result<String, BoxError> {
+    let out = Command::new(workspace_binary("cleanup_bench")?)
+        .arg(orphans.to_string())
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        return Err(format!(
+            "cleanup_bench failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("removed"))
+        .unwrap_or_default()
+        .to_string();
+    println!("cleanup: {line}");
+    Ok(line)
+}
+
+/// tests/src/bin/coldstart.rs: start to first `GET /next` with local secrets and, when
+/// TEST_MOTO_URL is set, with secrets from Secrets Manager (moto); its result lines.
+async fn coldstart_run() -> Result<Vec<String>, BoxError> {
+    let out = Command::new(workspace_binary("coldstart")?)
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        return Err(format!(
+            "coldstart failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let lines: Vec<String> = stdout
+        .lines()
+        .filter(|l| l.contains("median"))
+        .map(str::to_string)
+        .collect();
+    for line in &lines {
+        println!("cold start: {line}");
+    }
+    Ok(lines)
+}
+
+async fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or_else(String::new, |kib| {
+            format!(", {:.1} GiB RAM", kib / 1024.0 / 1024.0)
+        });
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let postgres = match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) => {
+            let sql = testkit::harness::connect(&url).await;
+            sql.query_one("SHOW server_version", &[])
+                .await
+                .map(|r| r.get::<_, String>(0))
+                .unwrap_or_default()
+        }
+        Err(_) => String::new(),
+    };
+    format!(
+        "{model}, {cores} cores{memory}; Linux {}; PostgreSQL {postgres} (fsync off, loopback); \
+         load average before the run {load}",
+        kernel.trim()
+    )
+}
+
+fn size_of(path: &Path) -> Option<u64> {
+    std::fs::metadata(path).ok().map(|m| m.len())
+}
+
+fn binary_sizes() -> String {
+    let mut text = String::new();
+    for name in ["create-user", "cleanup", "set-password"] {
+        let release = workspace_binary(name).ok().and_then(|p| size_of(&p));
+        let zip = workspace_binary(name).ok().and_then(|p| {
+            // target/release/<bin> → target/lambda/<bin>/bootstrap.zip
+            let target = p.parent()?.parent()?;
+            size_of(&target.join("lambda").join(name).join("bootstrap.zip"))
+        });
+        let mib = |b: u64| format!("{:.2} MiB", b as f64 / 1024.0 / 1024.0);
+        let _ = writeln!(
+            text,
+            "| {name} | {} | {} |",
+            release.map_or("not built".into(), mib),
+            zip.map_or("not built (`make build`)".into(), mib)
+        );
+    }
+    text
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render(
+    machine: &str,
+    seconds: u64,
+    log_level: &str,
+    rows: &[(BinaryRun, FloorRun)],
+    wire: &Wire,
+    floor_wire: &Wire,
+    cleanup: &Option<String>,
+    coldstart: &[String],
+) -> String {
+    let mut t = String::new();
+    let ms = |d: &[Duration]| Stats::of(d);
+    let _ = writeln!(
+        t,
+        "Measured by `make bench` on {}: {machine}. Each row: {seconds} s of create-user \
+         (release binary, `RUST_LOG={log_level}`, the example request with an employee and two \
+         page permissions, a fresh address each time) and then {seconds} s of its floor with as \
+         many pgbench clients, on the same cluster. Latency is from the Runtime API emulator's \
+         point of view (event handed out to answer received).\n",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
+    let _ = writeln!(
+        t,
+        "| instances | creates/s | p50 ms | p95 ms | p99 ms | floor creates/s | floor p50 ms | \
+         floor p95 ms | ratio to the floor | CPU ms per create | pgbench CPU ms per create | \
+         doubles p50 ms | errors |"
+    );
+    let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (run, floor) in rows {
+        let l = ms(&run.latencies);
+        let f = ms(&floor.latencies);
+        let _ = writeln!(
+            t,
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2}× | {:.3} | {:.3} | {:.2} | {} |",
+            run.instances,
+            run.per_sec(),
+            l.p50,
+            l.p95,
+            l.p99,
+            floor.tps,
+            f.p50,
+            f.p95,
+            run.per_sec() / floor.tps,
+            run.cpu_ms_per_create(),
+            floor.cpu_ms_per_create(),
+            ms(&run.doubles).p50,
+            run.errors,
+        );
+    }
+    let _ = writeln!(t);
+    let _ = writeln!(
+        t,
+        "Where the 2 cores went, CPU ms per create: the create-user processes, this bench's own \
+         process (Runtime API emulators, Auth0 and email doubles, the driving loops) and the \
+         Postgres cluster; for the floor, pgbench and the cluster.\n"
+    );
+    let _ = writeln!(
+        t,
+        "| instances | create-user | bench process | Postgres | total | floor: pgbench | floor: Postgres | floor total |"
+    );
+    let _ = writeln!(t, "|---|---|---|---|---|---|---|---|");
+    for (run, floor) in rows {
+        let n = run.creates as u64;
+        let (binary, driver, db) = (
+            run.cpu_ms_per_create(),
+            ticks_per(run.driver_ticks, n),
+            ticks_per(run.db_ticks, n),
+        );
+        let floor_db = ticks_per(floor.db_ticks, floor.creates);
+        let _ = writeln!(
+            t,
+            "| {} | {binary:.3} | {driver:.3} | {db:.3} | {:.3} | {:.3} | {floor_db:.3} | {:.3} |",
+            run.instances,
+            binary + driver + db,
+            floor.cpu_ms_per_create(),
+            floor.cpu_ms_per_create() + floor_db,
+        );
+    }
+    let _ = writeln!(t);
+    let _ = writeln!(
+        t,
+        "| instances | log lines per create | log bytes per create | token requests per 1,000 \
+         creates | peak RSS of an instance |"
+    );
+    let _ = writeln!(t, "|---|---|---|---|---|");
+    for (run, _) in rows {
+        let per = |v: f64| v / run.creates.max(1) as f64;
+        let _ = writeln!(
+            t,
+            "| {} | {:.1} | {:.0} | {:.2} | {:.1} MiB |",
+            run.instances,
+            per(run.log_lines as f64),
+            per(run.log_bytes as f64),
+            per(run.token_requests as f64) * 1000.0,
+            run.peak_rss_kib as f64 / 1024.0
+        );
+    }
+    let _ = writeln!(t);
+    let _ = writeln!(
+        t,
+        "On the wire (a relay between the process and Postgres; a round trip is a burst of \
+         client messages sent after an answer, a statement an Execute or a simple Query): \
+         create-user {:.2} round trips and {:.2} statements per create; the floor {:.2} and \
+         {:.2} (over {} creates each; the floor's count includes its connection set-up).\n",
+        wire.per_create(wire.round_trips),
+        wire.per_create(wire.statements),
+        floor_wire.per_create(floor_wire.round_trips),
+        floor_wire.per_create(floor_wire.statements),
+        wire.creates
+    );
+    let cold: Vec<Duration> = rows
+        .iter()
+        .flat_map(|(r, _)| r.cold_starts.clone())
+        .collect();
+    let first: Vec<Duration> = rows
+        .iter()
+        .flat_map(|(r, _)| r.first_creates.clone())
+        .collect();
+    let _ = writeln!(
+        t,
+        "Cold start over {} starts (one after another, local secrets): process start to its \
+         first `GET /next` p50 {:.1} ms (p95 {:.1} ms); the first create after it (opens the \
+         connection, fetches the Auth0 token, prepares the statements) p50 {:.1} ms (p95 {:.1} \
+         ms).\n",
+        cold.len(),
+        ms(&cold).p50,
+        ms(&cold).p95,
+        ms(&first).p50,
+        ms(&first).p95
+    );
+    if let (Some((one, one_floor)), Some((eight, eight_floor))) = (rows.first(), rows.get(1)) {
+        let p50 = ms(&one.latencies).p50;
+        let budget = 2.0 * (ms(&one_floor.latencies).p50 + ms(&one.doubles).p50);
+        let ratio = eight.per_sec() / eight_floor.tps;
+        let cpu = rows
+            .iter()
+            .map(|(r, _)| r.cpu_ms_per_create())
+            .fold(0.0, f64::max);
+        let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+        let _ = writeln!(
+            t,
+            "Targets (issue #10): p50 at one instance {p50:.2} ms against 2 × (floor p50 + the \
+             doubles' p50) = {budget:.2} ms: {}; throughput at 8 instances {ratio:.2}× the floor \
+             (target 0.5×): {}; CPU per create at most {cpu:.3} ms over all rows (target < 0.7 \
+             ms): {}.\n",
+            verdict(p50 <= budget),
+            verdict(ratio >= 0.5),
+            verdict(cpu < 0.7)
+        );
+    }
+    for line in coldstart {
+        let _ = writeln!(t, "- cold start, `coldstart` (15 starts each): {line}");
+    }
+    let _ = writeln!(t);
+    let _ = writeln!(
+        t,
+        "| binary | x86_64 release binary | arm64 Lambda zip |\n|---|---|---|\n{}",
+        binary_sizes()
+    );
+    match cleanup {
+        Some(line) => {
+            let _ = writeln!(t, "Cleanup (`cleanup_bench`, one run): {line}\n");
+        }
+        None => {
+            let _ = writeln!(t, "Cleanup: skipped (BENCH_CLEANUP_ORPHANS=0).\n");
+        }
+    }
+    t
+}
+
+/// Replaces what is between the markers (or appends them with the report).
+fn write_between_marks(path: &Path, report: &str) -> std::io::Result<()> {
+    let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Performance\n\n".into());
+    let block = format!("{START_MARK}\n{report}{END_MARK}");
+    let new = match (old.find(START_MARK), old.find(END_MARK)) {
+        (Some(start), Some(end)) if end > start => {
+            format!("{}{block}{}", &old[..start], &old[end + END_MARK.len()..])
+        }
+        _ => format!("{old}\n{block}\n"),
+    };
+    std::fs::write(path, new)
+}
