@@ -180,21 +180,18 @@ async fn attempt_on(
     let caller = caller.map_err(CreateUserError::database(Step::Authorize))?;
     let caller = authorize(caller, Some(new_user.role))?;
     let missing_pages = missing_pages.map_err(CreateUserError::database(Step::Validate));
+    let attempt = Attempt {
+        state,
+        db,
+        deadline,
+        caller,
+        new_user,
+        user_id: UserId::new(Uuid::new_v4()),
+    };
 
     let Some(request) = idempotency else {
-        let prepared = prepare(
-            state,
-            &mut tx,
-            db,
-            &caller,
-            new_user,
-            missing_pages?,
-            deadline,
-        )
-        .await?;
-        return commit(state, tx, db, prepared, deadline)
-            .await
-            .map(Creation::Created);
+        let prepared = attempt.prepare(&mut tx, missing_pages?).await?;
+        return attempt.commit(tx, prepared).await.map(Creation::Created);
     };
     if key_lock.map_err(CreateUserError::database(Step::Idempotency))? != Some(true) {
         return Err(CreateUserError::RequestInProgress);
@@ -218,7 +215,7 @@ async fn attempt_on(
         .await
         .map_err(CreateUserError::database(Step::Begin))?;
     let prepared = match missing_pages {
-        Ok(missing) => prepare(state, &mut work, db, &caller, new_user, missing, deadline).await,
+        Ok(missing) => attempt.prepare(&mut work, missing).await,
         Err(err) => Err(err),
     };
     let prepared = match prepared {
@@ -233,7 +230,9 @@ async fn attempt_on(
                 .await
                 .map_err(CreateUserError::database(Step::Idempotency));
             let stored = match rolled_back {
-                Ok(()) => store_answer(&tx, db, request, caller.tenant_id, status, &body).await,
+                Ok(()) => {
+                    store_answer(&tx, db, request, attempt.caller.tenant_id, status, &body).await
+                }
                 Err(rollback_err) => Err(rollback_err),
             };
             let committed = match stored {
@@ -255,14 +254,12 @@ async fn attempt_on(
         .map_err(CreateUserError::database(Step::Commit));
     let (status, body) = (request.render)(Ok(&prepared.user));
     let stored = match released {
-        Ok(()) => store_answer(&tx, db, request, caller.tenant_id, status, &body).await,
+        Ok(()) => store_answer(&tx, db, request, attempt.caller.tenant_id, status, &body).await,
         Err(err) => Err(err),
     };
     match stored {
-        Ok(()) => commit(state, tx, db, prepared, deadline)
-            .await
-            .map(Creation::Created),
-        Err(err) => Err(undo(state, &prepared, err, deadline).await),
+        Ok(()) => attempt.commit(tx, prepared).await.map(Creation::Created),
+        Err(err) => Err(attempt.undo(&prepared, err).await),
     }
 }
 
@@ -318,256 +315,255 @@ struct Prepared {
     user: CreatedUser,
 }
 
-/// Everything but the COMMIT. Any failure after the Auth0 user exists has deleted it again.
-async fn prepare(
-    state: &AppState,
-    tx: &mut Transaction<'_>,
+/// One try at creating the user, once the caller is authorized: what every step needs, so
+/// each step is a method taking only the transaction, in the order they run (as cleanup's
+/// `Run`).
+struct Attempt<'a> {
+    state: &'a AppState,
     db: Bound,
-    caller: &users::CallerRecord,
-    new_user: &NewUser,
-    missing_pages: Vec<PageId>,
-    deadline: &Deadline,
-) -> Result<Prepared, CreateUserError> {
-    if !missing_pages.is_empty() {
-        return Err(CreateUserError::UnknownPages(missing_pages));
-    }
-    if let EmployeeRequest::Link(employee_id) = new_user.employee {
-        check_employee_is_free(tx, db, caller, employee_id).await?;
-    }
+    deadline: &'a Deadline,
+    caller: users::CallerRecord,
+    new_user: &'a NewUser,
+    user_id: UserId,
+}
 
-    // The user row first; then its employee and its permissions, which only need that row,
-    // pipelined in one round trip.
-    let user_id = UserId::new(Uuid::new_v4());
-    let created_at = insert_user(tx, db, caller, user_id, new_user).await?;
-    let employee_id = {
-        let (employee, granted) = tokio::join!(
-            attach_employee(tx, db, caller, user_id, new_user),
-            grant_permissions(tx, db, user_id, &new_user.permissions),
-        );
-        first_failure(employee, granted)?
-    };
+impl Attempt<'_> {
+    /// Everything but the COMMIT. Any failure after the Auth0 user exists has undone it.
+    async fn prepare(
+        &self,
+        tx: &mut Transaction<'_>,
+        missing_pages: Vec<PageId>,
+    ) -> Result<Prepared, CreateUserError> {
+        if !missing_pages.is_empty() {
+            return Err(CreateUserError::UnknownPages(missing_pages));
+        }
+        if let EmployeeRequest::Link(employee_id) = self.new_user.employee {
+            self.check_employee_is_free(tx, employee_id).await?;
+        }
 
-    // From here on something exists outside the database: every failure must undo it.
-    let tags = OwnershipTags {
-        tenant_id: caller.tenant_id,
-        role: new_user.role,
-        db_user_id: user_id,
-    };
-    let (auth0_id, adopted) =
-        provision_auth0_user(state, tx, db, &new_user.email, &tags, deadline).await?;
-    tracing::debug!(step = "auth0_create", adopted, "auth0 user ready");
+        // The user row first; then its employee and its permissions, which only need that
+        // row, pipelined in one round trip.
+        let created_at = self.insert_user(tx).await?;
+        let employee_id = {
+            let (employee, granted) =
+                tokio::join!(self.attach_employee(tx), self.grant_permissions(tx));
+            first_failure(employee, granted)?
+        };
 
-    let prepared = Prepared {
-        user: CreatedUser {
-            id: user_id,
-            email: new_user.email.clone(),
+        // From here on something exists outside the database: every failure must undo it.
+        let new_user = self.new_user;
+        let tags = OwnershipTags {
+            tenant_id: self.caller.tenant_id,
             role: new_user.role,
-            tenant_id: caller.tenant_id,
-            auth0_user_id: auth0_id,
-            employee_id,
-            permissions: new_user.permissions.clone(),
-            created_at,
-            adopted_auth0_user: adopted,
-        },
-    };
-    match finish(state, tx, db, caller, &prepared.user, deadline).await {
-        Ok(()) => Ok(prepared),
-        Err(err) => Err(undo(state, &prepared, err, deadline).await),
-    }
-}
-
-/// COMMIT; if it fails, the Auth0 user is deleted again, unless the COMMIT may have landed.
-async fn commit(
-    state: &AppState,
-    tx: Transaction<'_>,
-    db: Bound,
-    prepared: Prepared,
-    deadline: &Deadline,
-) -> Result<CreatedUser, CreateUserError> {
-    if let Err(err) = db
-        .on(tx.commit())
-        .await
-        .map_err(CreateUserError::database(Step::Commit))
-    {
-        return Err(undo(state, &prepared, err, deadline).await);
-    }
-    // The one line a create logs at info (with the request's own line): the steps are debug.
-    let user = &prepared.user;
-    tracing::info!(
-        step = "commit",
-        user_id = %user.id,
-        email = %user.email,
-        auth0_user_id = %user.auth0_user_id,
-        adopted = user.adopted_auth0_user,
-        employee = user.employee_id.is_some(),
-        pages = user.permissions.len(),
-        "user created"
-    );
-    Ok(prepared.user)
-}
-
-/// Deletes the Auth0 user of a failed attempt; the transaction rolls back when dropped. Kept
-/// instead: after a COMMIT that got no answer (it may have landed: a row may hold the login),
-/// and when the user was an orphan we adopted or its email may have gone out (a retry adopts
-/// it and the link already sent works). Cleanup removes what no row comes to hold.
-async fn undo(
-    state: &AppState,
-    prepared: &Prepared,
-    err: CreateUserError,
-    deadline: &Deadline,
-) -> CreateUserError {
-    let auth0_id = &prepared.user.auth0_user_id;
-    if err.commit_outcome_unknown() {
-        tracing::error!(step = "commit", auth0_user_id = %auth0_id, error = %err, "commit unconfirmed; auth0 user kept for the cleanup job");
-        return err.with_compensation(Compensation::LeftForCleanup);
-    }
-    if prepared.user.adopted_auth0_user || err.email_may_have_been_sent() {
-        tracing::warn!(step = "rollback", auth0_user_id = %auth0_id, error = %err, "create-user rolled back; auth0 user kept for a retry to adopt");
-        return err.with_compensation(Compensation::KeptForRetry);
-    }
-    let outcome = compensate(state, auth0_id, deadline).await;
-    // Dropping an unfinished transaction also rolls back; this just says so in the log.
-    tracing::warn!(step = "rollback", error = %err, "create-user rolled back");
-    err.with_compensation(outcome)
-}
-
-/// Locks the employee to link, before the first write: another tenant's is "not found".
-async fn check_employee_is_free(
-    tx: &Transaction<'_>,
-    db: Bound,
-    caller: &users::CallerRecord,
-    employee_id: EmployeeId,
-) -> Result<(), CreateUserError> {
-    let target = db
-        .on(employees::lock_for_link(
+            db_user_id: self.user_id,
+        };
+        let (auth0_id, adopted) = provision_auth0_user(
+            self.state,
             tx,
-            employee_id,
-            caller.tenant_id,
-            caller.business_id,
-        ))
-        .await
-        .map_err(CreateUserError::database(Step::Validate))?;
-    match target {
-        employees::LinkTarget::NotFound => Err(CreateUserError::EmployeeNotFound),
-        employees::LinkTarget::AlreadyLinked => Err(CreateUserError::EmployeeAlreadyLinked),
-        employees::LinkTarget::Free => Ok(()),
+            self.db,
+            &new_user.email,
+            &tags,
+            self.deadline,
+        )
+        .await?;
+        tracing::debug!(step = "auth0_create", adopted, "auth0 user ready");
+
+        let prepared = Prepared {
+            user: CreatedUser {
+                id: self.user_id,
+                email: new_user.email.clone(),
+                role: new_user.role,
+                tenant_id: self.caller.tenant_id,
+                auth0_user_id: auth0_id,
+                employee_id,
+                permissions: new_user.permissions.clone(),
+                created_at,
+                adopted_auth0_user: adopted,
+            },
+        };
+        match self.finish(tx, &prepared.user).await {
+            Ok(()) => Ok(prepared),
+            Err(err) => Err(self.undo(&prepared, err).await),
+        }
     }
-}
 
-async fn grant_permissions(
-    tx: &Transaction<'_>,
-    db: Bound,
-    user_id: UserId,
-    permissions: &[PagePermission],
-) -> Result<(), CreateUserError> {
-    db.on(pages::grant(tx, user_id, permissions))
-        .await
-        .map_err(CreateUserError::database(Step::Permissions))?;
-    tracing::debug!(
-        step = "permissions",
-        pages = permissions.len(),
-        "permissions stored"
-    );
-    Ok(())
-}
-
-/// The unique index decides between concurrent requests for one email: the loser waits for
-/// the winner and then gets a conflict, never a 500. A loser that waits longer than
-/// `lock_timeout` gets the plain lock timeout (503 `DATABASE_BUSY`): Postgres words it the
-/// same whether the wait was for another insert of this email or for a lock on the table.
-async fn insert_user(
-    tx: &Transaction<'_>,
-    db: Bound,
-    caller: &users::CallerRecord,
-    user_id: UserId,
-    new_user: &NewUser,
-) -> Result<DateTime<Utc>, CreateUserError> {
-    let pending = users::PendingUser {
-        id: user_id,
-        tenant_id: caller.tenant_id,
-        business_id: caller.business_id,
-        email: &new_user.email,
-        role: new_user.role,
-        created_by: caller.id,
-    };
-    let created_at = db
-        .on(users::insert_pending(tx, &pending))
-        .await
-        .map_err(|err| {
-            err.on_constraint(
-                users::EMAIL_UNIQUE,
-                CreateUserError::EmailTaken,
-                CreateUserError::database(Step::InsertUser),
-            )
-        })?;
-    tracing::debug!(step = "insert_user", user_id = %user_id, email = %new_user.email, "pending user stored");
-    Ok(created_at)
-}
-
-async fn attach_employee(
-    tx: &Transaction<'_>,
-    db: Bound,
-    caller: &users::CallerRecord,
-    user_id: UserId,
-    new_user: &NewUser,
-) -> Result<Option<EmployeeId>, CreateUserError> {
-    let employee_id = match &new_user.employee {
-        EmployeeRequest::None => return Ok(None),
-        EmployeeRequest::Create(employee) => db
-            .on(employees::insert(
+    /// Locks the employee to link, before the first write: another tenant's is "not found".
+    async fn check_employee_is_free(
+        &self,
+        tx: &Transaction<'_>,
+        employee_id: EmployeeId,
+    ) -> Result<(), CreateUserError> {
+        let caller = &self.caller;
+        let target = self
+            .db
+            .on(employees::lock_for_link(
                 tx,
+                employee_id,
                 caller.tenant_id,
                 caller.business_id,
-                user_id,
-                &new_user.email,
-                employee,
             ))
             .await
-            .map_err(CreateUserError::database(Step::Employee))?,
-        EmployeeRequest::Link(employee_id) => {
-            let linked = db
-                .on(employees::link(tx, *employee_id, user_id))
-                .await
-                .map_err(|err| {
-                    err.on_constraint(
-                        employees::USER_UNIQUE,
-                        CreateUserError::EmployeeAlreadyLinked,
-                        CreateUserError::database(Step::Employee),
-                    )
-                })?;
-            if linked == 0 {
-                return Err(CreateUserError::EmployeeAlreadyLinked);
-            }
-            *employee_id
+            .map_err(CreateUserError::database(Step::Validate))?;
+        match target {
+            employees::LinkTarget::NotFound => Err(CreateUserError::EmployeeNotFound),
+            employees::LinkTarget::AlreadyLinked => Err(CreateUserError::EmployeeAlreadyLinked),
+            employees::LinkTarget::Free => Ok(()),
         }
-    };
-    tracing::debug!(step = "employee", employee_id = %employee_id, "employee attached");
-    Ok(Some(employee_id))
-}
+    }
 
-/// Steps after the Auth0 user exists, inside the transaction.
-async fn finish(
-    state: &AppState,
-    tx: &mut Transaction<'_>,
-    db: Bound,
-    caller: &users::CallerRecord,
-    user: &CreatedUser,
-    deadline: &Deadline,
-) -> Result<(), CreateUserError> {
-    db.on(users::set_auth0_sub(tx, user.id, &user.auth0_user_id))
-        .await
-        .map_err(CreateUserError::database(Step::StoreAuth0Id))?;
-    tracing::debug!(step = "store_auth0_id", "auth0 id stored");
+    /// The unique index decides between concurrent requests for one email: the loser waits
+    /// for the winner and then gets a conflict, never a 500. A loser that waits longer than
+    /// `lock_timeout` gets the plain lock timeout (503 `DATABASE_BUSY`): Postgres words it the
+    /// same whether the wait was for another insert of this email or for a lock on the table.
+    async fn insert_user(&self, tx: &Transaction<'_>) -> Result<DateTime<Utc>, CreateUserError> {
+        let (caller, new_user) = (&self.caller, self.new_user);
+        let pending = users::PendingUser {
+            id: self.user_id,
+            tenant_id: caller.tenant_id,
+            business_id: caller.business_id,
+            email: &new_user.email,
+            role: new_user.role,
+            created_by: caller.id,
+        };
+        let created_at = self
+            .db
+            .on(users::insert_pending(tx, &pending))
+            .await
+            .map_err(|err| {
+                err.on_constraint(
+                    users::EMAIL_UNIQUE,
+                    CreateUserError::EmailTaken,
+                    CreateUserError::database(Step::InsertUser),
+                )
+            })?;
+        tracing::debug!(step = "insert_user", user_id = %self.user_id, email = %new_user.email, "pending user stored");
+        Ok(created_at)
+    }
 
-    let invitee = Invitee {
-        user_id: user.id,
-        email: &user.email,
-        role: user.role,
-        tenant_name: &caller.tenant_name,
-    };
-    let issue = Issue::First {
-        auth0_id: &user.auth0_user_id,
-    };
-    invitation::invite(state, tx, db, &invitee, issue, deadline).await?;
-    Ok(())
+    async fn attach_employee(
+        &self,
+        tx: &Transaction<'_>,
+    ) -> Result<Option<EmployeeId>, CreateUserError> {
+        let (caller, new_user, db) = (&self.caller, self.new_user, self.db);
+        let employee_id = match &new_user.employee {
+            EmployeeRequest::None => return Ok(None),
+            EmployeeRequest::Create(employee) => db
+                .on(employees::insert(
+                    tx,
+                    caller.tenant_id,
+                    caller.business_id,
+                    self.user_id,
+                    &new_user.email,
+                    employee,
+                ))
+                .await
+                .map_err(CreateUserError::database(Step::Employee))?,
+            EmployeeRequest::Link(employee_id) => {
+                let linked = db
+                    .on(employees::link(tx, *employee_id, self.user_id))
+                    .await
+                    .map_err(|err| {
+                        err.on_constraint(
+                            employees::USER_UNIQUE,
+                            CreateUserError::EmployeeAlreadyLinked,
+                            CreateUserError::database(Step::Employee),
+                        )
+                    })?;
+                if linked == 0 {
+                    return Err(CreateUserError::EmployeeAlreadyLinked);
+                }
+                *employee_id
+            }
+        };
+        tracing::debug!(step = "employee", employee_id = %employee_id, "employee attached");
+        Ok(Some(employee_id))
+    }
+
+    async fn grant_permissions(&self, tx: &Transaction<'_>) -> Result<(), CreateUserError> {
+        let permissions = &self.new_user.permissions;
+        self.db
+            .on(pages::grant(tx, self.user_id, permissions))
+            .await
+            .map_err(CreateUserError::database(Step::Permissions))?;
+        tracing::debug!(
+            step = "permissions",
+            pages = permissions.len(),
+            "permissions stored"
+        );
+        Ok(())
+    }
+
+    /// Steps after the Auth0 user exists, inside the transaction.
+    async fn finish(
+        &self,
+        tx: &mut Transaction<'_>,
+        user: &CreatedUser,
+    ) -> Result<(), CreateUserError> {
+        self.db
+            .on(users::set_auth0_sub(tx, user.id, &user.auth0_user_id))
+            .await
+            .map_err(CreateUserError::database(Step::StoreAuth0Id))?;
+        tracing::debug!(step = "store_auth0_id", "auth0 id stored");
+
+        let invitee = Invitee {
+            user_id: user.id,
+            email: &user.email,
+            role: user.role,
+            tenant_name: &self.caller.tenant_name,
+        };
+        let issue = Issue::First {
+            auth0_id: &user.auth0_user_id,
+        };
+        invitation::invite(self.state, tx, self.db, &invitee, issue, self.deadline).await?;
+        Ok(())
+    }
+
+    /// COMMIT; if it fails, the Auth0 user is undone, unless the COMMIT may have landed.
+    async fn commit(
+        &self,
+        tx: Transaction<'_>,
+        prepared: Prepared,
+    ) -> Result<CreatedUser, CreateUserError> {
+        if let Err(err) = self
+            .db
+            .on(tx.commit())
+            .await
+            .map_err(CreateUserError::database(Step::Commit))
+        {
+            return Err(self.undo(&prepared, err).await);
+        }
+        // The one line a create logs at info (with the request's own line): the steps are debug.
+        let user = &prepared.user;
+        tracing::info!(
+            step = "commit",
+            user_id = %user.id,
+            email = %user.email,
+            auth0_user_id = %user.auth0_user_id,
+            adopted = user.adopted_auth0_user,
+            employee = user.employee_id.is_some(),
+            pages = user.permissions.len(),
+            "user created"
+        );
+        Ok(prepared.user)
+    }
+
+    /// Deletes the Auth0 user of a failed attempt; the transaction rolls back when dropped.
+    /// Kept instead: after a COMMIT that got no answer (it may have landed: a row may hold the
+    /// login), and when the user was an orphan we adopted or its email may have gone out (a
+    /// retry adopts it and the link already sent works). Cleanup removes what no row holds.
+    async fn undo(&self, prepared: &Prepared, err: CreateUserError) -> CreateUserError {
+        let auth0_id = &prepared.user.auth0_user_id;
+        if err.commit_outcome_unknown() {
+            tracing::error!(step = "commit", auth0_user_id = %auth0_id, error = %err, "commit unconfirmed; auth0 user kept for the cleanup job");
+            return err.with_compensation(Compensation::LeftForCleanup);
+        }
+        if prepared.user.adopted_auth0_user || err.email_may_have_been_sent() {
+            tracing::warn!(step = "rollback", auth0_user_id = %auth0_id, error = %err, "create-user rolled back; auth0 user kept for a retry to adopt");
+            return err.with_compensation(Compensation::KeptForRetry);
+        }
+        let outcome = compensate(self.state, auth0_id, self.deadline).await;
+        // Dropping an unfinished transaction also rolls back; this just says so in the log.
+        tracing::warn!(step = "rollback", error = %err, "create-user rolled back");
+        err.with_compensation(outcome)
+    }
 }
