@@ -545,12 +545,6 @@ impl Auth0Client {
         page: u32,
         deadline: &Deadline,
     ) -> Result<Vec<Auth0User>, Auth0Error> {
-        #[derive(Deserialize)]
-        struct SearchPage {
-            users: Vec<Auth0User>,
-        }
-        let quoted =
-            |text: &str| format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""));
         // Auth0 writes its timestamps with milliseconds and `Z`; the range uses the same form.
         let stamp = |at: DateTime<Utc>| quoted(&at.to_rfc3339_opts(SecondsFormat::Millis, true));
         let query = format!(
@@ -559,22 +553,8 @@ impl Auth0Client {
             from.map_or_else(|| "*".to_string(), stamp),
             stamp(before),
         );
-        let page = page.to_string();
-        let per_page = SEARCH_PAGE_SIZE.to_string();
-        let response = self
-            .call("search_users", deadline, Budget::Cleanup, |http, base| {
-                http.get(endpoint(base, &["api", "v2", "users"])).query(&[
-                    ("q", query.as_str()),
-                    ("search_engine", "v3"),
-                    ("per_page", per_page.as_str()),
-                    ("page", page.as_str()),
-                    ("include_totals", "true"),
-                    ("sort", "created_at:1"),
-                ])
-            })
-            .await?;
-        let found: SearchPage = expect_json("search_users", StatusCode::OK, response).await?;
-        Ok(found.users)
+        self.search(&query, page, Some("created_at:1"), deadline)
+            .await
     }
 
     /// One page (at most [`SEARCH_PAGE_SIZE`]) of the users with any of `emails`, through v3
@@ -588,28 +568,41 @@ impl Auth0Client {
         page: u32,
         deadline: &Deadline,
     ) -> Result<Vec<Auth0User>, Auth0Error> {
-        #[derive(Deserialize)]
-        struct SearchPage {
-            users: Vec<Auth0User>,
-        }
-        let quoted =
-            |text: &str| format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""));
         let any_of: Vec<String> = emails
             .iter()
             .map(|email| format!("email:{}", quoted(email)))
             .collect();
         let query = format!("({})", any_of.join(" OR "));
+        self.search(&query, page, None, deadline).await
+    }
+
+    /// One page of a v3 search (`q` in Lucene syntax), at most [`SEARCH_PAGE_SIZE`] users.
+    async fn search(
+        &self,
+        query: &str,
+        page: u32,
+        sort: Option<&str>,
+        deadline: &Deadline,
+    ) -> Result<Vec<Auth0User>, Auth0Error> {
+        #[derive(Deserialize)]
+        struct SearchPage {
+            users: Vec<Auth0User>,
+        }
         let page = page.to_string();
         let per_page = SEARCH_PAGE_SIZE.to_string();
         let response = self
             .call("search_users", deadline, Budget::Cleanup, |http, base| {
-                http.get(endpoint(base, &["api", "v2", "users"])).query(&[
-                    ("q", query.as_str()),
+                let request = http.get(endpoint(base, &["api", "v2", "users"])).query(&[
+                    ("q", query),
                     ("search_engine", "v3"),
                     ("per_page", per_page.as_str()),
                     ("page", page.as_str()),
                     ("include_totals", "true"),
-                ])
+                ]);
+                match sort {
+                    Some(sort) => request.query(&[("sort", sort)]),
+                    None => request,
+                }
             })
             .await?;
         let found: SearchPage = expect_json("search_users", StatusCode::OK, response).await?;
@@ -635,6 +628,11 @@ impl Auth0Client {
             .await
             .map(Some)
     }
+}
+
+/// A Lucene phrase: quoted, with `\` and `"` escaped.
+fn quoted(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// `base` + path segments, each percent-encoded (user ids hold a `|`).
