@@ -8,8 +8,11 @@ use aws_lambda_events::apigw::{
 use aws_lambda_events::encodings::Body;
 use base64::Engine;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
+use tracing::Instrument;
 
+use crate::deadline::Deadline;
 use crate::domain::FieldError;
 pub use crate::telemetry::error_chain;
 
@@ -385,6 +388,48 @@ impl ApiRequest {
 pub enum ApiResponse {
     Http(ApiGatewayV2httpResponse),
     Rest(ApiGatewayProxyResponse),
+}
+
+/// What a dispatch answers: status, JSON body, and headers beyond the JSON ones.
+pub type Answer = (StatusCode, Value, Headers);
+
+/// The Lambda handler both APIs share: reads the event (an event that is no API Gateway proxy
+/// event fails the invocation), opens the request's span, hands the request, the deadline
+/// and the request id to `dispatch`, and answers its result, or its error in the one error
+/// shape, in the event's own response shape.
+pub async fn serve(
+    event: LambdaEvent<Value>,
+    dispatch: impl AsyncFnOnce(&ApiRequest, &Deadline, &str) -> Result<Answer, ApiError>,
+) -> Result<ApiResponse, NotAnApiEvent> {
+    let request = ApiRequest::parse(event.payload)
+        .inspect_err(|err| tracing::warn!(error = %err, "event refused"))?;
+    let request_id = event.context.request_id;
+    let deadline = Deadline::from_epoch_millis(event.context.deadline);
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let response = async {
+        let (status, body, headers) = match dispatch(&request, &deadline, &request_id).await {
+            Ok(answer) => answer,
+            Err(err) => {
+                tracing::info!(
+                    status = err.status.as_u16(),
+                    code = err.code.as_str(),
+                    "request refused"
+                );
+                (err.status, error_body(&err, &request_id), err.headers())
+            }
+        };
+        request.respond(status, &body, headers)
+    }
+    .instrument(span)
+    .await;
+    Ok(response)
+}
+
+/// A server error's full cause chain goes to the log; the caller gets the opaque message.
+pub fn log_server_error(api: &ApiError, err: &(dyn std::error::Error + 'static), what: &str) {
+    if api.status.is_server_error() {
+        tracing::error!(error = %error_chain(err), code = api.code.as_str(), "{what} failed");
+    }
 }
 
 /// The route whose path suffix `path` ends with (first match in `routes`), so any stage or

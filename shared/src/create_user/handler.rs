@@ -4,7 +4,6 @@
 use http::{HeaderValue, Method, StatusCode};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
-use tracing::Instrument;
 
 use super::request::{parse_check_exists, parse_new_user, parse_resend_invitation};
 use super::{
@@ -14,8 +13,8 @@ use crate::db::DbError;
 use crate::deadline::Deadline;
 use crate::domain::{CallerSub, FieldError, IdempotencyKey};
 use crate::http_api::{
-    self, ApiError, ApiRequest, ApiResponse, ErrorCode, Headers, NotAnApiEvent, error_body,
-    error_chain, read_json_body_within, timestamp,
+    self, Answer, ApiError, ApiRequest, ApiResponse, ErrorCode, Headers, NotAnApiEvent, error_body,
+    read_json_body_within, timestamp,
 };
 use crate::metrics::{self, Metric};
 use crate::state::AppState;
@@ -202,34 +201,15 @@ fn auth0_status(err: &crate::auth0::Auth0Error) -> String {
 }
 
 /// The Lambda handler: every outcome is an HTTP response; only an event that is no API
-/// Gateway proxy event at all fails the invocation.
+/// Gateway proxy event fails the invocation.
 pub async fn handle(
     state: &AppState,
     event: LambdaEvent<Value>,
 ) -> Result<ApiResponse, NotAnApiEvent> {
-    let request = ApiRequest::parse(event.payload)
-        .inspect_err(|err| tracing::warn!(error = %err, "event refused"))?;
-    let request_id = event.context.request_id.clone();
-    let deadline = Deadline::from_epoch_millis(event.context.deadline);
-    let span = tracing::info_span!("request", request_id = %request_id);
-    let response = async {
-        let (status, body, headers) = match dispatch(state, &request, &deadline, &request_id).await
-        {
-            Ok(answer) => answer,
-            Err(err) => {
-                tracing::info!(
-                    status = err.status.as_u16(),
-                    code = err.code.as_str(),
-                    "request refused"
-                );
-                (err.status, error_body(&err, &request_id), err.headers())
-            }
-        };
-        request.respond(status, &body, headers)
-    }
-    .instrument(span)
-    .await;
-    Ok(response)
+    http_api::serve(event, async |request, deadline, request_id| {
+        dispatch(state, request, deadline, request_id).await
+    })
+    .await
 }
 
 /// Stripe's name for the header that marks a replayed answer.
@@ -241,7 +221,7 @@ async fn dispatch(
     request: &ApiRequest,
     deadline: &Deadline,
     request_id: &str,
-) -> Result<(StatusCode, Value, Headers), ApiError> {
+) -> Result<Answer, ApiError> {
     let route = route(request.method(), request.path())?;
     let caller = caller_sub(request)?;
     let body = read_json_body(request)?;
@@ -306,10 +286,7 @@ fn log_failure(err: &CreateUserError) -> ApiError {
     if let (true, Some(step)) = (api.status.is_server_error(), err.failed_step()) {
         metrics::count(Metric::Rollbacks, 1, Some(("Step", step.as_str())));
     }
-    if api.status.is_server_error() {
-        // The full cause chain goes to the log; the caller gets the opaque message.
-        tracing::error!(error = %error_chain(err), code = api.code.as_str(), "create-user failed");
-    }
+    http_api::log_server_error(&api, err, "create-user");
     api
 }
 

@@ -4,7 +4,6 @@
 use http::{Method, StatusCode};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
-use tracing::Instrument;
 
 use super::request::{RequestError, parse_link, parse_set_password};
 use super::{LinkInfo, SetPasswordError};
@@ -12,7 +11,7 @@ use crate::auth0::Auth0Error;
 use crate::db::DbError;
 use crate::deadline::Deadline;
 use crate::http_api::{
-    self, ApiError, ApiRequest, ApiResponse, ErrorCode, NotAnApiEvent, error_body, error_chain,
+    self, ApiError, ApiRequest, ApiResponse, ErrorCode, Headers, NotAnApiEvent,
     read_json_body_within, timestamp,
 };
 use crate::metrics::{self, Metric};
@@ -118,33 +117,16 @@ impl From<&SetPasswordError> for ApiError {
 }
 
 /// The Lambda handler: every outcome is an HTTP response; only an event that is no API
-/// Gateway proxy event at all fails the invocation.
+/// Gateway proxy event fails the invocation.
 pub async fn handle(
     state: &AppState,
     event: LambdaEvent<Value>,
 ) -> Result<ApiResponse, NotAnApiEvent> {
-    let request = ApiRequest::parse(event.payload)
-        .inspect_err(|err| tracing::warn!(error = %err, "event refused"))?;
-    let request_id = event.context.request_id.clone();
-    let deadline = Deadline::from_epoch_millis(event.context.deadline);
-    let span = tracing::info_span!("request", request_id = %request_id);
-    let response = async {
-        let (status, body, headers) = match dispatch(state, &request, &deadline).await {
-            Ok((status, body)) => (status, body, Vec::new()),
-            Err(err) => {
-                tracing::info!(
-                    status = err.status.as_u16(),
-                    code = err.code.as_str(),
-                    "request refused"
-                );
-                (err.status, error_body(&err, &request_id), err.headers())
-            }
-        };
-        request.respond(status, &body, headers)
-    }
-    .instrument(span)
-    .await;
-    Ok(response)
+    http_api::serve(event, async |request, deadline, _| {
+        let (status, body) = dispatch(state, request, deadline).await?;
+        Ok((status, body, Headers::new()))
+    })
+    .await
 }
 
 async fn dispatch(
@@ -192,10 +174,7 @@ fn link_body(info: &LinkInfo) -> Value {
 
 fn log_failure(err: &SetPasswordError) -> ApiError {
     let api = ApiError::from(err);
-    if api.status.is_server_error() {
-        // The full cause chain goes to the log; the person gets the opaque message.
-        tracing::error!(error = %error_chain(err), code = api.code.as_str(), "set-password failed");
-    }
+    http_api::log_server_error(&api, err, "set-password");
     api
 }
 
