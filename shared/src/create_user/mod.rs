@@ -21,7 +21,7 @@ use auth0_user::{compensate, provision_auth0_user};
 use invitation::{Invitee, Issue};
 
 use crate::auth0::OwnershipTags;
-use crate::db::{self, Bound, DbError, employees, idempotency_keys, pages, users};
+use crate::db::{self, Bound, employees, idempotency_keys, pages, users};
 use crate::deadline::Deadline;
 use crate::domain::{
     Auth0UserId, CallerSub, Email, EmployeeId, EmployeeRequest, NewUser, PageId, PagePermission,
@@ -89,7 +89,7 @@ pub async fn email_exists(
 /// handed to the next request: each failed attempt of the retry draws another connection.
 fn discard_if_silent<T>(client: Object, result: &Result<T, CreateUserError>) {
     if let Err(CreateUserError::Database { source, .. }) = result
-        && (matches!(source, DbError::NoAnswer(_)) || source.is_connection_lost())
+        && source.leaves_connection_unusable()
     {
         drop(Object::take(client));
     }

@@ -316,6 +316,12 @@ impl DbError {
         self.postgres().is_some_and(is_connection_lost)
     }
 
+    /// The connection must not serve anyone again: its server stopped answering, or it was
+    /// found dead. Each failed attempt of a retry then draws another.
+    pub fn leaves_connection_unusable(&self) -> bool {
+        matches!(self, Self::NoAnswer(_)) || self.is_connection_lost()
+    }
+
     /// Not a bug: the database did not answer, or not in time.
     pub fn is_unavailable(&self) -> bool {
         match self {

@@ -80,8 +80,7 @@ impl SetPasswordError {
     pub fn database_went_silent(&self) -> bool {
         matches!(
             self,
-            Self::Database { source, .. }
-                if matches!(source, DbError::NoAnswer(_)) || source.is_connection_lost()
+            Self::Database { source, .. } if source.leaves_connection_unusable()
         )
     }
 }
