@@ -1,11 +1,9 @@
 //! The Auth0 side of create-user: the user's login is created (or an orphan of ours adopted
 //! under the address lock), and deleted again when the attempt fails.
 
-use deadpool_postgres::Transaction;
-
 use super::{Compensation, CreateUserError, Step};
 use crate::auth0::{Auth0User, NewAuth0User, OwnershipTags};
-use crate::db::{Bound, locks, users};
+use crate::db::{Bound, Tx, locks, users};
 use crate::deadline::Deadline;
 use crate::domain::{Auth0UserId, Email, UserId};
 use crate::metrics::{self, Metric};
@@ -21,7 +19,7 @@ const COMPENSATION_ATTEMPTS: u32 = 3;
 /// Creates the Auth0 user; on 409 adopts an orphan of ours that no row points at.
 pub(super) async fn provision_auth0_user(
     state: &AppState,
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     db: Bound,
     email: &Email,
     tags: &OwnershipTags,
@@ -64,7 +62,7 @@ pub(super) async fn provision_auth0_user(
 /// Auth0 user any more (cleanup removed it while we waited for the address lock).
 async fn adopt_orphan(
     state: &AppState,
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     db: Bound,
     email: &Email,
     tags: &OwnershipTags,
@@ -93,7 +91,7 @@ async fn adopt_orphan(
     };
     let orphan_id = orphan.id.clone();
     let claimed = db
-        .on(users::auth0_sub_in_use(tx, &orphan_id))
+        .on(users::auth0_sub_in_use(tx.client(), &orphan_id))
         .await
         .map_err(CreateUserError::database(Step::Auth0Adopt))?;
     if claimed {

@@ -3,11 +3,10 @@
 //! it. Both run inside the caller's transaction, so a failed email keeps nothing.
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Transaction;
 use url::Url;
 
 use super::{Compensation, CreateUserError, Step};
-use crate::db::{Bound, reset_tokens};
+use crate::db::{Bound, Tx, reset_tokens};
 use crate::deadline::Deadline;
 use crate::domain::{Auth0UserId, Email, Role, UserId};
 use crate::email::{EmailError, PasswordSetupEmail};
@@ -36,15 +35,30 @@ pub(super) enum Issue<'a> {
 /// Stores the token and sends the email; returns when the link expires. The caller commits.
 pub(super) async fn invite(
     state: &AppState,
-    tx: &mut Transaction<'_>,
+    tx: &Tx<'_>,
     db: Bound,
     invitee: &Invitee<'_>,
     issue: Issue<'_>,
     deadline: &Deadline,
 ) -> Result<DateTime<Utc>, CreateUserError> {
-    let valid_for = state.config.reset_token_ttl;
-    let expires_at = Utc::now() + valid_for;
-    let first_token = match issue {
+    let token = new_token(state, issue).await?;
+    let expires_at = expiry(state);
+    let token = store_token(tx, db, invitee.user_id, expires_at, issue, token).await?;
+    send(state, invitee, &token, deadline).await?;
+    Ok(expires_at)
+}
+
+/// When a link issued now stops working.
+pub(super) fn expiry(state: &AppState) -> DateTime<Utc> {
+    Utc::now() + state.config.reset_token_ttl
+}
+
+/// The invitation's token: derived from the Auth0 user for the first, random for a replacement.
+pub(super) async fn new_token(
+    state: &AppState,
+    issue: Issue<'_>,
+) -> Result<ResetToken, CreateUserError> {
+    match issue {
         Issue::First { auth0_id } => {
             let secret = state
                 .app_secret
@@ -54,20 +68,29 @@ pub(super) async fn invite(
                     source: EmailError::Secret(err),
                     compensation: Compensation::NotNeeded,
                 })?;
-            ResetToken::derive(&SetupTokenKey::from_app_secret(&secret), auth0_id)
+            Ok(ResetToken::derive(
+                &SetupTokenKey::from_app_secret(&secret),
+                auth0_id,
+            ))
         }
-        Issue::Replacing => ResetToken::generate(),
-    };
-    let token = store_reset_token(tx, db, invitee.user_id, expires_at, issue, first_token).await?;
-    tracing::debug!(step = "reset_token", "reset token hash stored");
+        Issue::Replacing => Ok(ResetToken::generate()),
+    }
+}
 
-    let link = set_password_link(&state.config.frontend_url, &token, invitee.email);
+/// Sends the email with the link to `token`.
+pub(super) async fn send(
+    state: &AppState,
+    invitee: &Invitee<'_>,
+    token: &ResetToken,
+    deadline: &Deadline,
+) -> Result<(), CreateUserError> {
+    let link = set_password_link(&state.config.frontend_url, token, invitee.email);
     let email = PasswordSetupEmail {
         to: invitee.email,
         tenant_name: invitee.tenant_name,
         role: invitee.role,
         link: &link,
-        valid_for,
+        valid_for: state.config.reset_token_ttl,
     };
     let message_id = state
         .email
@@ -82,21 +105,24 @@ pub(super) async fn invite(
         message_id,
         "password-setup email accepted"
     );
-    Ok(expires_at)
+    Ok(())
 }
 
-/// In a savepoint, so a hash collision (astronomically unlikely) costs one retry with a random
-/// token, not the user. SAVEPOINT goes out with the insert, in one round trip, and is never
-/// released on its own: the COMMIT (or the release of an enclosing savepoint) takes it along.
-async fn store_reset_token(
-    tx: &mut Transaction<'_>,
+/// Stores the hash of `first_token` (or, after a collision, of a random one) and returns the
+/// token stored. In a savepoint, so a hash collision (astronomically unlikely) costs one retry
+/// with a random token, not the user. SAVEPOINT goes out with the insert, in one round trip,
+/// and is never released on its own: the COMMIT (or the release of an enclosing savepoint)
+/// takes it along. Both go out on the first poll, so a statement polled just before them goes
+/// out with them.
+pub(super) async fn store_token(
+    tx: &Tx<'_>,
     db: Bound,
     user_id: UserId,
     expires_at: DateTime<Utc>,
     issue: Issue<'_>,
     first_token: ResetToken,
 ) -> Result<ResetToken, CreateUserError> {
-    let tx: &Transaction<'_> = tx;
+    let tx = tx.client();
     let failed = |err| CreateUserError::database(Step::ResetToken)(err);
     let mut collided = false;
     let mut next = Some(first_token);
@@ -120,10 +146,13 @@ async fn store_reset_token(
             }
         };
         // Polled in this order, so SAVEPOINT reaches the server before the insert.
-        let (opened, stored) = tokio::join!(db.on(tx.batch_execute(SAVEPOINT)), store);
+        let (opened, stored) = tokio::join!(biased; db.on(tx.batch_execute(SAVEPOINT)), store);
         opened.map_err(failed)?;
         match stored {
-            Ok(()) => return Ok(token),
+            Ok(()) => {
+                tracing::debug!(step = "reset_token", "reset token hash stored");
+                return Ok(token);
+            }
             Err(err)
                 if !collided
                     && err.violated_unique_constraint()

@@ -10,7 +10,7 @@ pub mod request;
 mod resend;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Object, Transaction};
+use deadpool_postgres::Object;
 use uuid::Uuid;
 
 pub use error::{Compensation, CreateUserError, Step};
@@ -21,7 +21,7 @@ use auth0_user::{compensate, provision_auth0_user};
 use invitation::{Invitee, Issue};
 
 use crate::auth0::OwnershipTags;
-use crate::db::{self, Bound, employees, idempotency_keys, pages, users};
+use crate::db::{self, Bound, Tx, employees, idempotency_keys, pages, reset_tokens, users};
 use crate::deadline::Deadline;
 use crate::domain::{
     Auth0UserId, CallerSub, Email, EmployeeId, EmployeeRequest, NewUser, PageId, PagePermission,
@@ -146,37 +146,45 @@ async fn attempt_on(
     idempotency: Option<&IdempotentRequest<'_>>,
     deadline: &Deadline,
 ) -> Result<Creation, CreateUserError> {
-    let mut tx = db
-        .on(client.transaction())
-        .await
-        .map_err(CreateUserError::database(Step::Begin))?;
-
-    // Independent reads, pipelined on the connection: one round trip for all of them. The
-    // key's lock goes first, so the read of its stored answer sees its last holder's COMMIT.
+    // Independent reads, pipelined with BEGIN: one round trip for all of them. The key's lock
+    // goes first (in that order, once both are prepared), so the read of its stored answer
+    // sees its last holder's COMMIT.
+    if idempotency.is_some() {
+        let key_statements = [idempotency_keys::TRY_LOCK, idempotency_keys::FIND];
+        db::ensure_prepared(db, client, &key_statements)
+            .await
+            .map_err(CreateUserError::database(Step::Idempotency))?;
+    }
     let page_ids: Vec<_> = new_user.permissions.iter().map(|p| p.page_id).collect();
     let sub = caller_sub.as_str();
-    let (key_lock, stored, caller, missing_pages) = tokio::join!(
-        async {
-            match idempotency {
-                Some(request) => db
-                    .on(idempotency_keys::try_lock(&tx, sub, request.key.as_str()))
-                    .await
-                    .map(Some),
-                None => Ok(None),
-            }
-        },
-        async {
-            match idempotency {
-                Some(request) => {
-                    db.on(idempotency_keys::find(&tx, sub, request.key.as_str()))
-                        .await
-                }
-                None => Ok(None),
-            }
-        },
-        db.on(users::find_caller(&tx, sub)),
-        db.on(pages::missing(&tx, &page_ids))
-    );
+    let (mut tx, (key_lock, stored, caller, missing_pages)) =
+        Tx::begin_with(client, db, |client| async move {
+            tokio::join!(
+                biased;
+                async {
+                    match idempotency {
+                        Some(request) => db
+                            .on(idempotency_keys::try_lock(client, sub, request.key.as_str()))
+                            .await
+                            .map(Some),
+                        None => Ok(None),
+                    }
+                },
+                async {
+                    match idempotency {
+                        Some(request) => {
+                            db.on(idempotency_keys::find(client, sub, request.key.as_str()))
+                                .await
+                        }
+                        None => Ok(None),
+                    }
+                },
+                db.on(users::find_caller(client, sub)),
+                db.on(pages::missing(client, &page_ids))
+            )
+        })
+        .await
+        .map_err(CreateUserError::database(Step::Begin))?;
     let caller = caller.map_err(CreateUserError::database(Step::Authorize))?;
     let caller = authorize(caller, Some(new_user.role))?;
     let missing_pages = missing_pages.map_err(CreateUserError::database(Step::Validate));
@@ -190,7 +198,7 @@ async fn attempt_on(
     };
 
     let Some(request) = idempotency else {
-        let prepared = attempt.prepare(&mut tx, missing_pages?).await?;
+        let prepared = attempt.prepare(&tx, missing_pages?).await?;
         return attempt.commit(tx, prepared).await.map(Creation::Created);
     };
     if key_lock.map_err(CreateUserError::database(Step::Idempotency))? != Some(true) {
@@ -210,12 +218,12 @@ async fn attempt_on(
 
     // The request's work in a savepoint: a refusal (4xx) undoes it and is stored in its place,
     // in the same transaction; a failure (5xx) rolls everything back and leaves the key free.
-    let mut work = db
+    let work = db
         .on(tx.savepoint("request"))
         .await
         .map_err(CreateUserError::database(Step::Begin))?;
     let prepared = match missing_pages {
-        Ok(missing) => attempt.prepare(&mut work, missing).await,
+        Ok(missing) => attempt.prepare(&work, missing).await,
         Err(err) => Err(err),
     };
     let prepared = match prepared {
@@ -264,7 +272,7 @@ async fn attempt_on(
 }
 
 async fn store_answer(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     db: Bound,
     request: &IdempotentRequest<'_>,
     tenant_id: TenantId,
@@ -272,7 +280,7 @@ async fn store_answer(
     body: &serde_json::Value,
 ) -> Result<(), CreateUserError> {
     db.on(idempotency_keys::store(
-        tx,
+        tx.client(),
         tenant_id,
         request.key.as_str(),
         &request.fingerprint,
@@ -282,32 +290,6 @@ async fn store_answer(
     ))
     .await
     .map_err(CreateUserError::database(Step::Idempotency))
-}
-
-/// The step that failed of two pipelined ones. A statement the connection has not prepared yet
-/// reaches the server after one it has, so the second of two failures may be the first to run;
-/// the other then only reports the aborted transaction.
-fn first_failure<T>(
-    employee: Result<T, CreateUserError>,
-    granted: Result<(), CreateUserError>,
-) -> Result<T, CreateUserError> {
-    match (employee, granted) {
-        (Err(employee), Err(granted)) if aborted_by_an_earlier_statement(&employee) => Err(granted),
-        (employee, granted) => {
-            let employee = employee?;
-            granted?;
-            Ok(employee)
-        }
-    }
-}
-
-fn aborted_by_an_earlier_statement(err: &CreateUserError) -> bool {
-    matches!(
-        err,
-        CreateUserError::Database { source, .. }
-            if source.postgres().and_then(|e| e.code())
-                == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION)
-    )
 }
 
 /// A user whose every step succeeded, waiting for COMMIT.
@@ -331,24 +313,35 @@ impl Attempt<'_> {
     /// Everything but the COMMIT. Any failure after the Auth0 user exists has undone it.
     async fn prepare(
         &self,
-        tx: &mut Transaction<'_>,
+        tx: &Tx<'_>,
         missing_pages: Vec<PageId>,
     ) -> Result<Prepared, CreateUserError> {
         if !missing_pages.is_empty() {
             return Err(CreateUserError::UnknownPages(missing_pages));
         }
-        if let EmployeeRequest::Link(employee_id) = self.new_user.employee {
-            self.check_employee_is_free(tx, employee_id).await?;
-        }
-
-        // The user row first; then its employee and its permissions, which only need that
-        // row, pipelined in one round trip.
-        let created_at = self.insert_user(tx).await?;
-        let employee_id = {
-            let (employee, granted) =
-                tokio::join!(self.attach_employee(tx), self.grant_permissions(tx));
-            first_failure(employee, granted)?
+        let employee_statement = match self.new_user.employee {
+            EmployeeRequest::Link(employee_id) => {
+                self.check_employee_is_free(tx, employee_id).await?;
+                employees::LINK
+            }
+            EmployeeRequest::Create(_) | EmployeeRequest::None => employees::INSERT,
         };
+
+        // The user row, its employee and its permissions in one round trip, run in this order
+        // (prepared first): the later two find the row, and when one fails, the ones after it
+        // only report the aborted transaction, so the first error in this order is the cause.
+        let statements = [users::INSERT_PENDING, employee_statement, pages::GRANT];
+        db::ensure_prepared(self.db, tx.client(), &statements)
+            .await
+            .map_err(CreateUserError::database(Step::InsertUser))?;
+        let (created_at, employee_id, granted) = tokio::join!(
+            biased;
+            self.insert_user(tx),
+            self.attach_employee(tx),
+            self.grant_permissions(tx)
+        );
+        let (created_at, employee_id) = (created_at?, employee_id?);
+        granted?;
 
         // From here on something exists outside the database: every failure must undo it.
         let new_user = self.new_user;
@@ -390,14 +383,14 @@ impl Attempt<'_> {
     /// Locks the employee to link, before the first write: another tenant's is "not found".
     async fn check_employee_is_free(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Tx<'_>,
         employee_id: EmployeeId,
     ) -> Result<(), CreateUserError> {
         let caller = &self.caller;
         let target = self
             .db
             .on(employees::lock_for_link(
-                tx,
+                tx.client(),
                 employee_id,
                 caller.tenant_id,
                 caller.business_id,
@@ -415,7 +408,7 @@ impl Attempt<'_> {
     /// for the winner and then gets a conflict, never a 500. A loser that waits longer than
     /// `lock_timeout` gets the plain lock timeout (503 `DATABASE_BUSY`): Postgres words it the
     /// same whether the wait was for another insert of this email or for a lock on the table.
-    async fn insert_user(&self, tx: &Transaction<'_>) -> Result<DateTime<Utc>, CreateUserError> {
+    async fn insert_user(&self, tx: &Tx<'_>) -> Result<DateTime<Utc>, CreateUserError> {
         let (caller, new_user) = (&self.caller, self.new_user);
         let pending = users::PendingUser {
             id: self.user_id,
@@ -427,7 +420,7 @@ impl Attempt<'_> {
         };
         let created_at = self
             .db
-            .on(users::insert_pending(tx, &pending))
+            .on(users::insert_pending(tx.client(), &pending))
             .await
             .map_err(|err| {
                 err.on_constraint(
@@ -440,16 +433,13 @@ impl Attempt<'_> {
         Ok(created_at)
     }
 
-    async fn attach_employee(
-        &self,
-        tx: &Transaction<'_>,
-    ) -> Result<Option<EmployeeId>, CreateUserError> {
+    async fn attach_employee(&self, tx: &Tx<'_>) -> Result<Option<EmployeeId>, CreateUserError> {
         let (caller, new_user, db) = (&self.caller, self.new_user, self.db);
         let employee_id = match &new_user.employee {
             EmployeeRequest::None => return Ok(None),
             EmployeeRequest::Create(employee) => db
                 .on(employees::insert(
-                    tx,
+                    tx.client(),
                     caller.tenant_id,
                     caller.business_id,
                     self.user_id,
@@ -460,7 +450,7 @@ impl Attempt<'_> {
                 .map_err(CreateUserError::database(Step::Employee))?,
             EmployeeRequest::Link(employee_id) => {
                 let linked = db
-                    .on(employees::link(tx, *employee_id, self.user_id))
+                    .on(employees::link(tx.client(), *employee_id, self.user_id))
                     .await
                     .map_err(|err| {
                         err.on_constraint(
@@ -479,10 +469,10 @@ impl Attempt<'_> {
         Ok(Some(employee_id))
     }
 
-    async fn grant_permissions(&self, tx: &Transaction<'_>) -> Result<(), CreateUserError> {
+    async fn grant_permissions(&self, tx: &Tx<'_>) -> Result<(), CreateUserError> {
         let permissions = &self.new_user.permissions;
         self.db
-            .on(pages::grant(tx, self.user_id, permissions))
+            .on(pages::grant(tx.client(), self.user_id, permissions))
             .await
             .map_err(CreateUserError::database(Step::Permissions))?;
         tracing::debug!(
@@ -493,17 +483,29 @@ impl Attempt<'_> {
         Ok(())
     }
 
-    /// Steps after the Auth0 user exists, inside the transaction.
-    async fn finish(
-        &self,
-        tx: &mut Transaction<'_>,
-        user: &CreatedUser,
-    ) -> Result<(), CreateUserError> {
-        self.db
-            .on(users::set_auth0_sub(tx, user.id, &user.auth0_user_id))
+    /// Steps after the Auth0 user exists, inside the transaction: the Auth0 id and the
+    /// invitation's token stored in one round trip, then the email.
+    async fn finish(&self, tx: &Tx<'_>, user: &CreatedUser) -> Result<(), CreateUserError> {
+        let issue = Issue::First {
+            auth0_id: &user.auth0_user_id,
+        };
+        let token = invitation::new_token(self.state, issue).await?;
+        // In this order (prepared first): the token's savepoint comes after the id is stored,
+        // so a token retried after a collision keeps the id.
+        let statements = [users::SET_AUTH0_SUB, reset_tokens::INSERT];
+        db::ensure_prepared(self.db, tx.client(), &statements)
             .await
             .map_err(CreateUserError::database(Step::StoreAuth0Id))?;
+        let expires_at = invitation::expiry(self.state);
+        let (stored_id, token) = tokio::join!(
+            biased;
+            self.db
+                .on(users::set_auth0_sub(tx.client(), user.id, &user.auth0_user_id)),
+            invitation::store_token(tx, self.db, user.id, expires_at, issue, token)
+        );
+        stored_id.map_err(CreateUserError::database(Step::StoreAuth0Id))?;
         tracing::debug!(step = "store_auth0_id", "auth0 id stored");
+        let token = token?;
 
         let invitee = Invitee {
             user_id: user.id,
@@ -511,19 +513,11 @@ impl Attempt<'_> {
             role: user.role,
             tenant_name: &self.caller.tenant_name,
         };
-        let issue = Issue::First {
-            auth0_id: &user.auth0_user_id,
-        };
-        invitation::invite(self.state, tx, self.db, &invitee, issue, self.deadline).await?;
-        Ok(())
+        invitation::send(self.state, &invitee, &token, self.deadline).await
     }
 
     /// COMMIT; if it fails, the Auth0 user is undone, unless the COMMIT may have landed.
-    async fn commit(
-        &self,
-        tx: Transaction<'_>,
-        prepared: Prepared,
-    ) -> Result<CreatedUser, CreateUserError> {
+    async fn commit(&self, tx: Tx<'_>, prepared: Prepared) -> Result<CreatedUser, CreateUserError> {
         if let Err(err) = self
             .db
             .on(tx.commit())

@@ -9,8 +9,8 @@ use super::invitation::{self, Invitee, Issue};
 use deadpool_postgres::Object;
 
 use super::{CreateUserError, Step, authorize, discard_if_silent};
-use crate::db::Bound;
 use crate::db::users::{self, UserRecord};
+use crate::db::{Bound, Tx};
 use crate::deadline::Deadline;
 use crate::domain::{CallerSub, Email};
 use crate::state::AppState;
@@ -43,21 +43,21 @@ async fn resend_on(
     email: &Email,
     deadline: &Deadline,
 ) -> Result<ResentInvitation, CreateUserError> {
-    let mut tx = db
-        .on(client.transaction())
-        .await
-        .map_err(CreateUserError::database(Step::Begin))?;
-
-    // Pipelined: the invitee is looked up in the caller's tenant by the caller's sub, so both
-    // reads go out in one round trip; nothing is written before authorization passed.
-    let (caller, invitee) = tokio::join!(
-        db.on(users::find_caller(&tx, caller_sub.as_str())),
-        db.on(users::lock_in_callers_tenant(
-            &tx,
-            caller_sub.as_str(),
-            email
-        ))
-    );
+    // Pipelined with BEGIN: the invitee is looked up in the caller's tenant by the caller's
+    // sub, so both reads go out in one round trip; nothing is written before authorization
+    // passed.
+    let (tx, (caller, invitee)) = Tx::begin_with(client, db, |client| async move {
+        tokio::join!(
+            db.on(users::find_caller(client, caller_sub.as_str())),
+            db.on(users::lock_in_callers_tenant(
+                client,
+                caller_sub.as_str(),
+                email
+            ))
+        )
+    })
+    .await
+    .map_err(CreateUserError::database(Step::Begin))?;
     let caller = authorize(
         caller.map_err(CreateUserError::database(Step::Authorize))?,
         None,
@@ -86,7 +86,7 @@ async fn resend_on(
         tenant_name: &caller.tenant_name,
     };
     let expires_at =
-        invitation::invite(state, &mut tx, db, &invitee, Issue::Replacing, deadline).await?;
+        invitation::invite(state, &tx, db, &invitee, Issue::Replacing, deadline).await?;
     db.on(tx.commit())
         .await
         .map_err(CreateUserError::database(Step::Commit))?;

@@ -31,7 +31,7 @@ fn seconds(d: Duration) -> f64 {
 
 /// Locks the next batch of pending rows older than the grace period. Rows another
 /// transaction holds (another cleanup run, anything else) are skipped, never waited for.
-#[tracing::instrument(skip_all, fields(limit))]
+#[tracing::instrument(level = "debug", skip_all, fields(limit))]
 pub async fn lock_pending_batch(
     tx: &Transaction<'_>,
     grace: Duration,
@@ -74,7 +74,7 @@ pub async fn lock_pending_batch(
 
 /// Deletes these rows if they are still pending, in one statement; permissions and reset
 /// tokens cascade, a linked employee is unlinked by its foreign key. Returns the ids deleted.
-#[tracing::instrument(skip_all, fields(rows = ids.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(rows = ids.len()))]
 pub async fn delete_pending_rows(
     tx: &Transaction<'_>,
     ids: &[Uuid],
@@ -96,7 +96,7 @@ pub struct Claimed {
     pub pending_ids: HashSet<Uuid>,
 }
 
-#[tracing::instrument(skip_all, fields(ids = auth0_ids.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(ids = auth0_ids.len()))]
 pub async fn claimed(
     client: &impl GenericClient,
     auth0_ids: &[String],
@@ -125,7 +125,7 @@ pub async fn claimed(
 /// Only one run sweeps Auth0 at a time. A session lock, so the sweep can run one short
 /// transaction per Auth0 user on the same connection; [`unlock_auth0_sweep`] releases it, and
 /// so does the connection ending (a killed run cannot keep it).
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn try_lock_auth0_sweep(
     client: &impl GenericClient,
 ) -> Result<bool, tokio_postgres::Error> {
@@ -135,7 +135,7 @@ pub async fn try_lock_auth0_sweep(
     Ok(row.get(0))
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn unlock_auth0_sweep(client: &impl GenericClient) -> Result<(), tokio_postgres::Error> {
     let row = client
         .query_one("SELECT pg_advisory_unlock($1)", &[&AUTH0_SWEEP_LOCK])
@@ -157,7 +157,7 @@ const PURGEABLE_TOKENS: &str = "(t.used_at < now() - make_interval(secs => $1)
   AND ($2::text IS NULL OR t.user_id IN (SELECT id FROM users WHERE lower(email) = $2))";
 
 /// Deletes at most `limit` reset tokens used or expired longer than `retention` ago.
-#[tracing::instrument(skip_all, fields(limit))]
+#[tracing::instrument(level = "debug", skip_all, fields(limit))]
 pub async fn purge_reset_tokens(
     client: &impl GenericClient,
     retention: Duration,
@@ -182,7 +182,7 @@ pub async fn purge_reset_tokens(
 }
 
 /// What [`purge_reset_tokens`] would delete, for a dry run.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn count_purgeable_reset_tokens(
     client: &impl GenericClient,
     retention: Duration,
@@ -198,7 +198,7 @@ pub async fn count_purgeable_reset_tokens(
 }
 
 /// Deletes at most `limit` stored `Idempotency-Key` answers whose time is over.
-#[tracing::instrument(skip_all, fields(limit))]
+#[tracing::instrument(level = "debug", skip_all, fields(limit))]
 pub async fn purge_idempotency_keys(
     client: &impl GenericClient,
     limit: usize,
@@ -215,7 +215,7 @@ pub async fn purge_idempotency_keys(
 }
 
 /// What [`purge_idempotency_keys`] would delete, for a dry run.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn count_expired_idempotency_keys(
     client: &impl GenericClient,
 ) -> Result<u64, tokio_postgres::Error> {

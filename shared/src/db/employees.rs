@@ -14,7 +14,7 @@ pub enum LinkTarget {
 
 /// Locks the employee row so two admins cannot link it at once. An employee of another
 /// tenant or business is reported as not found: its existence is not the caller's business.
-#[tracing::instrument(skip_all, fields(employee_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(employee_id = %id))]
 pub async fn lock_for_link(
     tx: &impl GenericClient,
     id: EmployeeId,
@@ -43,20 +43,29 @@ pub async fn lock_for_link(
     })
 }
 
-#[tracing::instrument(skip_all, fields(employee_id = %id, user_id = %user_id))]
+pub const LINK: &str =
+    "UPDATE employees SET user_id = $2, updated_at = now() WHERE id = $1 AND user_id IS NULL";
+
+#[tracing::instrument(level = "debug", skip_all, fields(employee_id = %id, user_id = %user_id))]
 pub async fn link(
     tx: &impl GenericClient,
     id: EmployeeId,
     user_id: UserId,
 ) -> Result<u64, tokio_postgres::Error> {
     tx.execute(
-            &tx.prepare_cached("UPDATE employees SET user_id = $2, updated_at = now() WHERE id = $1 AND user_id IS NULL").await?,
+        &tx.prepare_cached(LINK).await?,
         &[&id.uuid(), &user_id.uuid()],
     )
     .await
 }
 
-#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+pub const INSERT: &str =
+    "INSERT INTO employees (tenant_id, business_id, user_id, first_name, last_name, email,
+                            department, job_title, employment_type)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+     RETURNING id";
+
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn insert(
     tx: &impl GenericClient,
     tenant_id: TenantId,
@@ -67,10 +76,7 @@ pub async fn insert(
 ) -> Result<EmployeeId, tokio_postgres::Error> {
     let row = tx
         .query_one(
-            &tx.prepare_cached("INSERT INTO employees (tenant_id, business_id, user_id, first_name, last_name, email,
-                                    department, job_title, employment_type)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             RETURNING id").await?,
+            &tx.prepare_cached(INSERT).await?,
             &[
                 &tenant_id.uuid(),
                 &business_id.map(BusinessId::uuid),

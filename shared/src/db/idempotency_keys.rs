@@ -13,48 +13,39 @@ pub struct StoredAnswer {
     pub body: Value,
 }
 
+pub const TRY_LOCK: &str = "SELECT pg_try_advisory_xact_lock(hashtextextended(
+    'idempotency/' || (SELECT tenant_id::text FROM users WHERE auth0_sub = $1) || '/' || $2, 0))";
+
 /// Takes the key's lock for this transaction, in the caller's tenant (found by the caller's
 /// sub, so the statement can go out with the caller lookup). False: another request with the
 /// key is running now. NULL (unknown caller) reads as false; authorization refuses it anyway.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn try_lock(
     tx: &impl GenericClient,
     caller_sub: &str,
     key: &str,
 ) -> Result<bool, tokio_postgres::Error> {
     let row = tx
-        .query_one(
-            &tx.prepare_cached(
-                "SELECT pg_try_advisory_xact_lock(hashtextextended(
-                    'idempotency/' || (SELECT tenant_id::text FROM users WHERE auth0_sub = $1)
-                    || '/' || $2, 0))",
-            )
-            .await?,
-            &[&caller_sub, &key],
-        )
+        .query_one(&tx.prepare_cached(TRY_LOCK).await?, &[&caller_sub, &key])
         .await?;
     Ok(row.get::<_, Option<bool>>(0).unwrap_or(false))
 }
 
+pub const FIND: &str = "SELECT k.request_hash, k.status, k.response
+      FROM idempotency_keys k
+      JOIN users c ON c.tenant_id = k.tenant_id
+     WHERE c.auth0_sub = $1 AND k.key = $2 AND k.expires_at > now()";
+
 /// The unexpired answer stored for the key in the caller's tenant. Run after [`try_lock`] (a
 /// later statement, so a later snapshot): it sees what the key's last holder committed.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn find(
     tx: &impl GenericClient,
     caller_sub: &str,
     key: &str,
 ) -> Result<Option<StoredAnswer>, tokio_postgres::Error> {
     let row = tx
-        .query_opt(
-            &tx.prepare_cached(
-                "SELECT k.request_hash, k.status, k.response
-                   FROM idempotency_keys k
-                   JOIN users c ON c.tenant_id = k.tenant_id
-                  WHERE c.auth0_sub = $1 AND k.key = $2 AND k.expires_at > now()",
-            )
-            .await?,
-            &[&caller_sub, &key],
-        )
+        .query_opt(&tx.prepare_cached(FIND).await?, &[&caller_sub, &key])
         .await?;
     Ok(row.map(|r| StoredAnswer {
         request_hash: r.get(0),
@@ -64,7 +55,7 @@ pub async fn find(
 }
 
 /// Stores the answer (replacing an expired one the purge has not reached yet).
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn store(
     tx: &impl GenericClient,
     tenant_id: TenantId,

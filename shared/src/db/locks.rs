@@ -7,7 +7,9 @@
 
 use std::collections::HashSet;
 
-use tokio_postgres::Transaction;
+use tokio_postgres::GenericClient;
+
+use super::InTransaction;
 use uuid::Uuid;
 
 /// The lock key of an address: stable across sessions and versions of Postgres (13+).
@@ -16,23 +18,28 @@ const ADDRESS_KEY: &str = "hashtextextended('user-address:' || lower(btrim($1)),
 
 /// Waits (at most the session's `lock_timeout`, which applies to advisory locks too) for the
 /// address; held until the transaction ends.
-#[tracing::instrument(skip_all)]
-pub async fn lock_address(tx: &Transaction<'_>, email: &str) -> Result<(), tokio_postgres::Error> {
-    tx.execute(
-        &format!("SELECT pg_advisory_xact_lock({ADDRESS_KEY})"),
-        &[&email],
-    )
-    .await?;
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn lock_address(
+    tx: &impl InTransaction,
+    email: &str,
+) -> Result<(), tokio_postgres::Error> {
+    tx.connection()
+        .execute(
+            &format!("SELECT pg_advisory_xact_lock({ADDRESS_KEY})"),
+            &[&email],
+        )
+        .await?;
     Ok(())
 }
 
 /// Takes the address if nobody holds it; never waits.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn try_lock_address(
-    tx: &Transaction<'_>,
+    tx: &impl InTransaction,
     email: &str,
 ) -> Result<bool, tokio_postgres::Error> {
     let row = tx
+        .connection()
         .query_one(
             &format!("SELECT pg_try_advisory_xact_lock({ADDRESS_KEY})"),
             &[&email],
@@ -43,14 +50,15 @@ pub async fn try_lock_address(
 
 /// One statement for a batch of rows: takes every free address, never waits, and returns the
 /// ids of the rows whose address someone else holds.
-#[tracing::instrument(skip_all, fields(rows = ids.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(rows = ids.len()))]
 pub async fn try_lock_addresses(
-    tx: &Transaction<'_>,
+    tx: &impl InTransaction,
     ids: &[Uuid],
     emails: &[&str],
 ) -> Result<HashSet<Uuid>, tokio_postgres::Error> {
     let key = ADDRESS_KEY.replace("$1", "x.email");
     let rows = tx
+        .connection()
         .query(
             &format!(
                 "SELECT x.id FROM unnest($1::uuid[], $2::text[]) AS x(id, email)

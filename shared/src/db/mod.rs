@@ -1,5 +1,6 @@
 //! Postgres: the pool, the migrations and one module of queries per table.
-//! Query functions take the open transaction and do one thing each.
+//! Query functions take the open transaction and do one thing each. Their spans are debug:
+//! nothing logs inside them, and at info a span per statement was only work.
 
 pub mod cleanup;
 pub mod employees;
@@ -8,7 +9,28 @@ pub mod locks;
 pub mod pages;
 pub mod reset_tokens;
 mod tls;
+mod tx;
 pub mod users;
+
+pub use tx::Tx;
+
+/// A connection inside an open transaction: what transaction-scoped locks need, whichever
+/// transaction type holds it (create-user's [`Tx`], cleanup's deadpool `Transaction`, a test's plain one).
+pub trait InTransaction {
+    fn connection(&self) -> &impl tokio_postgres::GenericClient;
+}
+
+impl InTransaction for tokio_postgres::Transaction<'_> {
+    fn connection(&self) -> &impl tokio_postgres::GenericClient {
+        self
+    }
+}
+
+impl InTransaction for deadpool_postgres::Transaction<'_> {
+    fn connection(&self) -> &impl tokio_postgres::GenericClient {
+        &**self
+    }
+}
 
 use std::str::FromStr;
 
@@ -329,6 +351,22 @@ impl DbError {
             Self::NoAnswer(_) | Self::Deadline(_) | Self::Checkout(_) => true,
         }
     }
+}
+
+/// Makes sure the connection has `statements` prepared, so that statements pipelined after this
+/// reach the server in the order they are polled. A statement not prepared yet sends its Parse
+/// first and its Execute only after the answer, behind any statement polled after it that was
+/// prepared already; an insert could then run before the row it refers to. Costs no round trip
+/// once the connection has them (they are cached with it), one per statement before.
+pub async fn ensure_prepared(
+    db: Bound,
+    client: &Object,
+    statements: &[&str],
+) -> Result<(), DbError> {
+    for sql in statements {
+        db.on(client.prepare_cached(sql)).await?;
+    }
+    Ok(())
 }
 
 /// Slack over `statement_timeout` before the client gives up on an answer: a server that is

@@ -4,7 +4,7 @@ use uuid::Uuid;
 use crate::domain::{PageId, PagePermission, UserId};
 
 /// The requested pages that do not exist, in request order.
-#[tracing::instrument(skip_all, fields(requested = ids.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(requested = ids.len()))]
 pub async fn missing(
     tx: &impl GenericClient,
     ids: &[PageId],
@@ -27,8 +27,12 @@ pub async fn missing(
     Ok(rows.iter().map(|r| PageId::new(r.get(0))).collect())
 }
 
+pub const GRANT: &str =
+    "INSERT INTO user_page_access (user_id, page_id, can_read, can_write, can_edit, can_delete)
+     SELECT $1, * FROM unnest($2::uuid[], $3::bool[], $4::bool[], $5::bool[], $6::bool[])";
+
 /// All permissions in one statement, however many pages.
-#[tracing::instrument(skip_all, fields(user_id = %user_id, pages = permissions.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, pages = permissions.len()))]
 pub async fn grant(
     tx: &impl GenericClient,
     user_id: UserId,
@@ -40,8 +44,7 @@ pub async fn grant(
     let column = |f: fn(&PagePermission) -> bool| permissions.iter().map(f).collect::<Vec<bool>>();
     let page_ids: Vec<Uuid> = permissions.iter().map(|p| p.page_id.uuid()).collect();
     tx.execute(
-            &tx.prepare_cached("INSERT INTO user_page_access (user_id, page_id, can_read, can_write, can_edit, can_delete)
-         SELECT $1, * FROM unnest($2::uuid[], $3::bool[], $4::bool[], $5::bool[], $6::bool[])").await?,
+        &tx.prepare_cached(GRANT).await?,
         &[
             &user_id.uuid(),
             &page_ids,

@@ -8,8 +8,11 @@ use crate::domain::{Role, UserId};
 
 pub const TOKEN_HASH_UNIQUE: &str = "password_reset_tokens_token_hash_key";
 
+pub const INSERT: &str =
+    "INSERT INTO password_reset_tokens (user_id, token_hash, expires_at) VALUES ($1, $2, $3)";
+
 /// Stores a new token for a user who has none yet (create-user).
-#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn insert(
     tx: &impl GenericClient,
     user_id: UserId,
@@ -17,7 +20,7 @@ pub async fn insert(
     expires_at: DateTime<Utc>,
 ) -> Result<(), tokio_postgres::Error> {
     tx.execute(
-            &tx.prepare_cached("INSERT INTO password_reset_tokens (user_id, token_hash, expires_at) VALUES ($1, $2, $3)").await?,
+        &tx.prepare_cached(INSERT).await?,
         &[&user_id.uuid(), &token_hash.as_slice(), &expires_at],
     )
     .await
@@ -25,7 +28,7 @@ pub async fn insert(
 }
 
 /// Closes the user's open tokens and stores a new one, in one statement (resend-invitation).
-#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn replace_open(
     tx: &impl GenericClient,
     user_id: UserId,
@@ -72,7 +75,7 @@ const TOKEN_BY_HASH: &str = "SELECT t.user_id, u.email, u.role, tn.name, u.auth0
   WHERE t.token_hash = $1";
 
 /// The token with this hash, read without a lock (verifying a link consumes nothing).
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn find(
     client: &impl GenericClient,
     token_hash: &[u8; 32],
@@ -86,7 +89,7 @@ pub async fn find(
 
 /// The token with this hash, locked until the transaction ends: two requests with one link
 /// are served one after the other, and the second finds the token used.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn lock(
     tx: &impl GenericClient,
     token_hash: &[u8; 32],
@@ -115,7 +118,7 @@ fn token_record(row: &tokio_postgres::Row) -> TokenRecord {
 
 /// After the password is set: every open token of the user is used up and the user has
 /// completed set-up. One statement, one round trip.
-#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn complete_setup(
     tx: &impl GenericClient,
     user_id: UserId,

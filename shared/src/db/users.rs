@@ -17,7 +17,7 @@ pub struct CallerRecord {
     pub is_active: bool,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn find_caller(
     client: &impl GenericClient,
     auth0_sub: &str,
@@ -59,19 +59,19 @@ pub fn pending_sub(id: UserId) -> String {
     format!("pending_{id}")
 }
 
-#[tracing::instrument(skip_all, fields(user_id = %user.id))]
+pub const INSERT_PENDING: &str =
+    "INSERT INTO users (id, tenant_id, business_id, email, role, auth0_sub, created_by)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
+     RETURNING created_at";
+
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user.id))]
 pub async fn insert_pending(
     tx: &impl GenericClient,
     user: &PendingUser<'_>,
 ) -> Result<chrono::DateTime<chrono::Utc>, tokio_postgres::Error> {
     let row = tx
         .query_one(
-            &tx.prepare_cached(
-                "INSERT INTO users (id, tenant_id, business_id, email, role, auth0_sub, created_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             RETURNING created_at",
-            )
-            .await?,
+            &tx.prepare_cached(INSERT_PENDING).await?,
             &[
                 &user.id.uuid(),
                 &user.tenant_id.uuid(),
@@ -86,21 +86,22 @@ pub async fn insert_pending(
     Ok(row.get(0))
 }
 
-#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub const SET_AUTH0_SUB: &str = "UPDATE users SET auth0_sub = $2, updated_at = now() WHERE id = $1";
+
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %id))]
 pub async fn set_auth0_sub(
     tx: &impl GenericClient,
     id: UserId,
     auth0_id: &Auth0UserId,
 ) -> Result<u64, tokio_postgres::Error> {
     tx.execute(
-        &tx.prepare_cached("UPDATE users SET auth0_sub = $2, updated_at = now() WHERE id = $1")
-            .await?,
+        &tx.prepare_cached(SET_AUTH0_SUB).await?,
         &[&id.uuid(), &auth0_id.as_str()],
     )
     .await
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn auth0_sub_in_use(
     tx: &impl GenericClient,
     auth0_id: &Auth0UserId,
@@ -115,7 +116,7 @@ pub async fn auth0_sub_in_use(
     Ok(row.get(0))
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn email_exists(
     client: &impl GenericClient,
     email: &Email,
@@ -154,7 +155,7 @@ impl UserRecord {
 /// The user with this address in the tenant of the caller `caller_sub`, locked until the
 /// transaction ends. Needs no earlier round trip for the caller's tenant, so it can be
 /// pipelined with [`find_caller`]; authorization is checked before anything is written.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn lock_in_callers_tenant(
     tx: &impl GenericClient,
     caller_sub: &str,

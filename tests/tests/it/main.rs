@@ -17,6 +17,7 @@ mod failure_answers;
 mod idempotency;
 mod lambda_binary;
 mod migrate;
+mod one_connection;
 mod openapi;
 mod payload_versions;
 mod schema;
