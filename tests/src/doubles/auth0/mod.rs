@@ -17,7 +17,7 @@ mod tests;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::routing::{get, patch, post};
+use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -42,7 +42,6 @@ pub struct Auth0Config {
     pub client_id: String,
     pub client_secret: String,
     pub connection: String,
-    pub token_ttl_secs: u64,
     /// `None` = unlimited.
     pub rate_limit_per_sec: Option<u32>,
 }
@@ -53,7 +52,6 @@ impl Default for Auth0Config {
             client_id: "test-client-id".into(),
             client_secret: "test-client-secret".into(),
             connection: "Username-Password-Authentication".into(),
-            token_ttl_secs: 86_400,
             rate_limit_per_sec: None,
         }
     }
@@ -105,7 +103,7 @@ impl Auth0Double {
     }
 
     pub fn token_requests(&self) -> usize {
-        self.app.tenant().token_requests
+        self.calls("token")
     }
 
     pub fn calls(&self, op: &str) -> usize {
@@ -168,8 +166,6 @@ fn router(app: App) -> Router {
             get(get_user).patch(update_user).delete(delete_user),
         )
         .route("/api/v2/users-by-email", get(users_by_email))
-        .route("/__control/users", post(control::seed_user))
-        .route("/__control/config", patch(control::configure))
         .merge(control_routes::<App>())
         .fallback(errors::not_found)
         .with_state(app)

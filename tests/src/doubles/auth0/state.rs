@@ -34,7 +34,6 @@ pub(super) struct Tenant {
     pub(super) users: Vec<StoredUser>,
     /// Issued access tokens and when they expire.
     pub(super) tokens: HashMap<String, DateTime<Utc>>,
-    pub(super) token_requests: usize,
     pub(super) calls: BTreeMap<String, usize>,
     pub(super) faults: FaultQueue,
     pub(super) window: RateWindow,
@@ -65,7 +64,6 @@ impl Tenant {
             config,
             users: Vec::new(),
             tokens: HashMap::new(),
-            token_requests: 0,
             calls: BTreeMap::new(),
             faults: FaultQueue::default(),
             window: RateWindow::default(),
@@ -79,9 +77,6 @@ impl Tenant {
     /// Counts a call to `op` and hands out its fault, if one is pending.
     pub(super) fn begin(&mut self, op: &str) -> Option<Fault> {
         *self.calls.entry(op.to_string()).or_default() += 1;
-        if op == "token" {
-            self.token_requests += 1;
-        }
         self.faults.take(op)
     }
 
