@@ -38,7 +38,7 @@ pub const FRONTEND_URL: &str = "https://app.acme.test";
 pub const EMAIL_FROM: &str = "Acme <no-reply@acme.test>";
 
 /// Prints the app's logs while a test runs when `TEST_LOG` is set.
-pub fn init_test_logging() {
+fn init_test_logging() {
     if std::env::var_os("TEST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(
