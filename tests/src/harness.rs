@@ -420,6 +420,12 @@ impl Response {
     pub fn code(&self) -> &str {
         self.body["code"].as_str().unwrap_or("")
     }
+
+    /// Asserts the status and the body's `code`, showing the body when either differs.
+    #[track_caller]
+    pub fn assert_answer(&self, status: u16, code: &str) {
+        assert_eq!((self.status, self.code()), (status, code), "{}", self.body);
+    }
 }
 
 /// An API Gateway HTTP API (payload 2.0) event with the JWT authorizer's claims.

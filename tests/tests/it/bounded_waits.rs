@@ -53,12 +53,7 @@ async fn create_user_answers_503_before_its_deadline_when_the_database_never_ans
         )
         .await
         .expect("the handler answered before the Lambda deadline");
-        assert_eq!(
-            (response.status, response.code()),
-            (503, "DATABASE_UNAVAILABLE"),
-            "{}",
-            response.body
-        );
+        response.assert_answer(503, "DATABASE_UNAVAILABLE");
     }
     assert!(
         stack
@@ -143,12 +138,7 @@ async fn a_database_that_goes_silent_mid_session_gets_a_503_in_time_and_auth0_is
     .await
     .expect("the handler answered before the Lambda deadline");
 
-    assert_eq!(
-        (response.status, response.code()),
-        (503, "DATABASE_UNAVAILABLE"),
-        "{}",
-        response.body
-    );
+    response.assert_answer(503, "DATABASE_UNAVAILABLE");
     assert_eq!(stack.auth0.calls("create_user"), 1, "only the warm-up's");
     assert!(stack.auth0.users_with_email("frozen@acme.test").is_empty());
 }
@@ -181,12 +171,7 @@ async fn a_commit_the_database_never_confirms_keeps_the_auth0_user_for_cleanup_a
     .await
     .expect("the handler answered before the Lambda deadline");
 
-    assert_eq!(
-        (response.status, response.code()),
-        (503, "DATABASE_UNAVAILABLE"),
-        "{}",
-        response.body
-    );
+    response.assert_answer(503, "DATABASE_UNAVAILABLE");
     let message = response.body["message"].as_str().unwrap();
     assert!(message.contains("did not confirm the commit"), "{message}");
     assert!(!message.contains("Nothing was created"), "{message}");

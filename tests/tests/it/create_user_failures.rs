@@ -59,12 +59,7 @@ async fn fails_cleanly_then_retry_succeeds(
     let failed = stack
         .call(create_event(seed::ACME_ADMIN_SUB, &request(email)))
         .await;
-    assert_eq!(
-        (failed.status, failed.code()),
-        (status, code),
-        "{:?}",
-        failed.body
-    );
+    failed.assert_answer(status, code);
     assert!(
         failed.body["message"]
             .as_str()
@@ -295,12 +290,7 @@ async fn an_auth0_user_we_did_not_create_is_a_409_and_is_left_alone() {
             &request("foreign@example.com"),
         ))
         .await;
-    assert_eq!(
-        (response.status, response.code()),
-        (409, "AUTH0_USER_EXISTS"),
-        "{:?}",
-        response.body
-    );
+    response.assert_answer(409, "AUTH0_USER_EXISTS");
     assert!(response.body["userFriendly"].is_string());
     assert_eq!(
         stack.rows_for("foreign@example.com").await,
@@ -336,12 +326,7 @@ async fn a_lambda_deadline_too_close_for_auth0_is_a_503_and_nothing_is_kept() {
             Duration::from_millis(1_200),
         )
         .await;
-    assert_eq!(
-        (response.status, response.code()),
-        (503, "TIMEOUT"),
-        "{:?}",
-        response.body
-    );
+    response.assert_answer(503, "TIMEOUT");
     stack.assert_nothing_kept("late@example.com").await;
 }
 

@@ -153,7 +153,7 @@ async fn an_invited_user_verifies_the_link_sets_a_password_and_logs_in_with_it()
         set_password(&stack, &link, "An0ther-Passw0rd!").await,
         verify(&stack, &link).await,
     ] {
-        assert_eq!((second.status, second.code()), (400, "INVALID_LINK"));
+        second.assert_answer(400, "INVALID_LINK");
     }
     assert!(logs_in(&stack, "new.person@acme.test", NEW_PASSWORD).await);
     assert!(!logs_in(&stack, "new.person@acme.test", "An0ther-Passw0rd!").await);
@@ -216,7 +216,7 @@ async fn an_expired_link_is_410_telling_the_person_to_ask_for_a_new_invitation()
         verify(&stack, &link).await,
         set_password(&stack, &link, NEW_PASSWORD).await,
     ] {
-        assert_eq!((response.status, response.code()), (410, "LINK_EXPIRED"));
+        response.assert_answer(410, "LINK_EXPIRED");
         assert!(
             response.body["message"]
                 .as_str()
@@ -354,7 +354,7 @@ async fn a_password_auth0_refuses_is_400_with_auth0s_message_and_the_link_still_
     }));
     stack.auth0.inject(history);
     let reused = set_password(&stack, &link, NEW_PASSWORD).await;
-    assert_eq!((reused.status, reused.code()), (400, "WEAK_PASSWORD"));
+    reused.assert_answer(400, "WEAK_PASSWORD");
     assert!(
         reused.body["message"]
             .as_str()
@@ -494,12 +494,7 @@ async fn every_failing_step_keeps_the_link_working_and_a_retry_succeeds() {
         .await
         .unwrap();
     let failed = set_password(&stack, &link, NEW_PASSWORD).await;
-    assert_eq!(
-        (failed.status, failed.code()),
-        (503, "DATABASE_BUSY"),
-        "{}",
-        failed.body
-    );
+    failed.assert_answer(503, "DATABASE_BUSY");
     lock.rollback().await.unwrap();
     assert_eq!(token_state(&stack, email).await, STILL_INVITED);
     assert_eq!(set_password(&stack, &link, NEW_PASSWORD).await.status, 200);
@@ -555,7 +550,7 @@ async fn a_resent_invitation_replaces_the_old_link_which_stops_working() {
 
     // Once the password is set there is nothing to resend.
     let again = resend(&stack, seed::ACME_ADMIN_SUB, "ann@acme.test").await;
-    assert_eq!((again.status, again.code()), (409, "ALREADY_ACTIVATED"));
+    again.assert_answer(409, "ALREADY_ACTIVATED");
     assert_eq!(stack.email.emails_to("ann@acme.test").len(), 2);
 }
 
@@ -568,12 +563,7 @@ async fn a_resend_whose_email_fails_changes_nothing_and_the_old_link_still_works
         .email
         .inject(Fault::status("send_email", 500).times(2));
     let resent = resend(&stack, seed::ACME_ADMIN_SUB, "ann@acme.test").await;
-    assert_eq!(
-        (resent.status, resent.code()),
-        (502, "EMAIL_FAILED"),
-        "{}",
-        resent.body
-    );
+    resent.assert_answer(502, "EMAIL_FAILED");
     assert_eq!(token_state(&stack, "ann@acme.test").await, STILL_INVITED);
     assert_eq!(stack.email.emails_to("ann@acme.test").len(), 1);
     assert_eq!(verify(&stack, &old).await.status, 200);
