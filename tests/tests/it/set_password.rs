@@ -3,7 +3,7 @@
 //! doubles over HTTP.
 
 use serde_json::{Value, json};
-use testkit::doubles::{Fault, PASSWORD_REALM_GRANT};
+use testkit::doubles::Fault;
 use testkit::harness::{
     RESEND_PATH, Response, SET_PASSWORD_PATH, TestStack, VERIFY_PATH, create_event, public_event,
     resend_event, seed,
@@ -73,14 +73,7 @@ async fn resend(stack: &TestStack, caller: &str, email: &str) -> Response {
 async fn logs_in(stack: &TestStack, email: &str, password: &str) -> bool {
     let response = reqwest::Client::new()
         .post(format!("{}/oauth/token", stack.auth0.base_url()))
-        .json(&json!({
-            "grant_type": PASSWORD_REALM_GRANT,
-            "client_id": "test-client-id",
-            "username": email,
-            "password": password,
-            "realm": "Username-Password-Authentication",
-            "scope": "openid",
-        }))
+        .json(&stack.auth0.login_request(email, password))
         .send()
         .await
         .unwrap();

@@ -19,12 +19,12 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::faults::Fault;
 use super::server::{Control, RunningServer, any_loopback_port, control_routes};
 use state::{App, digest};
-pub use token::PASSWORD_REALM_GRANT;
+use token::PASSWORD_REALM_GRANT;
 
 /// Operations that faults and call counters name.
 pub const AUTH0_OPS: [&str; 7] = [
@@ -100,6 +100,19 @@ impl Auth0Double {
         let tenant = self.app.tenant();
         let user = tenant.find(user_id);
         user.and_then(|user| user.password_digest.as_deref()) == Some(&digest(password))
+    }
+
+    /// The password-realm token request a login form sends for `email`.
+    pub fn login_request(&self, email: &str, password: &str) -> Value {
+        let config = &self.app.tenant().config;
+        json!({
+            "grant_type": PASSWORD_REALM_GRANT,
+            "client_id": config.client_id,
+            "username": email,
+            "password": password,
+            "realm": config.connection,
+            "scope": "openid",
+        })
     }
 
     pub fn token_requests(&self) -> usize {

@@ -3,7 +3,7 @@ use std::time::Duration;
 use reqwest::Client;
 use serde_json::{Value, json};
 
-use super::token::{PASSWORD_REALM_GRANT, SCOPE};
+use super::token::SCOPE;
 use super::*;
 
 const STRONG_PASSWORD: &str = "Str0ng-passw0rd";
@@ -457,24 +457,13 @@ async fn patch_checks_a_new_password_against_the_policy() {
     assert!(tenant.double.password_matches(user_id, "N3w-Passw0rd"));
 }
 
-fn login_request(email: &str, password: &str) -> Value {
-    json!({
-        "grant_type": PASSWORD_REALM_GRANT,
-        "client_id": "test-client-id",
-        "username": email,
-        "password": password,
-        "realm": "Username-Password-Authentication",
-        "scope": "openid",
-    })
-}
-
 #[tokio::test]
 async fn the_password_realm_grant_logs_in_with_the_current_password_only() {
     let tenant = tenant().await;
     let (_, user) = tenant.create(&new_user("ann@example.com")).await;
     let user_id = user["user_id"].as_str().unwrap();
     let login = |email: &'static str, password: &'static str| {
-        let request = login_request(email, password);
+        let request = tenant.double.login_request(email, password);
         let (double, http) = (&tenant.double, &tenant.http);
         async move { post_token(double, http, &request).await }
     };
@@ -512,11 +501,17 @@ async fn the_password_realm_grant_refuses_a_blocked_user_an_unknown_realm_and_mi
     let tenant = tenant().await;
     let (_, user) = tenant.create(&new_user("ann@example.com")).await;
     let user_id = user["user_id"].as_str().unwrap();
-    let mut other_realm = login_request("ann@example.com", STRONG_PASSWORD);
+    let mut other_realm = tenant
+        .double
+        .login_request("ann@example.com", STRONG_PASSWORD);
     other_realm["realm"] = "google-oauth2".into();
-    let mut no_password = login_request("ann@example.com", STRONG_PASSWORD);
+    let mut no_password = tenant
+        .double
+        .login_request("ann@example.com", STRONG_PASSWORD);
     no_password.as_object_mut().unwrap().remove("password");
-    let mut wrong_client = login_request("ann@example.com", STRONG_PASSWORD);
+    let mut wrong_client = tenant
+        .double
+        .login_request("ann@example.com", STRONG_PASSWORD);
     wrong_client["client_id"] = "someone-else".into();
     for (request, expected) in [
         (other_realm, (400, "invalid_request")),
@@ -534,7 +529,9 @@ async fn the_password_realm_grant_refuses_a_blocked_user_an_unknown_realm_and_mi
         .request(reqwest::Method::PATCH, &user_path(user_id))
         .json(&json!({"blocked": true}));
     assert_eq!(tenant.send(block).await.0, 200);
-    let request = login_request("ann@example.com", STRONG_PASSWORD);
+    let request = tenant
+        .double
+        .login_request("ann@example.com", STRONG_PASSWORD);
     let (status, body) = post_token(&tenant.double, &tenant.http, &request).await;
     assert_eq!(
         (status, body["error"].as_str()),

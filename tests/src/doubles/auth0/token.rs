@@ -22,7 +22,7 @@ pub(super) const SCOPE: &str = "read:users update:users delete:users create:user
 /// Auth0's default access-token lifetime, a day.
 const TOKEN_TTL_SECS: i64 = 86_400;
 /// The resource-owner password grant restricted to one connection.
-pub const PASSWORD_REALM_GRANT: &str = "http://auth0.com/oauth/grant-type/password-realm";
+pub(super) const PASSWORD_REALM_GRANT: &str = "http://auth0.com/oauth/grant-type/password-realm";
 
 pub(super) async fn token(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
     let fault = app.tenant().begin("token");
