@@ -313,6 +313,32 @@ impl TestStack {
         Response::from_lambda(serde_json::to_value(response).expect("response serialises"))
     }
 
+    /// Runs `sql` (one or more statements) on the test's database.
+    pub async fn execute(&self, sql: &str) {
+        self.sql().await.batch_execute(sql).await.unwrap();
+    }
+
+    /// A trigger that makes every row statement of `timing` on `table` fail, the way a broken
+    /// schema or a bug would: `timing` is e.g. `BEFORE INSERT`, or `COMMIT AFTER UPDATE` for a
+    /// deferred trigger that fails the commit. [`TestStack::repair`] removes it.
+    pub async fn sabotage(&self, table: &str, timing: &str) {
+        let (kind, timing, deferral) = match timing.strip_prefix("COMMIT ") {
+            Some(timing) => ("CONSTRAINT", timing, "DEFERRABLE INITIALLY DEFERRED"),
+            None => ("", timing, ""),
+        };
+        let sql = format!(
+            "CREATE FUNCTION sabotage() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN RAISE EXCEPTION 'sabotaged %', TG_TABLE_NAME; END $$;
+             CREATE {kind} TRIGGER sabotage {timing} ON {table} {deferral}
+               FOR EACH ROW EXECUTE FUNCTION sabotage();"
+        );
+        self.execute(&sql).await;
+    }
+
+    pub async fn repair(&self) {
+        self.execute("DROP FUNCTION sabotage() CASCADE").await;
+    }
+
     /// Rows that mention `email` in every table the flow writes.
     pub async fn rows_for(&self, email: &str) -> RowCounts {
         let sql = self.sql().await;

@@ -196,15 +196,11 @@ async fn an_expired_link_is_410_telling_the_person_to_ask_for_a_new_invitation()
     let stack = TestStack::start().await;
     let link = invite(&stack, "late@acme.test").await;
     stack
-        .sql()
-        .await
         .execute(
             "UPDATE password_reset_tokens SET created_at = now() - interval '3 days',
                     expires_at = now() - interval '1 day'",
-            &[],
         )
-        .await
-        .unwrap();
+        .await;
     for response in [
         verify(&stack, &link).await,
         set_password(&stack, &link, NEW_PASSWORD).await,
@@ -360,29 +356,6 @@ async fn a_password_auth0_refuses_is_400_with_auth0s_message_and_the_link_still_
     assert!(logs_in(&stack, "ann@acme.test", NEW_PASSWORD).await);
 }
 
-/// Breaks the database for the next statement of a kind: a trigger that raises.
-async fn sabotage(stack: &TestStack, sql: &str) {
-    stack
-        .sql()
-        .await
-        .batch_execute(&format!(
-            "CREATE FUNCTION sabotage() RETURNS trigger LANGUAGE plpgsql AS $$
-               BEGIN RAISE EXCEPTION 'sabotaged %', TG_TABLE_NAME; END $$;
-             {sql}"
-        ))
-        .await
-        .unwrap();
-}
-
-async fn repair(stack: &TestStack) {
-    stack
-        .sql()
-        .await
-        .batch_execute("DROP FUNCTION sabotage() CASCADE")
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn every_failing_step_keeps_the_link_working_and_a_retry_succeeds() {
     let stack = TestStack::start().await;
@@ -444,17 +417,14 @@ async fn every_failing_step_keeps_the_link_working_and_a_retry_succeeds() {
     let database_cases = [
         (
             "marking the token used",
-            "CREATE TRIGGER sabotage BEFORE UPDATE ON password_reset_tokens FOR EACH ROW EXECUTE FUNCTION sabotage();",
+            ("password_reset_tokens", "BEFORE UPDATE"),
         ),
-        (
-            "COMMIT",
-            "CREATE CONSTRAINT TRIGGER sabotage AFTER UPDATE ON users DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION sabotage();",
-        ),
+        ("COMMIT", ("users", "COMMIT AFTER UPDATE")),
     ];
-    for (n, (label, trigger)) in database_cases.into_iter().enumerate() {
+    for (n, (label, (table, timing))) in database_cases.into_iter().enumerate() {
         let email = format!("db.case{n}@acme.test");
         let link = invite(&stack, &email).await;
-        sabotage(&stack, trigger).await;
+        stack.sabotage(table, timing).await;
         let failed = set_password(&stack, &link, "F1rst-Passw0rd!").await;
         assert_eq!(
             (failed.status, failed.code()),
@@ -469,7 +439,7 @@ async fn every_failing_step_keeps_the_link_working_and_a_retry_succeeds() {
                 .contains("sabotaged"),
             "{label}"
         );
-        repair(&stack).await;
+        stack.repair().await;
         assert_eq!(token_state(&stack, &email).await, STILL_INVITED, "{label}");
         assert_eq!(verify(&stack, &link).await.status, 200, "{label}");
         let retried = set_password(&stack, &link, NEW_PASSWORD).await;
@@ -624,15 +594,11 @@ async fn cleanups_token_purge_keeps_the_open_token_of_a_user_still_in_set_up() {
     let link = invite(&stack, "slow@acme.test").await;
     // Expired long past the retention period, and never used.
     stack
-        .sql()
-        .await
         .execute(
             "UPDATE password_reset_tokens SET created_at = now() - interval '60 days',
                     expires_at = now() - interval '59 days'",
-            &[],
         )
-        .await
-        .unwrap();
+        .await;
     let summary = cleanup(&stack, scheduled_event()).await;
     assert_eq!(summary.removed.reset_tokens, 0, "{summary:?}");
     assert_eq!(token_state(&stack, "slow@acme.test").await, STILL_INVITED);
