@@ -476,6 +476,11 @@ mod tests {
         fn control(&self, path: &str) -> String {
             format!("{}/__control/{path}", self.double.base_url())
         }
+
+        async fn state(&self) -> Value {
+            let response = self.http.get(self.control("state")).send().await;
+            read(response.unwrap()).await.1
+        }
     }
 
     #[tokio::test]
@@ -690,15 +695,7 @@ mod tests {
         assert_eq!(limited.headers()["retry-after"], "1");
         assert_eq!(read(limited).await.1["name"], "rate_limit_exceeded");
 
-        let (_, state) = read(
-            mailer
-                .http
-                .get(mailer.control("state"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let state = mailer.state().await;
         assert_eq!(state["calls"], 1);
         assert_eq!(state["emails"], json!([]));
         assert_eq!(state["faults"][0]["times"], 1);
@@ -717,15 +714,7 @@ mod tests {
                 .0,
             200
         );
-        let (_, state) = read(
-            mailer
-                .http
-                .get(mailer.control("state"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let state = mailer.state().await;
         assert_eq!(state["emails"][0]["to"], json!(["ann@example.com"]));
 
         let reset = mailer
