@@ -38,7 +38,7 @@ pub const FRONTEND_URL: &str = "https://app.acme.test";
 pub const EMAIL_FROM: &str = "Acme <no-reply@acme.test>";
 
 /// Prints the app's logs while a test runs when `TEST_LOG` is set.
-pub fn init_test_logging() {
+fn init_test_logging() {
     if std::env::var_os("TEST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(
@@ -313,6 +313,32 @@ impl TestStack {
         Response::from_lambda(serde_json::to_value(response).expect("response serialises"))
     }
 
+    /// Runs `sql` (one or more statements) on the test's database.
+    pub async fn execute(&self, sql: &str) {
+        self.sql().await.batch_execute(sql).await.unwrap();
+    }
+
+    /// A trigger that makes every row statement of `timing` on `table` fail, the way a broken
+    /// schema or a bug would: `timing` is e.g. `BEFORE INSERT`, or `COMMIT AFTER UPDATE` for a
+    /// deferred trigger that fails the commit. [`TestStack::repair`] removes it.
+    pub async fn sabotage(&self, table: &str, timing: &str) {
+        let (kind, timing, deferral) = match timing.strip_prefix("COMMIT ") {
+            Some(timing) => ("CONSTRAINT", timing, "DEFERRABLE INITIALLY DEFERRED"),
+            None => ("", timing, ""),
+        };
+        let sql = format!(
+            "CREATE FUNCTION sabotage() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN RAISE EXCEPTION 'sabotaged %', TG_TABLE_NAME; END $$;
+             CREATE {kind} TRIGGER sabotage {timing} ON {table} {deferral}
+               FOR EACH ROW EXECUTE FUNCTION sabotage();"
+        );
+        self.execute(&sql).await;
+    }
+
+    pub async fn repair(&self) {
+        self.execute("DROP FUNCTION sabotage() CASCADE").await;
+    }
+
     /// Rows that mention `email` in every table the flow writes.
     pub async fn rows_for(&self, email: &str) -> RowCounts {
         let sql = self.sql().await;
@@ -419,6 +445,12 @@ impl Response {
 
     pub fn code(&self) -> &str {
         self.body["code"].as_str().unwrap_or("")
+    }
+
+    /// Asserts the status and the body's `code`, showing the body when either differs.
+    #[track_caller]
+    pub fn assert_answer(&self, status: u16, code: &str) {
+        assert_eq!((self.status, self.code()), (status, code), "{}", self.body);
     }
 }
 

@@ -46,7 +46,7 @@ impl Moto {
             .build()
     }
 
-    pub fn client(&self) -> aws_sdk_secretsmanager::Client {
+    fn client(&self) -> aws_sdk_secretsmanager::Client {
         aws_sdk_secretsmanager::Client::new(&self.sdk_config())
     }
 

@@ -695,18 +695,17 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn error_post_completes_invocation_with_error() {
-        let api = RuntimeApi::start().await.unwrap();
+    /// The function takes the next event and POSTs `body` to its `/error` with the error-type
+    /// header; returns the (type, message) the invocation completed with.
+    async fn reported_error(api: &RuntimeApi, header_type: &str, body: &str) -> (String, String) {
         let client = reqwest::Client::new();
-
         let function = async {
-            let resp = client.get(url(&api, NEXT)).send().await.unwrap();
+            let resp = client.get(url(api, NEXT)).send().await.unwrap();
             let id = header(&resp, "lambda-runtime-aws-request-id");
             let resp = client
-                .post(url(&api, &format!("{API_PREFIX}/invocation/{id}/error")))
-                .header("Lambda-Runtime-Function-Error-Type", "unhandled")
-                .body(r#"{"errorType":"BadInput","errorMessage":"name is required"}"#)
+                .post(url(api, &format!("{API_PREFIX}/invocation/{id}/error")))
+                .header("Lambda-Runtime-Function-Error-Type", header_type)
+                .body(body.to_owned())
                 .send()
                 .await
                 .unwrap();
@@ -721,40 +720,24 @@ mod tests {
             Outcome::Error {
                 error_type,
                 error_message,
-            } => {
-                assert_eq!(error_type, "BadInput");
-                assert_eq!(error_message, "name is required");
-            }
+            } => (error_type, error_message),
             other => panic!("unexpected outcome {other:?}"),
         }
+    }
 
-        // Non-JSON error body: type from the header, message is the raw body.
-        let function = async {
-            let resp = client.get(url(&api, NEXT)).send().await.unwrap();
-            let id = header(&resp, "lambda-runtime-aws-request-id");
-            let resp = client
-                .post(url(&api, &format!("{API_PREFIX}/invocation/{id}/error")))
-                .header("Lambda-Runtime-Function-Error-Type", "Runtime.Crash")
-                .body("boom")
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 202);
-        };
-        let (_, invocation) = tokio::join!(
-            function,
-            api.invoke(json!({}), Duration::from_secs(3), Duration::from_secs(5))
+    #[tokio::test]
+    async fn error_post_completes_invocation_with_error() {
+        let api = RuntimeApi::start().await.unwrap();
+        let body = r#"{"errorType":"BadInput","errorMessage":"name is required"}"#;
+        assert_eq!(
+            reported_error(&api, "unhandled", body).await,
+            ("BadInput".to_owned(), "name is required".to_owned())
         );
-        match invocation.unwrap().outcome {
-            Outcome::Error {
-                error_type,
-                error_message,
-            } => {
-                assert_eq!(error_type, "Runtime.Crash");
-                assert_eq!(error_message, "boom");
-            }
-            other => panic!("unexpected outcome {other:?}"),
-        }
+        // Non-JSON error body: type from the header, message is the raw body.
+        assert_eq!(
+            reported_error(&api, "Runtime.Crash", "boom").await,
+            ("Runtime.Crash".to_owned(), "boom".to_owned())
+        );
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@
 use chrono::Utc;
 use serde_json::{Value, json};
 use shared::auth0::CREATED_BY_MARKER;
-use testkit::doubles::{Auth0Config, Auth0Double, EmailConfig, EmailDouble, PASSWORD_REALM_GRANT};
+use testkit::doubles::{Auth0Config, Auth0Double, EmailConfig, EmailDouble};
 use testkit::harness::{Response, app_vars, connect, seed};
 use testkit::lambda_process::LambdaProcess;
 use testkit::runtime_api::Outcome;
@@ -206,14 +206,7 @@ async fn log_in(
 ) -> Result<String, Box<dyn std::error::Error>> {
     let response = reqwest::Client::new()
         .post(format!("{}/oauth/token", auth0.base_url()))
-        .json(&json!({
-            "grant_type": PASSWORD_REALM_GRANT,
-            "client_id": Auth0Config::default().client_id,
-            "username": address,
-            "password": password,
-            "realm": Auth0Config::default().connection,
-            "scope": "openid",
-        }))
+        .json(&auth0.login_request(address, password))
         .send()
         .await?;
     let status = response.status().as_u16();

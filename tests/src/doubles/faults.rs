@@ -83,10 +83,6 @@ impl Fault {
         Fault { times, ..self }
     }
 
-    pub fn with_delay(self, delay_ms: u64) -> Fault {
-        Fault { delay_ms, ..self }
-    }
-
     pub fn with_body(self, body: Value) -> Fault {
         Fault {
             body: Some(body),

@@ -5,6 +5,6 @@ pub mod email;
 pub mod faults;
 mod server;
 
-pub use auth0::{AUTH0_OPS, Auth0Config, Auth0Double, PASSWORD_REALM_GRANT};
+pub use auth0::{AUTH0_OPS, Auth0Config, Auth0Double};
 pub use email::{EmailConfig, EmailDouble, SentEmail};
 pub use faults::Fault;

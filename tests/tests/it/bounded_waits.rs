@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 use shared::cleanup::summary::Dependency;
 use shared::cleanup::{CleanupError, CleanupSummary};
 use testkit::blackhole::Blackhole;
 use testkit::freezable_proxy::FreezableProxy;
-use testkit::harness::{CHECK_PATH, TestStack, api_event, create_event, seed};
+use testkit::harness::{CHECK_PATH, Response, TestStack, api_event, create_event, seed};
 use testkit::lambda_process::LambdaProcess;
 use testkit::moto::Moto;
 use testkit::runtime_api::Outcome;
@@ -26,6 +26,14 @@ async fn stack_on_a_silent_database(silent: &Blackhole) -> TestStack {
         vars.insert("DATABASE_URL".into(), url);
     })
     .await
+}
+
+/// Calls create-user with `function_timeout` left; fails unless it answers within that.
+async fn call_in_time(stack: &TestStack, event: Value, function_timeout: Duration) -> Response {
+    let call = stack.call_with_timeout(event, function_timeout);
+    tokio::time::timeout(function_timeout, call)
+        .await
+        .expect("the handler answered before the Lambda deadline")
 }
 
 #[tokio::test]
@@ -47,18 +55,8 @@ async fn create_user_answers_503_before_its_deadline_when_the_database_never_ans
         ),
     ];
     for event in events {
-        let response = tokio::time::timeout(
-            function_timeout,
-            stack.call_with_timeout(event, function_timeout),
-        )
-        .await
-        .expect("the handler answered before the Lambda deadline");
-        assert_eq!(
-            (response.status, response.code()),
-            (503, "DATABASE_UNAVAILABLE"),
-            "{}",
-            response.body
-        );
+        let response = call_in_time(&stack, event, function_timeout).await;
+        response.assert_answer(503, "DATABASE_UNAVAILABLE");
     }
     assert!(
         stack
@@ -133,22 +131,10 @@ async fn a_database_that_goes_silent_mid_session_gets_a_503_in_time_and_auth0_is
     proxy.freeze();
 
     let function_timeout = Duration::from_secs(4);
-    let response = tokio::time::timeout(
-        function_timeout,
-        stack.call_with_timeout(
-            create_event(seed::ACME_ADMIN_SUB, &json!({"email": "frozen@acme.test"})),
-            function_timeout,
-        ),
-    )
-    .await
-    .expect("the handler answered before the Lambda deadline");
+    let event = create_event(seed::ACME_ADMIN_SUB, &json!({"email": "frozen@acme.test"}));
+    let response = call_in_time(&stack, event, function_timeout).await;
 
-    assert_eq!(
-        (response.status, response.code()),
-        (503, "DATABASE_UNAVAILABLE"),
-        "{}",
-        response.body
-    );
+    response.assert_answer(503, "DATABASE_UNAVAILABLE");
     assert_eq!(stack.auth0.calls("create_user"), 1, "only the warm-up's");
     assert!(stack.auth0.users_with_email("frozen@acme.test").is_empty());
 }
@@ -181,12 +167,7 @@ async fn a_commit_the_database_never_confirms_keeps_the_auth0_user_for_cleanup_a
     .await
     .expect("the handler answered before the Lambda deadline");
 
-    assert_eq!(
-        (response.status, response.code()),
-        (503, "DATABASE_UNAVAILABLE"),
-        "{}",
-        response.body
-    );
+    response.assert_answer(503, "DATABASE_UNAVAILABLE");
     let message = response.body["message"].as_str().unwrap();
     assert!(message.contains("did not confirm the commit"), "{message}");
     assert!(!message.contains("Nothing was created"), "{message}");

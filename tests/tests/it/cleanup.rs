@@ -50,6 +50,22 @@ pub(crate) async fn cleanup(stack: &TestStack, event: Value) -> CleanupSummary {
 }
 
 /// A `users` row of Acme still `pending_…`, as the old code (or a crash) left it.
+/// Asserts a complete run without errors that removed (database orphans, their Auth0 users,
+/// Auth0 orphans).
+pub(crate) fn removed_without_errors(summary: &CleanupSummary, removed: (u64, u64, u64)) {
+    assert!(summary.errors.is_empty() && !summary.partial, "{summary:?}");
+    let counts = &summary.removed;
+    assert_eq!(
+        (
+            counts.db_orphans,
+            counts.auth0_users_of_db_orphans,
+            counts.auth0_orphans
+        ),
+        removed,
+        "{summary:?}"
+    );
+}
+
 pub(crate) async fn pending_row(stack: &TestStack, email: &str, age: Duration) -> Uuid {
     let id = Uuid::new_v4();
     stack

@@ -432,12 +432,7 @@ async fn a_retry_whose_adoption_fails_keeps_the_orphan_and_the_next_retry_heals_
     let failed = stack
         .call(create_event(seed::ACME_ADMIN_SUB, &json!({"email": email})))
         .await;
-    assert_eq!(
-        (failed.status, failed.code()),
-        (502, "AUTH0_FAILED"),
-        "{}",
-        failed.body
-    );
+    failed.assert_answer(502, "AUTH0_FAILED");
     assert_eq!(stack.rows_for(email).await.users, 0);
     // The orphan was there before this request and is still there, untouched.
     let kept = stack.auth0.users_with_email(email);
@@ -463,12 +458,7 @@ async fn an_email_accepted_after_the_timeout_keeps_the_auth0_user_and_the_retry_
     let failed = stack
         .call(create_event(seed::ACME_ADMIN_SUB, &json!({"email": email})))
         .await;
-    assert_eq!(
-        (failed.status, failed.code()),
-        (503, "EMAIL_UNAVAILABLE"),
-        "{}",
-        failed.body
-    );
+    failed.assert_answer(503, "EMAIL_UNAVAILABLE");
     assert_eq!(stack.rows_for(email).await.users, 0, "nothing committed");
     assert_eq!(
         stack.email.emails_to(email).len(),

@@ -16,39 +16,6 @@ fn request(email: &str) -> Value {
     })
 }
 
-/// A trigger that makes one statement fail, the way a broken schema or a bug would.
-async fn sabotage(stack: &TestStack, table: &str, timing: &str) {
-    let sql = format!(
-        "CREATE FUNCTION sabotage() RETURNS trigger LANGUAGE plpgsql AS $$
-           BEGIN RAISE EXCEPTION 'sabotaged %', TG_TABLE_NAME; END $$;
-         CREATE {kind} TRIGGER sabotage {timing} ON {table} {deferral}
-           FOR EACH ROW EXECUTE FUNCTION sabotage();",
-        kind = if timing == "COMMIT" { "CONSTRAINT" } else { "" },
-        timing = if timing == "COMMIT" {
-            "AFTER INSERT"
-        } else {
-            timing
-        },
-        deferral = if timing == "COMMIT" {
-            "DEFERRABLE INITIALLY DEFERRED"
-        } else {
-            ""
-        },
-    );
-    stack.sql().await.batch_execute(&sql).await.unwrap();
-}
-
-async fn repair(stack: &TestStack, table: &str) {
-    stack
-        .sql()
-        .await
-        .batch_execute(&format!(
-            "DROP TRIGGER sabotage ON {table}; DROP FUNCTION sabotage();"
-        ))
-        .await
-        .unwrap();
-}
-
 /// Fails the flow, checks the answer and that nothing is left, then retries successfully.
 async fn fails_cleanly_then_retry_succeeds(
     stack: &TestStack,
@@ -59,12 +26,7 @@ async fn fails_cleanly_then_retry_succeeds(
     let failed = stack
         .call(create_event(seed::ACME_ADMIN_SUB, &request(email)))
         .await;
-    assert_eq!(
-        (failed.status, failed.code()),
-        (status, code),
-        "{:?}",
-        failed.body
-    );
+    failed.assert_answer(status, code);
     assert!(
         failed.body["message"]
             .as_str()
@@ -114,12 +76,12 @@ async fn each_database_step_that_fails_rolls_back_everything_and_a_retry_works()
             "BEFORE INSERT",
             "storing the password-setup token",
         ),
-        ("users", "COMMIT", "committing"),
+        ("users", "COMMIT AFTER INSERT", "committing"),
     ];
     let stack = TestStack::start().await;
     for (i, (table, timing, step)) in cases.into_iter().enumerate() {
         let email = format!("db-step-{i}@example.com");
-        sabotage(&stack, table, timing).await;
+        stack.sabotage(table, timing).await;
         let body = fails_cleanly_then_retry_succeeds(&stack, &email, 500, "INTERNAL_ERROR").await;
         let message = body["message"].as_str().unwrap();
         assert!(message.contains(step), "{table} {timing}: {message}");
@@ -127,8 +89,8 @@ async fn each_database_step_that_fails_rolls_back_everything_and_a_retry_works()
             !message.contains("sabotaged"),
             "database messages stay out of responses: {message}"
         );
-        repair(&stack, table).await;
-        if timing == "COMMIT" {
+        stack.repair().await;
+        if timing.starts_with("COMMIT") {
             // The email is the last step before COMMIT, so it had gone out; its link is dead.
             let sent = stack.email.emails_to(&email);
             assert_eq!(sent.len(), 1);
@@ -295,12 +257,7 @@ async fn an_auth0_user_we_did_not_create_is_a_409_and_is_left_alone() {
             &request("foreign@example.com"),
         ))
         .await;
-    assert_eq!(
-        (response.status, response.code()),
-        (409, "AUTH0_USER_EXISTS"),
-        "{:?}",
-        response.body
-    );
+    response.assert_answer(409, "AUTH0_USER_EXISTS");
     assert!(response.body["userFriendly"].is_string());
     assert_eq!(
         stack.rows_for("foreign@example.com").await,
@@ -336,12 +293,7 @@ async fn a_lambda_deadline_too_close_for_auth0_is_a_503_and_nothing_is_kept() {
             Duration::from_millis(1_200),
         )
         .await;
-    assert_eq!(
-        (response.status, response.code()),
-        (503, "TIMEOUT"),
-        "{:?}",
-        response.body
-    );
+    response.assert_answer(503, "TIMEOUT");
     stack.assert_nothing_kept("late@example.com").await;
 }
 
@@ -361,7 +313,7 @@ async fn collide_reset_tokens(stack: &TestStack, collisions: i32) {
          CREATE TRIGGER collide BEFORE INSERT ON password_reset_tokens
            FOR EACH ROW EXECUTE FUNCTION collide();"
     );
-    stack.sql().await.batch_execute(&sql).await.unwrap();
+    stack.execute(&sql).await;
 }
 
 #[tokio::test]

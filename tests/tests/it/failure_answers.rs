@@ -32,12 +32,7 @@ async fn a_table_lock_while_the_caller_is_checked_answers_503_database_busy_and_
 
     let refused = create(&stack, email).await;
 
-    assert_eq!(
-        (refused.status, refused.code()),
-        (503, "DATABASE_BUSY"),
-        "{}",
-        refused.body
-    );
+    refused.assert_answer(503, "DATABASE_BUSY");
     let message = refused.body["message"].as_str().unwrap();
     assert!(message.contains("checking the caller"), "{message}");
     assert!(message.contains("safe to try again"), "{message}");
@@ -122,12 +117,7 @@ async fn a_failed_token_fetch_does_not_claim_an_auth0_user_was_left_behind() {
 
         let refused = create(&stack, email).await;
 
-        assert_eq!(
-            (refused.status, refused.code()),
-            (status, code),
-            "{}",
-            refused.body
-        );
+        refused.assert_answer(status, code);
         let message = refused.body["message"].as_str().unwrap();
         assert!(
             !message.contains("could not be removed"),
@@ -167,12 +157,7 @@ async fn no_address_reaches_a_log_or_an_answer_when_auth0_drops_a_users_by_email
         .await
         .unwrap();
     let response = Response::of(&invocation);
-    assert_eq!(
-        (response.status, response.code()),
-        (503, "AUTH0_UNAVAILABLE"),
-        "{}",
-        response.body
-    );
+    response.assert_answer(503, "AUTH0_UNAVAILABLE");
     let create_logs = function.kill().await.text;
     assert!(
         create_logs.contains("users_by_email"),

@@ -78,7 +78,7 @@ async fn a_rest_api_event_is_served_and_answered_in_the_rest_shape() {
             .await
             .unwrap();
     let response = Response::from_lambda(serde_json::to_value(answer).unwrap());
-    assert_eq!((response.status, response.code()), (401, "UNAUTHENTICATED"));
+    response.assert_answer(401, "UNAUTHENTICATED");
 }
 
 #[tokio::test]

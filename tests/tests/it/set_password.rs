@@ -3,7 +3,7 @@
 //! doubles over HTTP.
 
 use serde_json::{Value, json};
-use testkit::doubles::{Fault, PASSWORD_REALM_GRANT};
+use testkit::doubles::Fault;
 use testkit::harness::{
     RESEND_PATH, Response, SET_PASSWORD_PATH, TestStack, VERIFY_PATH, create_event, public_event,
     resend_event, seed,
@@ -73,14 +73,7 @@ async fn resend(stack: &TestStack, caller: &str, email: &str) -> Response {
 async fn logs_in(stack: &TestStack, email: &str, password: &str) -> bool {
     let response = reqwest::Client::new()
         .post(format!("{}/oauth/token", stack.auth0.base_url()))
-        .json(&json!({
-            "grant_type": PASSWORD_REALM_GRANT,
-            "client_id": "test-client-id",
-            "username": email,
-            "password": password,
-            "realm": "Username-Password-Authentication",
-            "scope": "openid",
-        }))
+        .json(&stack.auth0.login_request(email, password))
         .send()
         .await
         .unwrap();
@@ -153,7 +146,7 @@ async fn an_invited_user_verifies_the_link_sets_a_password_and_logs_in_with_it()
         set_password(&stack, &link, "An0ther-Passw0rd!").await,
         verify(&stack, &link).await,
     ] {
-        assert_eq!((second.status, second.code()), (400, "INVALID_LINK"));
+        second.assert_answer(400, "INVALID_LINK");
     }
     assert!(logs_in(&stack, "new.person@acme.test", NEW_PASSWORD).await);
     assert!(!logs_in(&stack, "new.person@acme.test", "An0ther-Passw0rd!").await);
@@ -203,20 +196,16 @@ async fn an_expired_link_is_410_telling_the_person_to_ask_for_a_new_invitation()
     let stack = TestStack::start().await;
     let link = invite(&stack, "late@acme.test").await;
     stack
-        .sql()
-        .await
         .execute(
             "UPDATE password_reset_tokens SET created_at = now() - interval '3 days',
                     expires_at = now() - interval '1 day'",
-            &[],
         )
-        .await
-        .unwrap();
+        .await;
     for response in [
         verify(&stack, &link).await,
         set_password(&stack, &link, NEW_PASSWORD).await,
     ] {
-        assert_eq!((response.status, response.code()), (410, "LINK_EXPIRED"));
+        response.assert_answer(410, "LINK_EXPIRED");
         assert!(
             response.body["message"]
                 .as_str()
@@ -354,7 +343,7 @@ async fn a_password_auth0_refuses_is_400_with_auth0s_message_and_the_link_still_
     }));
     stack.auth0.inject(history);
     let reused = set_password(&stack, &link, NEW_PASSWORD).await;
-    assert_eq!((reused.status, reused.code()), (400, "WEAK_PASSWORD"));
+    reused.assert_answer(400, "WEAK_PASSWORD");
     assert!(
         reused.body["message"]
             .as_str()
@@ -365,29 +354,6 @@ async fn a_password_auth0_refuses_is_400_with_auth0s_message_and_the_link_still_
     assert_eq!(token_state(&stack, "ann@acme.test").await, STILL_INVITED);
     assert_eq!(set_password(&stack, &link, NEW_PASSWORD).await.status, 200);
     assert!(logs_in(&stack, "ann@acme.test", NEW_PASSWORD).await);
-}
-
-/// Breaks the database for the next statement of a kind: a trigger that raises.
-async fn sabotage(stack: &TestStack, sql: &str) {
-    stack
-        .sql()
-        .await
-        .batch_execute(&format!(
-            "CREATE FUNCTION sabotage() RETURNS trigger LANGUAGE plpgsql AS $$
-               BEGIN RAISE EXCEPTION 'sabotaged %', TG_TABLE_NAME; END $$;
-             {sql}"
-        ))
-        .await
-        .unwrap();
-}
-
-async fn repair(stack: &TestStack) {
-    stack
-        .sql()
-        .await
-        .batch_execute("DROP FUNCTION sabotage() CASCADE")
-        .await
-        .unwrap();
 }
 
 #[tokio::test]
@@ -451,17 +417,14 @@ async fn every_failing_step_keeps_the_link_working_and_a_retry_succeeds() {
     let database_cases = [
         (
             "marking the token used",
-            "CREATE TRIGGER sabotage BEFORE UPDATE ON password_reset_tokens FOR EACH ROW EXECUTE FUNCTION sabotage();",
+            ("password_reset_tokens", "BEFORE UPDATE"),
         ),
-        (
-            "COMMIT",
-            "CREATE CONSTRAINT TRIGGER sabotage AFTER UPDATE ON users DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION sabotage();",
-        ),
+        ("COMMIT", ("users", "COMMIT AFTER UPDATE")),
     ];
-    for (n, (label, trigger)) in database_cases.into_iter().enumerate() {
+    for (n, (label, (table, timing))) in database_cases.into_iter().enumerate() {
         let email = format!("db.case{n}@acme.test");
         let link = invite(&stack, &email).await;
-        sabotage(&stack, trigger).await;
+        stack.sabotage(table, timing).await;
         let failed = set_password(&stack, &link, "F1rst-Passw0rd!").await;
         assert_eq!(
             (failed.status, failed.code()),
@@ -476,7 +439,7 @@ async fn every_failing_step_keeps_the_link_working_and_a_retry_succeeds() {
                 .contains("sabotaged"),
             "{label}"
         );
-        repair(&stack).await;
+        stack.repair().await;
         assert_eq!(token_state(&stack, &email).await, STILL_INVITED, "{label}");
         assert_eq!(verify(&stack, &link).await.status, 200, "{label}");
         let retried = set_password(&stack, &link, NEW_PASSWORD).await;
@@ -494,12 +457,7 @@ async fn every_failing_step_keeps_the_link_working_and_a_retry_succeeds() {
         .await
         .unwrap();
     let failed = set_password(&stack, &link, NEW_PASSWORD).await;
-    assert_eq!(
-        (failed.status, failed.code()),
-        (503, "DATABASE_BUSY"),
-        "{}",
-        failed.body
-    );
+    failed.assert_answer(503, "DATABASE_BUSY");
     lock.rollback().await.unwrap();
     assert_eq!(token_state(&stack, email).await, STILL_INVITED);
     assert_eq!(set_password(&stack, &link, NEW_PASSWORD).await.status, 200);
@@ -555,7 +513,7 @@ async fn a_resent_invitation_replaces_the_old_link_which_stops_working() {
 
     // Once the password is set there is nothing to resend.
     let again = resend(&stack, seed::ACME_ADMIN_SUB, "ann@acme.test").await;
-    assert_eq!((again.status, again.code()), (409, "ALREADY_ACTIVATED"));
+    again.assert_answer(409, "ALREADY_ACTIVATED");
     assert_eq!(stack.email.emails_to("ann@acme.test").len(), 2);
 }
 
@@ -568,12 +526,7 @@ async fn a_resend_whose_email_fails_changes_nothing_and_the_old_link_still_works
         .email
         .inject(Fault::status("send_email", 500).times(2));
     let resent = resend(&stack, seed::ACME_ADMIN_SUB, "ann@acme.test").await;
-    assert_eq!(
-        (resent.status, resent.code()),
-        (502, "EMAIL_FAILED"),
-        "{}",
-        resent.body
-    );
+    resent.assert_answer(502, "EMAIL_FAILED");
     assert_eq!(token_state(&stack, "ann@acme.test").await, STILL_INVITED);
     assert_eq!(stack.email.emails_to("ann@acme.test").len(), 1);
     assert_eq!(verify(&stack, &old).await.status, 200);
@@ -641,15 +594,11 @@ async fn cleanups_token_purge_keeps_the_open_token_of_a_user_still_in_set_up() {
     let link = invite(&stack, "slow@acme.test").await;
     // Expired long past the retention period, and never used.
     stack
-        .sql()
-        .await
         .execute(
             "UPDATE password_reset_tokens SET created_at = now() - interval '60 days',
                     expires_at = now() - interval '59 days'",
-            &[],
         )
-        .await
-        .unwrap();
+        .await;
     let summary = cleanup(&stack, scheduled_event()).await;
     assert_eq!(summary.removed.reset_tokens, 0, "{summary:?}");
     assert_eq!(token_state(&stack, "slow@acme.test").await, STILL_INVITED);

@@ -2,6 +2,10 @@
 //! `field:[A TO B]` / `{A TO B}` (mixable, `*` open), a parenthesised sub-query of such
 //! clauses joined by `OR`, all joined by `AND`. The normalised profile fields (`email`,
 //! `name`, …) compare case-insensitively, as Auth0's do; metadata fields exactly.
+//!
+//! The product sends `email:"a"`, `(email:"a" OR email:"b")` and
+//! `app_metadata.created_by:"x" AND created_at:[A TO B}`; the rest (unquoted values,
+//! `prefix*`, date-only bounds, the other normalised fields) is kept for SDK callers.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::Value;

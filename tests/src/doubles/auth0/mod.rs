@@ -17,14 +17,14 @@ mod tests;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::routing::{get, patch, post};
+use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::faults::Fault;
 use super::server::{Control, RunningServer, any_loopback_port, control_routes};
 use state::{App, digest};
-pub use token::PASSWORD_REALM_GRANT;
+use token::PASSWORD_REALM_GRANT;
 
 /// Operations that faults and call counters name.
 pub const AUTH0_OPS: [&str; 7] = [
@@ -42,7 +42,6 @@ pub struct Auth0Config {
     pub client_id: String,
     pub client_secret: String,
     pub connection: String,
-    pub token_ttl_secs: u64,
     /// `None` = unlimited.
     pub rate_limit_per_sec: Option<u32>,
 }
@@ -53,7 +52,6 @@ impl Default for Auth0Config {
             client_id: "test-client-id".into(),
             client_secret: "test-client-secret".into(),
             connection: "Username-Password-Authentication".into(),
-            token_ttl_secs: 86_400,
             rate_limit_per_sec: None,
         }
     }
@@ -104,8 +102,21 @@ impl Auth0Double {
         user.and_then(|user| user.password_digest.as_deref()) == Some(&digest(password))
     }
 
+    /// The password-realm token request a login form sends for `email`.
+    pub fn login_request(&self, email: &str, password: &str) -> Value {
+        let config = &self.app.tenant().config;
+        json!({
+            "grant_type": PASSWORD_REALM_GRANT,
+            "client_id": config.client_id,
+            "username": email,
+            "password": password,
+            "realm": config.connection,
+            "scope": "openid",
+        })
+    }
+
     pub fn token_requests(&self) -> usize {
-        self.app.tenant().token_requests
+        self.calls("token")
     }
 
     pub fn calls(&self, op: &str) -> usize {
@@ -168,8 +179,6 @@ fn router(app: App) -> Router {
             get(get_user).patch(update_user).delete(delete_user),
         )
         .route("/api/v2/users-by-email", get(users_by_email))
-        .route("/__control/users", post(control::seed_user))
-        .route("/__control/config", patch(control::configure))
         .merge(control_routes::<App>())
         .fallback(errors::not_found)
         .with_state(app)

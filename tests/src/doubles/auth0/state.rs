@@ -1,7 +1,7 @@
 //! The tenant behind the double: users, issued tokens, call counters and pending faults,
 //! shared by every handler behind one lock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -31,10 +31,9 @@ pub(super) struct Tenant {
     /// What `reset` goes back to.
     pub(super) initial: Auth0Config,
     pub(super) config: Auth0Config,
-    pub(super) users: Vec<StoredUser>,
+    pub(super) users: Users,
     /// Issued access tokens and when they expire.
     pub(super) tokens: HashMap<String, DateTime<Utc>>,
-    pub(super) token_requests: usize,
     pub(super) calls: BTreeMap<String, usize>,
     pub(super) faults: FaultQueue,
     pub(super) window: RateWindow,
@@ -57,15 +56,87 @@ impl StoredUser {
     }
 }
 
+/// The users in creation order (the order search sorts from), indexed by `user_id` and by
+/// email, so a create or a lookup costs the same with ten users or ten thousand.
+#[derive(Default)]
+pub(super) struct Users {
+    by_seq: BTreeMap<u64, StoredUser>,
+    next_seq: u64,
+    by_id: HashMap<String, u64>,
+    /// Emails as stored (lower case) → the users holding them, in creation order.
+    by_email: HashMap<String, BTreeSet<u64>>,
+}
+
+impl Users {
+    pub(super) fn iter(&self) -> impl Iterator<Item = &StoredUser> {
+        self.by_seq.values()
+    }
+
+    pub(super) fn get(&self, user_id: &str) -> Option<&StoredUser> {
+        self.by_seq.get(self.by_id.get(user_id)?)
+    }
+
+    /// For changes other than the email, which [`Users::set_email`] makes.
+    pub(super) fn get_mut(&mut self, user_id: &str) -> Option<&mut StoredUser> {
+        self.by_seq.get_mut(self.by_id.get(user_id)?)
+    }
+
+    pub(super) fn with_email(&self, email: &str) -> impl Iterator<Item = &StoredUser> {
+        let seqs = self.by_email.get(email).into_iter().flatten();
+        seqs.filter_map(|seq| self.by_seq.get(seq))
+    }
+
+    pub(super) fn push(&mut self, user: StoredUser) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_id.insert(user.id().to_string(), seq);
+        self.index_email(user.email().to_string(), seq);
+        self.by_seq.insert(seq, user);
+    }
+
+    pub(super) fn remove(&mut self, user_id: &str) {
+        let Some(seq) = self.by_id.remove(user_id) else {
+            return;
+        };
+        if let Some(user) = self.by_seq.remove(&seq) {
+            self.unindex_email(user.email(), seq);
+        }
+    }
+
+    pub(super) fn set_email(&mut self, user_id: &str, email: String) {
+        let Some(&seq) = self.by_id.get(user_id) else {
+            return;
+        };
+        let Some(user) = self.by_seq.get_mut(&seq) else {
+            return;
+        };
+        let old = std::mem::replace(&mut user.profile["email"], email.clone().into());
+        self.unindex_email(old.as_str().unwrap_or_default(), seq);
+        self.index_email(email, seq);
+    }
+
+    fn index_email(&mut self, email: String, seq: u64) {
+        self.by_email.entry(email).or_default().insert(seq);
+    }
+
+    fn unindex_email(&mut self, email: &str, seq: u64) {
+        if let Some(seqs) = self.by_email.get_mut(email) {
+            seqs.remove(&seq);
+            if seqs.is_empty() {
+                self.by_email.remove(email);
+            }
+        }
+    }
+}
+
 impl Tenant {
     pub(super) fn new(config: Auth0Config, base_url: &str) -> Tenant {
         Tenant {
             base_url: base_url.to_string(),
             initial: config.clone(),
             config,
-            users: Vec::new(),
+            users: Users::default(),
             tokens: HashMap::new(),
-            token_requests: 0,
             calls: BTreeMap::new(),
             faults: FaultQueue::default(),
             window: RateWindow::default(),
@@ -79,9 +150,6 @@ impl Tenant {
     /// Counts a call to `op` and hands out its fault, if one is pending.
     pub(super) fn begin(&mut self, op: &str) -> Option<Fault> {
         *self.calls.entry(op.to_string()).or_default() += 1;
-        if op == "token" {
-            self.token_requests += 1;
-        }
         self.faults.take(op)
     }
 
@@ -94,12 +162,12 @@ impl Tenant {
     }
 
     pub(super) fn find(&self, user_id: &str) -> Option<&StoredUser> {
-        self.users.iter().find(|user| user.id() == user_id)
+        self.users.get(user_id)
     }
 
     /// Exact match: emails are stored in lower case, so callers decide about case.
     pub(super) fn with_email(&self, email: &str) -> impl Iterator<Item = &StoredUser> {
-        self.users.iter().filter(move |user| user.email() == email)
+        self.users.with_email(email)
     }
 
     /// A fresh Auth0 profile for a database-connection user.
@@ -170,4 +238,36 @@ fn picture_for(email: &str) -> String {
         "https://s.gravatar.com/avatar/{}?s=480&r=pg&d=https%3A%2F%2Fcdn.auth0.com%2Favatars%2F{initials}.png",
         digest(email)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_indexes_follow_email_changes_and_removals_and_keep_creation_order() {
+        let mut tenant = Tenant::new(Auth0Config::default(), "http://127.0.0.1:1");
+        let mut seed = |email: &str| {
+            let user = tenant.seed(email, Value::Null, Utc::now());
+            user["user_id"].as_str().unwrap().to_string()
+        };
+        let (a, b, c) = (seed("a@x.io"), seed("b@x.io"), seed("A@x.io"));
+        let ids = |users: Vec<&StoredUser>| -> Vec<String> {
+            users.iter().map(|user| user.id().to_string()).collect()
+        };
+        assert_eq!(
+            ids(tenant.with_email("a@x.io").collect()),
+            [a.as_str(), c.as_str()]
+        );
+
+        tenant.users.set_email(&a, "z@x.io".into());
+        assert_eq!(ids(tenant.with_email("a@x.io").collect()), [c.as_str()]);
+        assert_eq!(ids(tenant.with_email("z@x.io").collect()), [a.as_str()]);
+        assert_eq!(tenant.find(&a).unwrap().email(), "z@x.io");
+
+        tenant.users.remove(&c);
+        assert!(tenant.with_email("a@x.io").next().is_none());
+        assert!(tenant.find(&c).is_none());
+        assert_eq!(ids(tenant.users.iter().collect()), [a.as_str(), b.as_str()]);
+    }
 }

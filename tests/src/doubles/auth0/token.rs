@@ -19,8 +19,10 @@ use crate::doubles::faults;
 use crate::doubles::server::{Answer, Rejection, json_response};
 
 pub(super) const SCOPE: &str = "read:users update:users delete:users create:users";
+/// Auth0's default access-token lifetime, a day.
+const TOKEN_TTL_SECS: i64 = 86_400;
 /// The resource-owner password grant restricted to one connection.
-pub const PASSWORD_REALM_GRANT: &str = "http://auth0.com/oauth/grant-type/password-realm";
+pub(super) const PASSWORD_REALM_GRANT: &str = "http://auth0.com/oauth/grant-type/password-realm";
 
 pub(super) async fn token(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
     let fault = app.tenant().begin("token");
@@ -85,14 +87,13 @@ impl Tenant {
             )));
         }
 
-        let ttl = self.config.token_ttl_secs;
-        let expires = now + chrono::Duration::seconds(i64::try_from(ttl).unwrap_or(i64::MAX / 2));
+        let expires = now + chrono::Duration::seconds(TOKEN_TTL_SECS);
         let access_token = self.mint_token(audience, now, expires);
         self.tokens.insert(access_token.clone(), expires);
         let body = json!({
             "access_token": access_token,
             "token_type": "Bearer",
-            "expires_in": ttl,
+            "expires_in": TOKEN_TTL_SECS,
             "scope": SCOPE,
         });
         let mut response = json_response(StatusCode::OK, &body);
@@ -143,8 +144,7 @@ impl Tenant {
         let scope = field("scope").unwrap_or("openid");
         let audience =
             field("audience").map_or_else(|| format!("{}/userinfo", self.base_url), str::to_string);
-        let ttl = self.config.token_ttl_secs;
-        let expires = now + chrono::Duration::seconds(i64::try_from(ttl).unwrap_or(i64::MAX / 2));
+        let expires = now + chrono::Duration::seconds(TOKEN_TTL_SECS);
         let claims = json!({
             "iss": format!("{}/", self.base_url),
             "sub": user_id,
@@ -157,7 +157,7 @@ impl Tenant {
         let mut body = json!({
             "access_token": self.sign(&claims),
             "scope": scope,
-            "expires_in": ttl,
+            "expires_in": TOKEN_TTL_SECS,
             "token_type": "Bearer",
         });
         if scope.split(' ').any(|s| s == "openid") {
@@ -178,7 +178,8 @@ impl Tenant {
         Ok(response)
     }
 
-    /// The tenant's own audience, also when reached under another host name (e.g. from Docker).
+    /// The tenant's own audience, also when reached under another host name or as the
+    /// `https://{domain}/api/v2/` an SDK builds from its domain (kept for SDK callers).
     fn serves_audience(&self, audience: &str, headers: &HeaderMap) -> bool {
         let host = headers.get(HOST).and_then(|host| host.to_str().ok());
         audience == self.audience()
@@ -240,7 +241,7 @@ impl Tenant {
     }
 }
 
-/// The token request's fields, from a form or a JSON body.
+/// The token request's fields, from a JSON body (the product) or a form (kept for SDK callers).
 fn token_form(headers: &HeaderMap, body: &[u8]) -> Option<HashMap<String, String>> {
     let content_type = headers
         .get(CONTENT_TYPE)

@@ -57,7 +57,7 @@ pub(super) async fn delete_user(
     headers: HeaderMap,
 ) -> Response {
     let work = |tenant: &mut Tenant, _| {
-        tenant.users.retain(|user| user.id() != id);
+        tenant.users.remove(&id);
         Ok(StatusCode::NO_CONTENT.into_response())
     };
     app.management("delete_user", &headers, work).await
@@ -99,11 +99,7 @@ impl Tenant {
         let email = text("email").unwrap_or_default().to_lowercase();
         let local_id = text("user_id").map_or_else(|| random_hex(12), str::to_string);
         let user_id = format!("auth0|{local_id}");
-        if self
-            .users
-            .iter()
-            .any(|user| user.email() == email || user.id() == user_id)
-        {
+        if self.with_email(&email).next().is_some() || self.find(&user_id).is_some() {
             let status = StatusCode::CONFLICT;
             let message = "The user already exists.";
             return Err(management_error(status, message, Some("auth0_idp_error")));
@@ -125,9 +121,7 @@ impl Tenant {
     fn update_user(&mut self, user_id: &str, body: &[u8], now: DateTime<Utc>) -> Answer {
         let payload = validate_payload(body, UPDATE_FIELDS, &[])?;
         let text = |name: &str| payload.get(name).and_then(Value::as_str);
-        let index = (self.users.iter())
-            .position(|user| user.id() == user_id)
-            .ok_or_else(user_not_found)?;
+        self.find(user_id).ok_or_else(user_not_found)?;
         if text("connection").is_some_and(|connection| connection != self.config.connection) {
             return Err(inexistent_connection());
         }
@@ -136,22 +130,22 @@ impl Tenant {
         }
         let new_email = text("email").map(str::to_lowercase);
         if let Some(email) = &new_email
-            && (self.users.iter()).any(|user| user.email() == email && user.id() != user_id)
+            && self.with_email(email).any(|user| user.id() != user_id)
         {
             let message = "The specified new email already exists";
             return Err(bad_request(message, Some("auth0_idp_error")));
         }
 
-        let user = &mut self.users[index];
+        if let Some(email) = new_email {
+            self.users.set_email(user_id, email);
+        }
+        let user = self.users.get_mut(user_id).ok_or_else(user_not_found)?;
         let profile = &mut user.profile;
         copy_fields(profile, &payload, PROFILE_FIELDS);
         for field in METADATA_FIELDS {
             if let Some(Value::Object(changes)) = payload.get(field) {
                 merge_top_level(&mut profile[field], changes);
             }
-        }
-        if let Some(email) = new_email {
-            profile["email"] = email.into();
         }
         if let Some(password) = text("password") {
             user.password_digest = Some(digest(password));
