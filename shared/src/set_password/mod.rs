@@ -4,8 +4,7 @@
 //! ```text
 //! verify {token, email}            → the link's tenant, role and expiry; consumes nothing
 //! set    {token, email, password}
-//! BEGIN
-//!   token row by hash FOR UPDATE; the user's address; unexpired; unused
+//! BEGIN ║ token row by hash FOR UPDATE (one round trip); the user's address; unexpired; unused
 //!   Auth0 PATCH /api/v2/users/{id} {password, connection}   policy error → 400, token kept
 //!   every open token of the user used; the user's set-up completed
 //! COMMIT
@@ -24,7 +23,7 @@ pub use error::{SetPasswordError, Step};
 pub use request::{NewPassword, SetupLink};
 
 use crate::db::reset_tokens::{self, TokenRecord};
-use crate::db::{self, Bound};
+use crate::db::{self, Bound, Tx};
 use crate::deadline::Deadline;
 use crate::domain::{Auth0UserId, Role};
 use crate::state::AppState;
@@ -105,15 +104,14 @@ async fn set_on(
     password: &NewPassword,
     deadline: &Deadline,
 ) -> Result<LinkInfo, SetPasswordError> {
-    let tx = db
-        .on(client.transaction())
-        .await
-        .map_err(SetPasswordError::database(Step::Begin))?;
     // Locked until COMMIT: a second request with the same link waits here, then finds it used.
-    let record = db
-        .on(reset_tokens::lock(&tx, link.token_hash()))
-        .await
-        .map_err(SetPasswordError::database(Step::FindToken))?;
+    // The lookup goes out with BEGIN, in one round trip.
+    let (tx, record) = Tx::begin_with(client, db, |client| {
+        db.on(reset_tokens::lock(client, link.token_hash()))
+    })
+    .await
+    .map_err(SetPasswordError::database(Step::Begin))?;
+    let record = record.map_err(SetPasswordError::database(Step::FindToken))?;
     let (record, auth0_id) = usable(record, link)?;
     let user_id = record.user_id;
 
@@ -123,7 +121,7 @@ async fn set_on(
         .await?;
     tracing::info!(step = "auth0_password", user_id = %user_id, "auth0 password set");
 
-    db.on(reset_tokens::complete_setup(&tx, user_id))
+    db.on(reset_tokens::complete_setup(tx.client(), user_id))
         .await
         .map_err(SetPasswordError::database(Step::CompleteSetup))?;
     // A COMMIT without an answer is harmless here: if it did not land the link still works

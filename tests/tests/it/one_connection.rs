@@ -74,7 +74,7 @@ async fn every_ending_of_a_transaction_leaves_the_one_connection_clean_for_the_n
             &request("first@acme.test", new_employee()),
         ))
         .await;
-    assert_eq!(taken.code(), "USER_ALREADY_EXISTS", "{}", taken.body);
+    taken.assert_answer(409, "USER_ALREADY_EXISTS");
 
     // Refused after the user row was written, by the employee link in the same burst.
     let linked = stack
@@ -86,7 +86,7 @@ async fn every_ending_of_a_transaction_leaves_the_one_connection_clean_for_the_n
             ),
         ))
         .await;
-    assert_eq!(linked.code(), "EMPLOYEE_ALREADY_LINKED", "{}", linked.body);
+    linked.assert_answer(409, "EMPLOYEE_ALREADY_LINKED");
     stack.assert_nothing_kept("linked@acme.test").await;
 
     // Refused after everything but COMMIT was done: the email failed (its try and its retry).
@@ -99,14 +99,14 @@ async fn every_ending_of_a_transaction_leaves_the_one_connection_clean_for_the_n
             &request("unsent@acme.test", new_employee()),
         ))
         .await;
-    assert_eq!(unsent.status, 502, "{}", unsent.body);
+    unsent.assert_answer(502, "EMAIL_FAILED");
 
     // A resend whose email fails rolls back its token savepoint and its transaction.
     stack
         .email
         .inject(Fault::status("send_email", 500).times(2));
     let resent = stack.call(resend_event(admin, "first@acme.test")).await;
-    assert_eq!(resent.status, 502, "{}", resent.body);
+    resent.assert_answer(502, "EMAIL_FAILED");
 
     // Each of them left nothing behind on the connection: the same requests now succeed on it.
     for (email, employee) in [
@@ -168,7 +168,9 @@ async fn pipelined_statements_run_in_the_order_polled_once_prepared() {
     let seen = pipelined_write_then_read(&mut client, db, WRITE, READ).await;
     assert_eq!(seen, 0, "the read ran before the write");
 
-    db::ensure_prepared(db, &client, &[WRITE, READ]).await.unwrap();
+    db::ensure_prepared(db, &client, &[WRITE, READ])
+        .await
+        .unwrap();
     let seen = pipelined_write_then_read(&mut client, db, WRITE, READ).await;
     assert_eq!(seen, 1, "prepared first, the read comes after the write");
 }
