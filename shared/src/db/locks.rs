@@ -8,9 +8,9 @@
 use std::collections::HashSet;
 
 use tokio_postgres::GenericClient;
+use uuid::Uuid;
 
 use super::InTransaction;
-use uuid::Uuid;
 
 /// The lock key of an address: stable across sessions and versions of Postgres (13+).
 /// The prefix keeps it apart from every other advisory lock of the project.

@@ -14,24 +14,6 @@ pub mod users;
 
 pub use tx::Tx;
 
-/// A connection inside an open transaction: what transaction-scoped locks need, whichever
-/// transaction type holds it (create-user's [`Tx`], cleanup's deadpool `Transaction`, a test's plain one).
-pub trait InTransaction {
-    fn connection(&self) -> &impl tokio_postgres::GenericClient;
-}
-
-impl InTransaction for tokio_postgres::Transaction<'_> {
-    fn connection(&self) -> &impl tokio_postgres::GenericClient {
-        self
-    }
-}
-
-impl InTransaction for deadpool_postgres::Transaction<'_> {
-    fn connection(&self) -> &impl tokio_postgres::GenericClient {
-        &**self
-    }
-}
-
 use std::str::FromStr;
 
 use std::future::Future;
@@ -51,6 +33,24 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::config::{DatabaseSettings, DbTarget, DbTls, Timeouts};
 use crate::deadline::{Deadline, DeadlineExceeded};
 use crate::secrets::{CachedSecret, DbSecret};
+
+/// A connection inside an open transaction: what transaction-scoped locks need, whichever
+/// transaction type holds it (create-user's [`Tx`], cleanup's deadpool `Transaction`, a test's plain one).
+pub trait InTransaction {
+    fn connection(&self) -> &impl tokio_postgres::GenericClient;
+}
+
+impl InTransaction for tokio_postgres::Transaction<'_> {
+    fn connection(&self) -> &impl tokio_postgres::GenericClient {
+        self
+    }
+}
+
+impl InTransaction for deadpool_postgres::Transaction<'_> {
+    fn connection(&self) -> &impl tokio_postgres::GenericClient {
+        &**self
+    }
+}
 
 mod embedded {
     refinery::embed_migrations!("migrations");

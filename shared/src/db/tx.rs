@@ -24,7 +24,7 @@ pub struct Tx<'a> {
 impl<'a> Tx<'a> {
     /// BEGIN, then `first`'s statements in the same round trip. BEGIN is polled first, so it
     /// reaches the server first and they run inside the transaction; statements that must also
-    /// reach the server in a given order among themselves need what [`super::prepare_in_order`]
+    /// reach the server in a given order among themselves need what [`super::ensure_prepared`]
     /// says. A failed BEGIN is the error, whatever `first` answered.
     pub async fn begin_with<T, F>(
         client: &'a mut Object,
