@@ -115,6 +115,17 @@ impl Role {
         }
     }
 
+    pub const ALL: [Role; 3] = [Self::Owner, Self::Admin, Self::User];
+
+    /// The roles that may create `role`, for SQL that must decide as [`Role::may_create`] does.
+    pub fn creators_of(role: Role) -> Vec<&'static str> {
+        Self::ALL
+            .into_iter()
+            .filter(|creator| creator.may_create(role))
+            .map(Role::as_str)
+            .collect()
+    }
+
     /// Only owners and admins manage users, and nobody but an owner hands out ownership.
     pub fn may_create(self, new_role: Role) -> bool {
         match self {

@@ -3,7 +3,9 @@
 -- order, for `pgbench -M prepared`, one round trip each. Values the binary computes in Rust
 -- (the user id, the token hash, the expiry) are computed by the server here; nothing else
 -- differs. Before the savepoint went out with its insert, create-user also sent
--- `RELEASE reset_token` before COMMIT (11 statements).
+-- `RELEASE reset_token` before COMMIT (11 statements). The user insert takes the caller's
+-- tenant from the caller's row (and checks the caller may create) because create-user sends it
+-- in the same round trip as the caller's read.
 -- Variables from the command line: -D sub=<caller's auth0 sub> -D pages={<page id>,<page id>}
 \set n random(1, 9223372036854775806)
 BEGIN;
@@ -14,13 +16,19 @@ SELECT w.id FROM unnest(:pages::uuid[]) WITH ORDINALITY AS w(id, n)
  WHERE NOT EXISTS (SELECT 1 FROM pages p WHERE p.id = w.id)
  ORDER BY w.n;
 INSERT INTO users (id, tenant_id, business_id, email, role, auth0_sub, created_by)
-VALUES (gen_random_uuid(), :caller_tenant_id, :caller_business_id, 'floor' || :n || '@floor.test', 'USER', 'pending_' || :n, :caller_id)
+SELECT gen_random_uuid(), c.tenant_id, c.business_id, 'floor' || :n || '@floor.test', 'USER', 'pending_' || :n, c.id
+  FROM users c
+ WHERE c.auth0_sub = :sub AND c.is_active AND c.role = ANY('{OWNER,ADMIN}'::text[])
 RETURNING id, created_at \gset new_
 INSERT INTO employees (tenant_id, business_id, user_id, first_name, last_name, email, department, job_title, employment_type)
-VALUES (:caller_tenant_id, :caller_business_id, :new_id, 'Nia', 'Hire', 'floor' || :n || '@floor.test', 'Sales', 'Account Executive', 'FULL_TIME')
+SELECT u.tenant_id, u.business_id, u.id, 'Nia', 'Hire', 'floor' || :n || '@floor.test', 'Sales', 'Account Executive', 'FULL_TIME'
+  FROM users u
+ WHERE u.id = :new_id
 RETURNING id;
 INSERT INTO user_page_access (user_id, page_id, can_read, can_write, can_edit, can_delete)
-SELECT :new_id::uuid, * FROM unnest(:pages::uuid[], '{t,t}'::bool[], '{f,t}'::bool[], '{f,f}'::bool[], '{f,f}'::bool[]);
+SELECT u.id, p.* FROM users u,
+       unnest(:pages::uuid[], '{t,t}'::bool[], '{f,t}'::bool[], '{f,f}'::bool[], '{f,f}'::bool[]) AS p
+ WHERE u.id = :new_id;
 UPDATE users SET auth0_sub = 'auth0|floor' || :n, updated_at = now() WHERE id = :new_id;
 SAVEPOINT reset_token;
 INSERT INTO password_reset_tokens (user_id, token_hash, expires_at)

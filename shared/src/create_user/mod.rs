@@ -155,9 +155,40 @@ async fn attempt_on(
             .await
             .map_err(CreateUserError::database(Step::Idempotency))?;
     }
+    let rows = Rows {
+        db,
+        user_id: UserId::new(Uuid::new_v4()),
+        new_user,
+        caller_sub: caller_sub.as_str(),
+    };
+    // With no Idempotency-Key and no employee to link, nothing is decided between the reads and
+    // the writes: the rows go out in the same round trip, after the reads. The insert checks
+    // the caller as `authorize` does, so a caller who may not create writes nothing; one who
+    // is refused, or asks for unknown pages, gets the answer the reads give, and the rows (if
+    // any) roll back.
+    let eager = idempotency.is_none() && !matches!(new_user.employee, EmployeeRequest::Link(_));
+    if eager {
+        // The reads must reach the server before the writes: a failed write aborts the
+        // transaction, and a read behind it would only report that.
+        // Each statement's preparation fails under its own step (a table locked against its
+        // parse, say).
+        let reads = [
+            (users::FIND_CALLER, Step::Authorize),
+            (pages::MISSING, Step::Validate),
+        ];
+        for (statement, step) in reads {
+            db::ensure_prepared(db, client, &[statement])
+                .await
+                .map_err(CreateUserError::database(step))?;
+        }
+        db::ensure_prepared(db, client, &rows.statements())
+            .await
+            .map_err(CreateUserError::database(Step::InsertUser))?;
+    }
     let page_ids: Vec<_> = new_user.permissions.iter().map(|p| p.page_id).collect();
     let sub = caller_sub.as_str();
-    let (mut tx, (key_lock, stored, caller, missing_pages)) =
+    let rows = &rows;
+    let (mut tx, (key_lock, stored, caller, missing_pages, written)) =
         Tx::begin_with(client, db, |client| async move {
             tokio::join!(
                 biased;
@@ -180,7 +211,13 @@ async fn attempt_on(
                     }
                 },
                 db.on(users::find_caller(client, sub)),
-                db.on(pages::missing(client, &page_ids))
+                db.on(pages::missing(client, &page_ids)),
+                async {
+                    match eager {
+                        true => Some(rows.write(client).await),
+                        false => None,
+                    }
+                }
             )
         })
         .await
@@ -194,11 +231,11 @@ async fn attempt_on(
         deadline,
         caller,
         new_user,
-        user_id: UserId::new(Uuid::new_v4()),
+        rows,
     };
 
     let Some(request) = idempotency else {
-        let prepared = attempt.prepare(&tx, missing_pages?).await?;
+        let prepared = attempt.prepare(&tx, missing_pages?, written).await?;
         return attempt.commit(tx, prepared).await.map(Creation::Created);
     };
     if key_lock.map_err(CreateUserError::database(Step::Idempotency))? != Some(true) {
@@ -223,7 +260,7 @@ async fn attempt_on(
         .await
         .map_err(CreateUserError::database(Step::Begin))?;
     let prepared = match missing_pages {
-        Ok(missing) => attempt.prepare(&work, missing).await,
+        Ok(missing) => attempt.prepare(&work, missing, None).await,
         Err(err) => Err(err),
     };
     let prepared = match prepared {
@@ -297,6 +334,132 @@ struct Prepared {
     user: CreatedUser,
 }
 
+/// The rows a create writes before Auth0: the user, its employee, its page permissions.
+struct Rows<'a> {
+    db: Bound,
+    user_id: UserId,
+    new_user: &'a NewUser,
+    caller_sub: &'a str,
+}
+
+/// What writing the rows returned.
+struct Written {
+    created_at: DateTime<Utc>,
+    employee_id: Option<EmployeeId>,
+}
+
+impl Rows<'_> {
+    /// The statements [`Rows::write`] sends, to prepare before they go out in one burst.
+    fn statements(&self) -> [&'static str; 3] {
+        let employee = match self.new_user.employee {
+            EmployeeRequest::Link(_) => employees::LINK,
+            EmployeeRequest::Create(_) | EmployeeRequest::None => employees::INSERT,
+        };
+        [users::INSERT_PENDING, employee, pages::GRANT]
+    }
+
+    /// The user row, its employee and its permissions in one round trip, run in this order
+    /// (prepared first): the later two find the row, and when one fails, the ones after it
+    /// only report the aborted transaction, so the first error in this order is the cause.
+    /// `None`: the caller may not create this user, and nothing was written.
+    async fn write(&self, client: &Object) -> Result<Option<Written>, CreateUserError> {
+        let (created_at, employee_id, granted) = tokio::join!(
+            biased;
+            self.insert_user(client),
+            self.attach_employee(client),
+            self.grant_permissions(client)
+        );
+        // Without the user row the other two wrote nothing or failed for want of it.
+        let Some(created_at) = created_at? else {
+            return Ok(None);
+        };
+        let employee_id = employee_id?;
+        granted?;
+        Ok(Some(Written {
+            created_at,
+            employee_id,
+        }))
+    }
+
+    /// The unique index decides between concurrent requests for one email: the loser waits
+    /// for the winner and then gets a conflict, never a 500. A loser that waits longer than
+    /// `lock_timeout` gets the plain lock timeout (503 `DATABASE_BUSY`): Postgres words it the
+    /// same whether the wait was for another insert of this email or for a lock on the table.
+    async fn insert_user(&self, client: &Object) -> Result<Option<DateTime<Utc>>, CreateUserError> {
+        let new_user = self.new_user;
+        let pending = users::PendingUser {
+            id: self.user_id,
+            email: &new_user.email,
+            role: new_user.role,
+            caller_sub: self.caller_sub,
+        };
+        let created_at = self
+            .db
+            .on(users::insert_pending(client, &pending))
+            .await
+            .map_err(|err| {
+                err.on_constraint(
+                    users::EMAIL_UNIQUE,
+                    CreateUserError::EmailTaken,
+                    CreateUserError::database(Step::InsertUser),
+                )
+            })?;
+        tracing::debug!(step = "insert_user", user_id = %self.user_id, email = %new_user.email, written = created_at.is_some(), "pending user stored");
+        Ok(created_at)
+    }
+
+    async fn attach_employee(
+        &self,
+        client: &Object,
+    ) -> Result<Option<EmployeeId>, CreateUserError> {
+        let (new_user, db) = (self.new_user, self.db);
+        let employee_id = match &new_user.employee {
+            EmployeeRequest::None => return Ok(None),
+            EmployeeRequest::Create(employee) => db
+                .on(employees::insert(
+                    client,
+                    self.user_id,
+                    &new_user.email,
+                    employee,
+                ))
+                .await
+                .map_err(CreateUserError::database(Step::Employee))?,
+            EmployeeRequest::Link(employee_id) => {
+                let linked = db
+                    .on(employees::link(client, *employee_id, self.user_id))
+                    .await
+                    .map_err(|err| {
+                        err.on_constraint(
+                            employees::USER_UNIQUE,
+                            CreateUserError::EmployeeAlreadyLinked,
+                            CreateUserError::database(Step::Employee),
+                        )
+                    })?;
+                if linked == 0 {
+                    return Err(CreateUserError::EmployeeAlreadyLinked);
+                }
+                *employee_id
+            }
+        };
+        tracing::debug!(step = "employee", employee_id = %employee_id, "employee attached");
+        Ok(Some(employee_id))
+    }
+
+    async fn grant_permissions(&self, client: &Object) -> Result<(), CreateUserError> {
+        let permissions = &self.new_user.permissions;
+        self.db
+            .on(pages::grant(client, self.user_id, permissions))
+            .await
+            .map_err(CreateUserError::database(Step::Permissions))?;
+        tracing::debug!(
+            step = "permissions",
+            pages = permissions.len(),
+            "permissions stored"
+        );
+        Ok(())
+    }
+}
+
 /// One try at creating the user, once the caller is authorized: what every step needs, so
 /// each step is a method taking only the transaction, in the order they run (as cleanup's
 /// `Run`).
@@ -306,49 +469,39 @@ struct Attempt<'a> {
     deadline: &'a Deadline,
     caller: users::CallerRecord,
     new_user: &'a NewUser,
-    user_id: UserId,
+    rows: &'a Rows<'a>,
 }
 
 impl Attempt<'_> {
     /// Everything but the COMMIT. Any failure after the Auth0 user exists has undone it.
+    /// `written`: what the rows sent with BEGIN returned, if they were.
     async fn prepare(
         &self,
         tx: &Tx<'_>,
         missing_pages: Vec<PageId>,
+        written: Option<Result<Option<Written>, CreateUserError>>,
     ) -> Result<Prepared, CreateUserError> {
         if !missing_pages.is_empty() {
             return Err(CreateUserError::UnknownPages(missing_pages));
         }
-        let employee_statement = match self.new_user.employee {
-            EmployeeRequest::Link(employee_id) => {
-                self.check_employee_is_free(tx, employee_id).await?;
-                employees::LINK
-            }
-            EmployeeRequest::Create(_) | EmployeeRequest::None => employees::INSERT,
+        let written = match written {
+            Some(written) => written?,
+            None => None,
         };
-
-        // The user row, its employee and its permissions in one round trip, run in this order
-        // (prepared first): the later two find the row, and when one fails, the ones after it
-        // only report the aborted transaction, so the first error in this order is the cause.
-        let statements = [users::INSERT_PENDING, employee_statement, pages::GRANT];
-        db::ensure_prepared(self.db, tx.client(), &statements)
-            .await
-            .map_err(CreateUserError::database(Step::InsertUser))?;
-        let (created_at, employee_id, granted) = tokio::join!(
-            biased;
-            self.insert_user(tx),
-            self.attach_employee(tx),
-            self.grant_permissions(tx)
-        );
-        let (created_at, employee_id) = (created_at?, employee_id?);
-        granted?;
+        let Written {
+            created_at,
+            employee_id,
+        } = match written {
+            Some(written) => written,
+            None => self.write_rows(tx).await?,
+        };
 
         // From here on something exists outside the database: every failure must undo it.
         let new_user = self.new_user;
         let tags = OwnershipTags {
             tenant_id: self.caller.tenant_id,
             role: new_user.role,
-            db_user_id: self.user_id,
+            db_user_id: self.rows.user_id,
         };
         let (auth0_id, adopted) = provision_auth0_user(
             self.state,
@@ -363,7 +516,7 @@ impl Attempt<'_> {
 
         let prepared = Prepared {
             user: CreatedUser {
-                id: self.user_id,
+                id: self.rows.user_id,
                 email: new_user.email.clone(),
                 role: new_user.role,
                 tenant_id: self.caller.tenant_id,
@@ -377,6 +530,38 @@ impl Attempt<'_> {
         match self.finish(tx, &prepared.user).await {
             Ok(()) => Ok(prepared),
             Err(err) => Err(self.undo(&prepared, err).await),
+        }
+    }
+
+    /// The rows, when they did not go out with BEGIN: after the employee to link is locked,
+    /// or inside the Idempotency-Key's savepoint, or again after the caller's row changed.
+    async fn write_rows(&self, tx: &Tx<'_>) -> Result<Written, CreateUserError> {
+        if let EmployeeRequest::Link(employee_id) = self.new_user.employee {
+            self.check_employee_is_free(tx, employee_id).await?;
+        }
+        db::ensure_prepared(self.db, tx.client(), &self.rows.statements())
+            .await
+            .map_err(CreateUserError::database(Step::InsertUser))?;
+        match self.rows.write(tx.client()).await? {
+            Some(written) => Ok(written),
+            None => Err(self.refusal_now(tx).await),
+        }
+    }
+
+    /// The insert refused a caller the read before it allowed: the caller's row changed in
+    /// between (deactivated, demoted, removed). The answer is what it says now.
+    async fn refusal_now(&self, tx: &Tx<'_>) -> CreateUserError {
+        let caller = self
+            .db
+            .on(users::find_caller(tx.client(), self.rows.caller_sub))
+            .await;
+        match caller.map_err(CreateUserError::database(Step::Authorize)) {
+            Ok(caller) => match authorize(caller, Some(self.new_user.role)) {
+                Err(refused) => refused,
+                // Changed and changed back while this request ran: refused all the same.
+                Ok(_) => CreateUserError::NotAnAdmin,
+            },
+            Err(err) => err,
         }
     }
 
@@ -402,85 +587,6 @@ impl Attempt<'_> {
             employees::LinkTarget::AlreadyLinked => Err(CreateUserError::EmployeeAlreadyLinked),
             employees::LinkTarget::Free => Ok(()),
         }
-    }
-
-    /// The unique index decides between concurrent requests for one email: the loser waits
-    /// for the winner and then gets a conflict, never a 500. A loser that waits longer than
-    /// `lock_timeout` gets the plain lock timeout (503 `DATABASE_BUSY`): Postgres words it the
-    /// same whether the wait was for another insert of this email or for a lock on the table.
-    async fn insert_user(&self, tx: &Tx<'_>) -> Result<DateTime<Utc>, CreateUserError> {
-        let (caller, new_user) = (&self.caller, self.new_user);
-        let pending = users::PendingUser {
-            id: self.user_id,
-            tenant_id: caller.tenant_id,
-            business_id: caller.business_id,
-            email: &new_user.email,
-            role: new_user.role,
-            created_by: caller.id,
-        };
-        let created_at = self
-            .db
-            .on(users::insert_pending(tx.client(), &pending))
-            .await
-            .map_err(|err| {
-                err.on_constraint(
-                    users::EMAIL_UNIQUE,
-                    CreateUserError::EmailTaken,
-                    CreateUserError::database(Step::InsertUser),
-                )
-            })?;
-        tracing::debug!(step = "insert_user", user_id = %self.user_id, email = %new_user.email, "pending user stored");
-        Ok(created_at)
-    }
-
-    async fn attach_employee(&self, tx: &Tx<'_>) -> Result<Option<EmployeeId>, CreateUserError> {
-        let (caller, new_user, db) = (&self.caller, self.new_user, self.db);
-        let employee_id = match &new_user.employee {
-            EmployeeRequest::None => return Ok(None),
-            EmployeeRequest::Create(employee) => db
-                .on(employees::insert(
-                    tx.client(),
-                    caller.tenant_id,
-                    caller.business_id,
-                    self.user_id,
-                    &new_user.email,
-                    employee,
-                ))
-                .await
-                .map_err(CreateUserError::database(Step::Employee))?,
-            EmployeeRequest::Link(employee_id) => {
-                let linked = db
-                    .on(employees::link(tx.client(), *employee_id, self.user_id))
-                    .await
-                    .map_err(|err| {
-                        err.on_constraint(
-                            employees::USER_UNIQUE,
-                            CreateUserError::EmployeeAlreadyLinked,
-                            CreateUserError::database(Step::Employee),
-                        )
-                    })?;
-                if linked == 0 {
-                    return Err(CreateUserError::EmployeeAlreadyLinked);
-                }
-                *employee_id
-            }
-        };
-        tracing::debug!(step = "employee", employee_id = %employee_id, "employee attached");
-        Ok(Some(employee_id))
-    }
-
-    async fn grant_permissions(&self, tx: &Tx<'_>) -> Result<(), CreateUserError> {
-        let permissions = &self.new_user.permissions;
-        self.db
-            .on(pages::grant(tx.client(), self.user_id, permissions))
-            .await
-            .map_err(CreateUserError::database(Step::Permissions))?;
-        tracing::debug!(
-            step = "permissions",
-            pages = permissions.len(),
-            "permissions stored"
-        );
-        Ok(())
     }
 
     /// Steps after the Auth0 user exists, inside the transaction: the Auth0 id and the

@@ -59,17 +59,19 @@ pub async fn link(
     .await
 }
 
+/// The employee joins the tenant and business of its user, the row just written in the same
+/// transaction (no row, no employee: the insert then fails on its row count).
 pub const INSERT: &str =
     "INSERT INTO employees (tenant_id, business_id, user_id, first_name, last_name, email,
                             department, job_title, employment_type)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+     SELECT u.tenant_id, u.business_id, u.id, $2, $3, $4, $5, $6, $7
+       FROM users u
+      WHERE u.id = $1
      RETURNING id";
 
 #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn insert(
     tx: &impl GenericClient,
-    tenant_id: TenantId,
-    business_id: Option<BusinessId>,
     user_id: UserId,
     email: &Email,
     employee: &NewEmployee,
@@ -78,8 +80,6 @@ pub async fn insert(
         .query_one(
             &tx.prepare_cached(INSERT).await?,
             &[
-                &tenant_id.uuid(),
-                &business_id.map(BusinessId::uuid),
                 &user_id.uuid(),
                 &employee.first_name,
                 &employee.last_name,

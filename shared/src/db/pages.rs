@@ -3,6 +3,10 @@ use uuid::Uuid;
 
 use crate::domain::{PageId, PagePermission, UserId};
 
+pub const MISSING: &str = "SELECT w.id FROM unnest($1::uuid[]) WITH ORDINALITY AS w(id, n)
+      WHERE NOT EXISTS (SELECT 1 FROM pages p WHERE p.id = w.id)
+      ORDER BY w.n";
+
 /// The requested pages that do not exist, in request order.
 #[tracing::instrument(level = "debug", skip_all, fields(requested = ids.len()))]
 pub async fn missing(
@@ -14,22 +18,17 @@ pub async fn missing(
     }
     let wanted: Vec<Uuid> = ids.iter().map(|id| id.uuid()).collect();
     let rows = tx
-        .query(
-            &tx.prepare_cached(
-                "SELECT w.id FROM unnest($1::uuid[]) WITH ORDINALITY AS w(id, n)
-              WHERE NOT EXISTS (SELECT 1 FROM pages p WHERE p.id = w.id)
-              ORDER BY w.n",
-            )
-            .await?,
-            &[&wanted],
-        )
+        .query(&tx.prepare_cached(MISSING).await?, &[&wanted])
         .await?;
     Ok(rows.iter().map(|r| PageId::new(r.get(0))).collect())
 }
 
+/// For the user row just written in the same transaction; none if it was not written.
 pub const GRANT: &str =
     "INSERT INTO user_page_access (user_id, page_id, can_read, can_write, can_edit, can_delete)
-     SELECT $1, * FROM unnest($2::uuid[], $3::bool[], $4::bool[], $5::bool[], $6::bool[])";
+     SELECT u.id, p.* FROM users u,
+            unnest($2::uuid[], $3::bool[], $4::bool[], $5::bool[], $6::bool[]) AS p
+      WHERE u.id = $1";
 
 /// All permissions in one statement, however many pages.
 #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, pages = permissions.len()))]

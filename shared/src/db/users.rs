@@ -17,22 +17,17 @@ pub struct CallerRecord {
     pub is_active: bool,
 }
 
+pub const FIND_CALLER: &str = "SELECT u.id, u.tenant_id, t.name, u.business_id, u.role, u.is_active
+       FROM users u JOIN tenants t ON t.id = u.tenant_id
+      WHERE u.auth0_sub = $1";
+
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn find_caller(
     client: &impl GenericClient,
     auth0_sub: &str,
 ) -> Result<Option<CallerRecord>, tokio_postgres::Error> {
     let row = client
-        .query_opt(
-            &client
-                .prepare_cached(
-                    "SELECT u.id, u.tenant_id, t.name, u.business_id, u.role, u.is_active
-               FROM users u JOIN tenants t ON t.id = u.tenant_id
-              WHERE u.auth0_sub = $1",
-                )
-                .await?,
-            &[&auth0_sub],
-        )
+        .query_opt(&client.prepare_cached(FIND_CALLER).await?, &[&auth0_sub])
         .await?;
     Ok(row.map(|r| CallerRecord {
         id: UserId::new(r.get(0)),
@@ -47,11 +42,10 @@ pub async fn find_caller(
 
 pub struct PendingUser<'a> {
     pub id: UserId,
-    pub tenant_id: TenantId,
-    pub business_id: Option<BusinessId>,
     pub email: &'a Email,
     pub role: Role,
-    pub created_by: UserId,
+    /// The admin creating it: the user joins their tenant and business.
+    pub caller_sub: &'a str,
 }
 
 /// Marks a row whose Auth0 user does not exist yet; cleanup removes such rows if they linger.
@@ -59,31 +53,36 @@ pub fn pending_sub(id: UserId) -> String {
     format!("pending_{id}")
 }
 
+/// The caller's tenant, business and id come from the caller's row, and the row is written only
+/// if the caller may create this role ([`Role::creators_of`] decides as `may_create` does), so
+/// the insert can go out in the same round trip as the caller's read, before Rust has seen it.
 pub const INSERT_PENDING: &str =
     "INSERT INTO users (id, tenant_id, business_id, email, role, auth0_sub, created_by)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)
+     SELECT $1, c.tenant_id, c.business_id, $2, $3, $4, c.id
+       FROM users c
+      WHERE c.auth0_sub = $5 AND c.is_active AND c.role = ANY($6::text[])
      RETURNING created_at";
 
+/// When the row was created, or `None` when the caller may not create it (nothing written).
 #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user.id))]
 pub async fn insert_pending(
     tx: &impl GenericClient,
     user: &PendingUser<'_>,
-) -> Result<chrono::DateTime<chrono::Utc>, tokio_postgres::Error> {
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, tokio_postgres::Error> {
     let row = tx
-        .query_one(
+        .query_opt(
             &tx.prepare_cached(INSERT_PENDING).await?,
             &[
                 &user.id.uuid(),
-                &user.tenant_id.uuid(),
-                &user.business_id.map(BusinessId::uuid),
                 &user.email.as_str(),
                 &user.role.as_str(),
                 &pending_sub(user.id),
-                &user.created_by.uuid(),
+                &user.caller_sub,
+                &Role::creators_of(user.role),
             ],
         )
         .await?;
-    Ok(row.get(0))
+    Ok(row.map(|r| r.get(0)))
 }
 
 pub const SET_AUTH0_SUB: &str = "UPDATE users SET auth0_sub = $2, updated_at = now() WHERE id = $1";

@@ -196,3 +196,49 @@ async fn no_address_reaches_a_log_or_an_answer_when_auth0_drops_a_users_by_email
         assert!(!text.contains("%40"), "{what} holds a URL:\n{text}");
     }
 }
+
+/// The user insert goes out with the caller's read and checks the caller again itself: a
+/// caller deactivated between the two is refused for what it is now, and nothing is kept.
+#[tokio::test]
+async fn a_caller_deactivated_while_its_create_waits_is_refused_and_nothing_is_kept() {
+    let stack = TestStack::start().await;
+    let email = "late.refusal@acme.test";
+    // A first create prepares the statements on the (one) pooled connection: preparing the
+    // insert would otherwise wait for the lock below before the caller is read.
+    assert_eq!(create(&stack, "first@acme.test").await.status, 201);
+    // Reads pass a SHARE lock, inserts wait for it: the create reads an active caller, then
+    // its insert waits while the same session deactivates the caller.
+    let other = hold(&stack, "LOCK TABLE users IN SHARE MODE").await;
+    other
+        .execute(
+            "UPDATE users SET is_active = false WHERE auth0_sub = $1",
+            &[&seed::ACME_ADMIN_SUB],
+        )
+        .await
+        .unwrap();
+    let deactivate_once_waiting = async {
+        let watcher = stack.sql().await;
+        loop {
+            let waiting: i64 = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                      WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        other.batch_execute("COMMIT").await.unwrap();
+    };
+
+    let (refused, ()) = tokio::join!(create(&stack, email), deactivate_once_waiting);
+
+    refused.assert_answer(403, "CALLER_INACTIVE");
+    stack.assert_nothing_kept(email).await;
+    assert!(stack.email.emails_to(email).is_empty());
+}
