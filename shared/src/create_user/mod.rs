@@ -168,10 +168,9 @@ async fn attempt_on(
     // any) roll back.
     let eager = idempotency.is_none() && !matches!(new_user.employee, EmployeeRequest::Link(_));
     if eager {
-        // The reads must reach the server before the writes: a failed write aborts the
-        // transaction, and a read behind it would only report that.
-        // Each statement's preparation fails under its own step (a table locked against its
-        // parse, say).
+        // Prepared first, so the reads reach the server before the writes: a failed write
+        // aborts the transaction, and a read behind it would only report that. A preparation
+        // fails under its statement's own step (a table locked against its parse, say).
         let reads = [
             (users::FIND_CALLER, Step::Authorize),
             (pages::MISSING, Step::Validate),
@@ -213,9 +212,10 @@ async fn attempt_on(
                 db.on(users::find_caller(client, sub)),
                 db.on(pages::missing(client, &page_ids)),
                 async {
-                    match eager {
-                        true => Some(rows.write(client).await),
-                        false => None,
+                    if eager {
+                        Some(rows.write(client).await)
+                    } else {
+                        None
                     }
                 }
             )
