@@ -230,7 +230,6 @@ async fn attempt_on(
         db,
         deadline,
         caller,
-        new_user,
         rows,
     };
 
@@ -468,7 +467,7 @@ struct Attempt<'a> {
     db: Bound,
     deadline: &'a Deadline,
     caller: users::CallerRecord,
-    new_user: &'a NewUser,
+    /// The request's rows, and with them the request.
     rows: &'a Rows<'a>,
 }
 
@@ -497,7 +496,7 @@ impl Attempt<'_> {
         };
 
         // From here on something exists outside the database: every failure must undo it.
-        let new_user = self.new_user;
+        let new_user = self.rows.new_user;
         let tags = OwnershipTags {
             tenant_id: self.caller.tenant_id,
             role: new_user.role,
@@ -536,7 +535,7 @@ impl Attempt<'_> {
     /// The rows, when they did not go out with BEGIN: after the employee to link is locked,
     /// or inside the Idempotency-Key's savepoint, or again after the caller's row changed.
     async fn write_rows(&self, tx: &Tx<'_>) -> Result<Written, CreateUserError> {
-        if let EmployeeRequest::Link(employee_id) = self.new_user.employee {
+        if let EmployeeRequest::Link(employee_id) = self.rows.new_user.employee {
             self.check_employee_is_free(tx, employee_id).await?;
         }
         db::ensure_prepared(self.db, tx.client(), &self.rows.statements())
@@ -556,7 +555,7 @@ impl Attempt<'_> {
             .on(users::find_caller(tx.client(), self.rows.caller_sub))
             .await;
         match caller.map_err(CreateUserError::database(Step::Authorize)) {
-            Ok(caller) => match authorize(caller, Some(self.new_user.role)) {
+            Ok(caller) => match authorize(caller, Some(self.rows.new_user.role)) {
                 Err(refused) => refused,
                 // Changed and changed back while this request ran: refused all the same.
                 Ok(_) => CreateUserError::NotAnAdmin,
