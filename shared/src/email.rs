@@ -51,7 +51,8 @@ impl EmailError {
 
 pub struct EmailSender {
     http: reqwest::Client,
-    api_url: Url,
+    /// `{api_url}/emails`, made once: a URL given as text is parsed again on every request.
+    emails_url: Url,
     /// API key and sender address live in the app secret.
     secret: Arc<CachedSecret<AppSecret>>,
     max_timeout: Duration,
@@ -64,9 +65,13 @@ impl EmailSender {
         secret: Arc<CachedSecret<AppSecret>>,
         max_timeout: Duration,
     ) -> Self {
+        let mut emails_url = api_url;
+        if let Ok(mut path) = emails_url.path_segments_mut() {
+            path.pop_if_empty().push("emails");
+        }
         Self {
             http,
-            api_url,
+            emails_url,
             secret,
             max_timeout,
         }
@@ -93,13 +98,12 @@ impl EmailSender {
             "tags": [{"name": "category", "value": "password_setup"}],
         });
         let idempotency_key = content_key(&body);
-        let url = format!("{}/emails", self.api_url.as_str().trim_end_matches('/'));
         let mut attempt = 0;
         loop {
             attempt += 1;
             let result = self
                 .http
-                .post(&url)
+                .post(self.emails_url.clone())
                 .bearer_auth(credentials.api_key.expose_secret())
                 .header("Idempotency-Key", &idempotency_key)
                 .json(&body)

@@ -4,7 +4,8 @@
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 
 pub const NAMESPACE: &str = "AtomicUserProvisioning";
 
@@ -55,40 +56,82 @@ impl Metric {
 
 /// Writes one EMF line: `value` of `metric`, with `Function` and the extra dimension if any.
 pub fn count(metric: Metric, value: u64, dimension: Option<(&str, &str)>) {
-    let line = emf_line(metric, value, dimension, function(), now_millis());
+    let line = EmfLine {
+        metric,
+        value,
+        dimension,
+        function: function(),
+        timestamp: now_millis(),
+    };
+    let text = serde_json::to_string(&line).expect("an EMF line is plain JSON");
     // println! (not a raw stdout handle) so test runs capture it like any other output.
-    println!("{line}");
+    println!("{text}");
 }
 
-/// With a dimension (`Step`, `Kind`) the line counts twice: per function, and per function
-/// and dimension value, so alarms can watch the total and dashboards the breakdown.
-fn emf_line(
+/// One metric value as an EMF document. With a dimension (`Step`, `Kind`) the line counts
+/// twice: per function, and per function and dimension value, so alarms can watch the total
+/// and dashboards the breakdown. Serialized as it is (no JSON tree first): create-user writes
+/// one per create.
+struct EmfLine<'a> {
     metric: Metric,
     value: u64,
-    dimension: Option<(&str, &str)>,
-    function: &str,
+    dimension: Option<(&'a str, &'a str)>,
+    function: &'a str,
     timestamp: u64,
-) -> Value {
-    let mut dimension_sets = vec![vec!["Function"]];
-    let mut line = Map::new();
-    line.insert("Function".into(), json!(function));
-    if let Some((name, dimension_value)) = dimension {
-        dimension_sets.push(vec!["Function", name]);
-        line.insert(name.into(), json!(dimension_value));
+}
+
+impl Serialize for EmfLine<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Aws<'a> {
+            timestamp: u64,
+            cloud_watch_metrics: [Directive<'a>; 1],
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Directive<'a> {
+            namespace: &'static str,
+            dimensions: &'a [&'a [&'a str]],
+            metrics: [MetricDefinition; 1],
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct MetricDefinition {
+            name: &'static str,
+            unit: &'static str,
+        }
+
+        let by_dimension;
+        let dimensions: &[&[&str]] = match self.dimension {
+            Some((name, _)) => {
+                by_dimension = ["Function", name];
+                &[&["Function"], &by_dimension]
+            }
+            None => &[&["Function"]],
+        };
+        let mut line = serializer.serialize_map(None)?;
+        line.serialize_entry(
+            "_aws",
+            &Aws {
+                timestamp: self.timestamp,
+                cloud_watch_metrics: [Directive {
+                    namespace: NAMESPACE,
+                    dimensions,
+                    metrics: [MetricDefinition {
+                        name: self.metric.name(),
+                        unit: "Count",
+                    }],
+                }],
+            },
+        )?;
+        line.serialize_entry("Function", self.function)?;
+        if let Some((name, value)) = self.dimension {
+            line.serialize_entry(name, value)?;
+        }
+        line.serialize_entry(self.metric.name(), &self.value)?;
+        line.end()
     }
-    line.insert(metric.name().into(), json!(value));
-    line.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": timestamp,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": dimension_sets,
-                "Metrics": [{"Name": metric.name(), "Unit": "Count"}],
-            }],
-        }),
-    );
-    Value::Object(line)
 }
 
 fn now_millis() -> u64 {
@@ -100,7 +143,26 @@ fn now_millis() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    fn emf_line(
+        metric: Metric,
+        value: u64,
+        dimension: Option<(&str, &str)>,
+        function: &str,
+        timestamp: u64,
+    ) -> serde_json::Value {
+        let line = EmfLine {
+            metric,
+            value,
+            dimension,
+            function,
+            timestamp,
+        };
+        serde_json::from_str(&serde_json::to_string(&line).unwrap()).unwrap()
+    }
 
     #[test]
     fn a_line_follows_the_embedded_metric_format() {
@@ -119,6 +181,27 @@ mod tests {
                     "Dimensions": [["Function"], ["Function", "Step"]],
                     "Metrics": [{"Name": "Rollbacks", "Unit": "Count"}]}]},
                 "Function": "create-user", "Step": "send_email", "Rollbacks": 1
+            })
+        );
+    }
+
+    #[test]
+    fn a_line_without_a_dimension_counts_per_function_only() {
+        let line = emf_line(
+            Metric::UsersCreated,
+            1,
+            None,
+            "create-user",
+            1_700_000_000_000,
+        );
+        assert_eq!(
+            line,
+            json!({
+                "_aws": {"Timestamp": 1_700_000_000_000u64, "CloudWatchMetrics": [{
+                    "Namespace": "AtomicUserProvisioning",
+                    "Dimensions": [["Function"]],
+                    "Metrics": [{"Name": "UsersCreated", "Unit": "Count"}]}]},
+                "Function": "create-user", "UsersCreated": 1
             })
         );
     }

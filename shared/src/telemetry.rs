@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Subscriber};
@@ -107,7 +106,9 @@ impl Visit for FindRequestId {
     }
 }
 
-/// One JSON object per event: timestamp, level, message and fields, requestId, span.
+/// One JSON object per event: timestamp, level, message and fields, requestId, span. Written
+/// straight into the line (no map of values first, no second parse of the span's fields): it
+/// runs for every line every invocation logs.
 struct JsonLine;
 
 impl<S, N> FormatEvent<S, N> for JsonLine
@@ -121,63 +122,114 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
-        let mut line = Map::new();
-        line.insert(
-            "timestamp".into(),
-            chrono::Utc::now()
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-                .into(),
-        );
-        line.insert("level".into(), event.metadata().level().to_string().into());
+        let mut line = JsonObject::new();
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        line.entry("timestamp", &now);
+        line.entry("level", event.metadata().level().as_str());
         event.record(&mut JsonVisitor(&mut line));
         if let Some(span) = ctx.event_scope().and_then(|mut scope| scope.next()) {
             let extensions = span.extensions();
             if let Some(RequestId(id)) = extensions.get::<RequestId>() {
-                line.insert("requestId".into(), Value::String(id.to_string()));
+                line.entry("requestId", id);
             }
-            // The innermost span's own fields, as JsonFields formatted them when it opened.
-            let mut fields = extensions
+            // The innermost span's own fields, as JsonFields wrote them when it opened (a JSON
+            // object, or nothing for a span without fields), and its name.
+            let fields = extensions
                 .get::<FormattedFields<N>>()
-                .and_then(|f| serde_json::from_str::<Map<String, Value>>(f).ok())
+                .map(|f| f.as_str().trim())
+                .and_then(|f| f.strip_prefix('{')?.strip_suffix('}'))
+                .map(str::trim)
                 .unwrap_or_default();
-            fields.insert("name".into(), span.name().into());
-            line.insert("span".into(), Value::Object(fields));
+            line.key("span");
+            line.raw("{");
+            if !fields.is_empty() {
+                line.raw(fields);
+                line.raw(",");
+            }
+            line.raw("\"name\":");
+            line.value_only(span.name());
+            line.raw("}");
         }
-        let text = serde_json::to_string(&line).map_err(|_| std::fmt::Error)?;
-        writeln!(writer, "{text}")
+        writeln!(writer, "{}", line.finish())
     }
 }
 
-struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+/// A JSON object written as text, key by key (serde_json escapes each key and value).
+struct JsonObject {
+    bytes: Vec<u8>,
+}
+
+impl JsonObject {
+    fn new() -> Self {
+        let mut bytes = Vec::with_capacity(384);
+        bytes.push(b'{');
+        JsonObject { bytes }
+    }
+
+    fn key(&mut self, key: &str) {
+        if self.bytes.len() > 1 {
+            self.bytes.push(b',');
+        }
+        self.value_only(key);
+        self.bytes.push(b':');
+    }
+
+    fn entry(&mut self, key: &str, value: &str) {
+        self.key(key);
+        self.value_only(value);
+    }
+
+    /// A number or a bool, as serde_json writes it (a NaN becomes `null`).
+    fn value(&mut self, key: &str, value: impl serde::Serialize) {
+        self.key(key);
+        self.value_only(value);
+    }
+
+    fn value_only(&mut self, value: impl serde::Serialize) {
+        // Into a Vec: cannot fail for strings, numbers and bools.
+        let _ = serde_json::to_writer(&mut self.bytes, &value);
+    }
+
+    /// Text already in JSON, as is.
+    fn raw(&mut self, json: &str) {
+        self.bytes.extend_from_slice(json.as_bytes());
+    }
+
+    fn finish(mut self) -> String {
+        self.bytes.push(b'}');
+        String::from_utf8(self.bytes).expect("serde_json writes UTF-8")
+    }
+}
+
+struct JsonVisitor<'a>(&'a mut JsonObject);
 
 impl Visit for JsonVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().into(), value.into());
+        self.0.entry(field.name(), value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().into(), value.into());
+        self.0.value(field.name(), value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().into(), value.into());
+        self.0.value(field.name(), value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().into(), value.into());
+        self.0.value(field.name(), value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().into(), value.into());
+        self.0.value(field.name(), value);
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0.insert(field.name().into(), value.to_string().into());
+        self.0.entry(field.name(), &value.to_string());
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().into(), format!("{value:?}").into());
+        self.0.entry(field.name(), &format!("{value:?}"));
     }
 }
 
@@ -185,6 +237,8 @@ impl Visit for JsonVisitor<'_> {
 mod tests {
     use std::io::Write;
     use std::sync::{Arc, Mutex};
+
+    use serde_json::Value;
 
     use super::*;
 
@@ -245,6 +299,24 @@ mod tests {
         assert_eq!(inside["span"]["name"], "create_user");
         assert_eq!(inside["span"]["op"], "create_user");
         assert!(inside.get("spans").is_none(), "{inside}");
+    }
+
+    #[test]
+    fn a_span_without_fields_and_text_that_needs_escaping_still_make_one_json_line() {
+        let lines = lines_of(|| {
+            let span = tracing::info_span!("quiet");
+            let _span = span.enter();
+            let odd = "a \"quoted\"\nline\\ with é";
+            tracing::info!(detail = odd, ratio = 0.5, missing = f64::NAN, "said {odd}");
+        });
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let line = &lines[0];
+        assert_eq!(line["span"], serde_json::json!({"name": "quiet"}));
+        assert_eq!(line["detail"], "a \"quoted\"\nline\\ with é");
+        assert_eq!(line["message"], "said a \"quoted\"\nline\\ with é");
+        assert_eq!(line["ratio"], 0.5);
+        assert!(line["missing"].is_null(), "{line}");
+        assert!(line["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
     }
 
     #[test]

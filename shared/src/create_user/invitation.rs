@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use super::{Compensation, CreateUserError, Step};
-use crate::db::{Bound, Tx, reset_tokens};
+use crate::db::{self, Bound, Tx, execute_prepared, reset_tokens};
 use crate::deadline::Deadline;
 use crate::domain::{Auth0UserId, Email, Role, UserId};
 use crate::email::{EmailError, PasswordSetupEmail};
@@ -124,6 +124,10 @@ pub(super) async fn store_token(
 ) -> Result<ResetToken, CreateUserError> {
     let tx = tx.client();
     let failed = |err| CreateUserError::database(Step::ResetToken)(err);
+    // So that SAVEPOINT goes out on its first poll (nothing to send once cached).
+    db::ensure_prepared(db, tx, &[SAVEPOINT])
+        .await
+        .map_err(failed)?;
     let mut collided = false;
     let mut next = Some(first_token);
     loop {
@@ -146,7 +150,7 @@ pub(super) async fn store_token(
             }
         };
         // Polled in this order, so SAVEPOINT reaches the server before the insert.
-        let (opened, stored) = tokio::join!(biased; db.on(tx.batch_execute(SAVEPOINT)), store);
+        let (opened, stored) = tokio::join!(biased; db.on(execute_prepared(tx, SAVEPOINT)), store);
         opened.map_err(failed)?;
         match stored {
             Ok(()) => {

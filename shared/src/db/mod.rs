@@ -12,7 +12,7 @@ mod tls;
 mod tx;
 pub mod users;
 
-pub use tx::Tx;
+pub use tx::{Tx, execute_prepared};
 
 use std::str::FromStr;
 

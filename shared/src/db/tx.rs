@@ -4,6 +4,7 @@
 //! statement can be sent: one round trip that carries nothing. [`Tx::begin_with`] sends BEGIN
 //! and the first statements in one burst instead. Everything else is what tokio-postgres'
 //! `Transaction` does: savepoints nest, and one dropped without COMMIT (or RELEASE) rolls back.
+//! BEGIN, COMMIT, SAVEPOINT and RELEASE go out as prepared statements (see [`execute_prepared`]).
 
 use std::future::Future;
 use std::pin::pin;
@@ -35,6 +36,9 @@ impl<'a> Tx<'a> {
         F: Future<Output = T>,
     {
         let client: &'a Object = client;
+        // Before the burst: BEGIN must go out on its first poll. COMMIT too, so that a COMMIT
+        // is one message that either went out or did not. Nothing to send once cached.
+        super::ensure_prepared(db, client, &[BEGIN, COMMIT]).await?;
         // Made before BEGIN is sent, so an attempt given up half way still rolls back.
         let tx = Tx {
             client,
@@ -42,7 +46,7 @@ impl<'a> Tx<'a> {
             done: false,
         };
         let (begun, first) =
-            tokio::join!(biased; db.on(client.batch_execute("BEGIN")), first(client));
+            tokio::join!(biased; db.on(execute_prepared(client, BEGIN)), first(client));
         begun?;
         Ok((tx, first))
     }
@@ -55,9 +59,9 @@ impl<'a> Tx<'a> {
 
     /// A savepoint inside this transaction; until it ends, statements go through it.
     pub async fn savepoint(&mut self, name: &'static str) -> Result<Tx<'_>, tokio_postgres::Error> {
-        self.client
-            .batch_execute(&format!("SAVEPOINT {name}"))
-            .await?;
+        // RELEASE is prepared now, for the reason COMMIT is prepared with BEGIN.
+        self.client.prepare_cached(&release_sql(name)).await?;
+        execute_prepared(self.client, &format!("SAVEPOINT {name}")).await?;
         Ok(Tx {
             client: self.client,
             savepoint: Some(name),
@@ -69,11 +73,10 @@ impl<'a> Tx<'a> {
     pub async fn commit(mut self) -> Result<(), tokio_postgres::Error> {
         // Marked first: a COMMIT given up on (timed out) may have landed; no ROLLBACK follows it.
         self.done = true;
-        let sql = match self.savepoint {
-            Some(name) => format!("RELEASE {name}"),
-            None => "COMMIT".to_string(),
-        };
-        self.client.batch_execute(&sql).await
+        match self.savepoint {
+            Some(name) => execute_prepared(self.client, &release_sql(name)).await,
+            None => execute_prepared(self.client, COMMIT).await,
+        }
     }
 
     /// ROLLBACK, or ROLLBACK TO a savepoint, waiting for the answer.
@@ -88,6 +91,22 @@ impl<'a> Tx<'a> {
             None => "ROLLBACK".to_string(),
         }
     }
+}
+
+const BEGIN: &str = "BEGIN";
+const COMMIT: &str = "COMMIT";
+
+fn release_sql(savepoint: &str) -> String {
+    format!("RELEASE {savepoint}")
+}
+
+/// Runs a statement without parameters (BEGIN, COMMIT, SAVEPOINT, RELEASE) as a prepared one:
+/// sent as text (the simple protocol), Postgres parses it every time; prepared, it only binds
+/// and runs it, as it does for `pgbench -M prepared`. Its first use on a connection prepares it
+/// (one round trip), so where it must go out on its first poll, [`super::ensure_prepared`] it.
+pub async fn execute_prepared(client: &Object, sql: &str) -> Result<(), tokio_postgres::Error> {
+    let statement = client.prepare_cached(sql).await?;
+    client.execute(&statement, &[]).await.map(drop)
 }
 
 impl InTransaction for Tx<'_> {
