@@ -32,7 +32,7 @@ use shared::domain::{Email, Role};
 use shared::email::PasswordSetupEmail;
 use testkit::harness::{TestDb, TestStack, create_event, seed};
 use testkit::runtime_api::{Outcome, RuntimeApi, workspace_binary};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
@@ -66,7 +66,7 @@ async fn main() -> Result<(), BoxError> {
     let machine = machine().await;
     println!("{machine}");
     let emails = Arc::new(Emails::new());
-    let work = std::env::temp_dir().join(format!("bench-{}", std::process::id()));
+    let work = work_dir();
     std::fs::create_dir_all(&work)?;
 
     let counts: Vec<usize> = env_or("BENCH_INSTANCES", "1,8,32")
@@ -76,7 +76,13 @@ async fn main() -> Result<(), BoxError> {
     let postmaster = postmaster_pid().await?;
     let mut rows = Vec::new();
     for n in counts {
-        let run = binary_run(postmaster, n, seconds, &binary, &log_level, &emails).await?;
+        // On a worker thread, like the emulators and doubles it waits on: driven from `main`'s
+        // own future, every answer had to wake the main thread as well.
+        let run = tokio::spawn({
+            let (binary, log_level, emails) = (binary.clone(), log_level.clone(), emails.clone());
+            async move { binary_run(postmaster, n, seconds, &binary, &log_level, &emails).await }
+        })
+        .await??;
         println!("{run}");
         let floor = floor_run(postmaster, n, seconds, &pgbench, &work).await?;
         println!("{floor}");
@@ -107,6 +113,18 @@ async fn main() -> Result<(), BoxError> {
     write_between_marks(&out, &report)?;
     println!("wrote {}", out.display());
     Ok(())
+}
+
+/// This run's scratch files (pgbench's script and logs, the instances' output).
+fn work_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("bench-{}", std::process::id()))
+}
+
+/// A new file for an instance's output.
+fn instance_log() -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    work_dir().join(format!("instance-{n}.log"))
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -149,48 +167,69 @@ fn create_body(email: &str) -> Value {
     })
 }
 
-/// One Lambda instance: its emulator, its process, and what it has written.
+/// One Lambda instance: its emulator, its process, and the file its output goes to.
 struct Instance {
     runtime: RuntimeApi,
     child: Child,
     pid: u32,
-    log_bytes: Arc<AtomicU64>,
-    log_lines: Arc<AtomicU64>,
+    log: PathBuf,
 }
 
 impl Instance {
     /// Starts the binary and returns it with the time until it asked for its first event.
+    /// Its stdout and stderr go to a file, not to a pipe this process reads: in Lambda the
+    /// platform ships the lines, on no core of the function's, so here the writes are the
+    /// binary's and the reading is nobody's (a pipe cost this process a wake-up per line).
     async fn start(
         binary: &Path,
         vars: &HashMap<String, String>,
+        log: PathBuf,
     ) -> Result<(Instance, Duration), BoxError> {
         let runtime = RuntimeApi::start().await?;
+        let output = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&log)?;
         let started = Instant::now();
         let mut child = Command::new(binary)
             .env_clear()
             .envs(vars)
             .envs(runtime.lambda_env("create-user"))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .stdout(output.try_clone()?)
+            .stderr(output)
             .kill_on_drop(true)
             .spawn()?;
         let pid = child.id().ok_or("create-user exited at once")?;
-        let log_bytes = Arc::new(AtomicU64::new(0));
-        let log_lines = Arc::new(AtomicU64::new(0));
-        count_output(child.stdout.take(), &log_bytes, &log_lines);
-        count_output(child.stderr.take(), &log_bytes, &log_lines);
-        runtime.wait_ready(Duration::from_secs(30)).await?;
+        if let Err(err) = runtime.wait_ready(Duration::from_secs(30)).await {
+            let _ = child.kill().await;
+            let output = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err(format!("{err}; create-user wrote:\n{output}").into());
+        }
         let ready = started.elapsed();
         Ok((
             Instance {
                 runtime,
                 child,
                 pid,
-                log_bytes,
-                log_lines,
+                log,
             },
             ready,
         ))
+    }
+
+    /// Bytes and lines written so far.
+    fn written(&self) -> (u64, u64) {
+        let text = std::fs::read(&self.log).unwrap_or_default();
+        let lines = text.iter().filter(|b| **b == b'\n').count();
+        (text.len() as u64, lines as u64)
+    }
+
+    /// Stops the process and deletes its output.
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+        drop(self.runtime);
+        let _ = std::fs::remove_file(&self.log);
     }
 
     /// One create, as API Gateway would send it; the time until the function answered.
@@ -207,27 +246,6 @@ impl Instance {
             other => Err(format!("the create did not answer 201: {other:?}")),
         }
     }
-}
-
-/// Counts what a process writes (as Lambda would ship it to CloudWatch) and drops it.
-fn count_output(
-    pipe: Option<impl AsyncRead + Unpin + Send + 'static>,
-    bytes: &Arc<AtomicU64>,
-    lines: &Arc<AtomicU64>,
-) {
-    let Some(mut pipe) = pipe else { return };
-    let (bytes, lines) = (bytes.clone(), lines.clone());
-    tokio::spawn(async move {
-        let mut chunk = vec![0u8; 64 * 1024];
-        while let Ok(n) = pipe.read(&mut chunk).await {
-            if n == 0 {
-                break;
-            }
-            bytes.fetch_add(n as u64, Ordering::Relaxed);
-            let newlines = chunk[..n].iter().filter(|b| **b == b'\n').count();
-            lines.fetch_add(newlines as u64, Ordering::Relaxed);
-        }
-    });
 }
 
 /// User plus system CPU time of a process, in clock ticks.
@@ -431,7 +449,7 @@ async fn binary_run(
     let mut instances = Vec::with_capacity(n);
     let (mut cold_starts, mut first_creates) = (Vec::new(), Vec::new());
     for _ in 0..n {
-        let (instance, ready) = Instance::start(binary, &vars).await?;
+        let (instance, ready) = Instance::start(binary, &vars, instance_log()).await?;
         cold_starts.push(ready);
         first_creates.push(instance.create(&emails.next()).await?);
         instances.push(instance);
@@ -446,17 +464,16 @@ async fn binary_run(
         warmed?;
     }
 
-    let snapshot = |instances: &[Instance]| {
-        instances.iter().fold((0, 0, 0), |(cpu, bytes, lines), i| {
-            (
-                cpu + cpu_ticks(i.pid),
-                bytes + i.log_bytes.load(Ordering::Relaxed),
-                lines + i.log_lines.load(Ordering::Relaxed),
-            )
+    let cpu = |instances: &[Instance]| instances.iter().map(|i| cpu_ticks(i.pid)).sum::<u64>();
+    let written = |instances: &[Instance]| {
+        instances.iter().fold((0, 0), |(bytes, lines), i| {
+            let (b, l) = i.written();
+            (bytes + b, lines + l)
         })
     };
     let tokens_before = stack.auth0.token_requests();
-    let before = snapshot(&instances);
+    let written_before = written(&instances);
+    let cpu_before = cpu(&instances);
     let (driver_before, db_before) = (cpu_ticks(std::process::id()), cluster_cpu_ticks(postmaster));
     let started = Instant::now();
     let stop = started + Duration::from_secs(seconds);
@@ -477,15 +494,14 @@ async fn binary_run(
     });
     let results = futures::future::join_all(loops).await;
     let elapsed = started.elapsed();
-    // Let the last answers' log lines arrive before counting them.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let after = snapshot(&instances);
     let (driver_after, db_after) = (cpu_ticks(std::process::id()), cluster_cpu_ticks(postmaster));
+    let cpu_after = cpu(&instances);
+    // An instance writes its last line before it answers: the files are complete.
+    let written_after = written(&instances);
     let token_requests = stack.auth0.token_requests() - tokens_before;
     let peak_rss_kib = instances.iter().map(|i| peak_rss_kib(i.pid)).max();
-    for mut instance in instances {
-        let _ = instance.child.kill().await;
-        drop(instance.runtime);
+    for instance in instances {
+        instance.stop().await;
     }
     let doubles = doubles_time(&stack, emails).await?;
 
@@ -501,11 +517,11 @@ async fn binary_run(
         errors,
         elapsed,
         latencies,
-        cpu_ticks: after.0 - before.0,
+        cpu_ticks: cpu_after - cpu_before,
         driver_ticks: driver_after.saturating_sub(driver_before),
         db_ticks: db_after.saturating_sub(db_before),
-        log_bytes: after.1 - before.1,
-        log_lines: after.2 - before.2,
+        log_bytes: written_after.0 - written_before.0,
+        log_lines: written_after.1 - written_before.1,
         token_requests,
         peak_rss_kib: peak_rss_kib.unwrap_or(0),
         cold_starts,
@@ -882,7 +898,7 @@ async fn binary_wire(
     url.set_port(Some(port))
         .map_err(|_| "cannot set the port")?;
     vars.insert("DATABASE_URL".into(), url.into());
-    let (mut instance, _) = Instance::start(binary, &vars).await?;
+    let (instance, _) = Instance::start(binary, &vars, instance_log()).await?;
     for _ in 0..WARM_UP {
         instance.create(&emails.next()).await?;
     }
@@ -891,7 +907,7 @@ async fn binary_wire(
         instance.create(&emails.next()).await?;
     }
     let after = counts.read();
-    let _ = instance.child.kill().await;
+    instance.stop().await;
     Ok(Wire {
         creates: WIRE_CREATES,
         round_trips: after.0 - before.0,
