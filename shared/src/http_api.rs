@@ -10,6 +10,7 @@ use base64::Engine;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use crate::deadline::Deadline;
 use crate::domain::FieldError;
@@ -393,10 +394,9 @@ pub enum ApiResponse {
 pub type Answer = (StatusCode, Value, Headers);
 
 /// The Lambda handler both APIs share: reads the event (an event that is no API Gateway proxy
-/// event fails the invocation), hands the request, the deadline and the request id to
-/// `dispatch`, and answers its result, or its error in the one error shape, in the event's own
-/// response shape. No span of its own: lambda_runtime's invocation span already carries the
-/// request id to every line (`requestId`, see `telemetry`).
+/// event fails the invocation), opens the request's span, hands the request, the deadline
+/// and the request id to `dispatch`, and answers its result, or its error in the one error
+/// shape, in the event's own response shape.
 pub async fn serve(
     event: LambdaEvent<Value>,
     dispatch: impl AsyncFnOnce(&ApiRequest, &Deadline, &str) -> Result<Answer, ApiError>,
@@ -405,18 +405,24 @@ pub async fn serve(
         .inspect_err(|err| tracing::warn!(error = %err, "event refused"))?;
     let request_id = event.context.request_id;
     let deadline = Deadline::from_epoch_millis(event.context.deadline);
-    let (status, body, headers) = match dispatch(&request, &deadline, &request_id).await {
-        Ok(answer) => answer,
-        Err(err) => {
-            tracing::info!(
-                status = err.status.as_u16(),
-                code = err.code.as_str(),
-                "request refused"
-            );
-            (err.status, error_body(&err, &request_id), err.headers())
-        }
-    };
-    Ok(request.respond(status, &body, headers))
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let response = async {
+        let (status, body, headers) = match dispatch(&request, &deadline, &request_id).await {
+            Ok(answer) => answer,
+            Err(err) => {
+                tracing::info!(
+                    status = err.status.as_u16(),
+                    code = err.code.as_str(),
+                    "request refused"
+                );
+                (err.status, error_body(&err, &request_id), err.headers())
+            }
+        };
+        request.respond(status, &body, headers)
+    }
+    .instrument(span)
+    .await;
+    Ok(response)
 }
 
 /// A server error's full cause chain goes to the log; the caller gets the opaque message.
