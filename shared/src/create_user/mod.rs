@@ -180,9 +180,7 @@ async fn attempt_on(
                 .await
                 .map_err(CreateUserError::database(step))?;
         }
-        db::ensure_prepared(db, client, &rows.statements())
-            .await
-            .map_err(CreateUserError::database(Step::InsertUser))?;
+        rows.prepare(client).await?;
     }
     let page_ids: Vec<_> = new_user.permissions.iter().map(|p| p.page_id).collect();
     let sub = caller_sub.as_str();
@@ -348,13 +346,17 @@ struct Written {
 }
 
 impl Rows<'_> {
-    /// The statements [`Rows::write`] sends, to prepare before they go out in one burst.
-    fn statements(&self) -> [&'static str; 3] {
+    /// Prepares the statements [`Rows::write`] sends, so that they reach the server in its
+    /// order when they go out in one burst.
+    async fn prepare(&self, client: &Object) -> Result<(), CreateUserError> {
         let employee = match self.new_user.employee {
             EmployeeRequest::Link(_) => employees::LINK,
             EmployeeRequest::Create(_) | EmployeeRequest::None => employees::INSERT,
         };
-        [users::INSERT_PENDING, employee, pages::GRANT]
+        let statements = [users::INSERT_PENDING, employee, pages::GRANT];
+        db::ensure_prepared(self.db, client, &statements)
+            .await
+            .map_err(CreateUserError::database(Step::InsertUser))
     }
 
     /// The user row, its employee and its permissions in one round trip, run in this order
@@ -538,9 +540,7 @@ impl Attempt<'_> {
         if let EmployeeRequest::Link(employee_id) = self.rows.new_user.employee {
             self.check_employee_is_free(tx, employee_id).await?;
         }
-        db::ensure_prepared(self.db, tx.client(), &self.rows.statements())
-            .await
-            .map_err(CreateUserError::database(Step::InsertUser))?;
+        self.rows.prepare(tx.client()).await?;
         match self.rows.write(tx.client()).await? {
             Some(written) => Ok(written),
             None => Err(self.refusal_now(tx).await),
