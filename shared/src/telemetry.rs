@@ -124,13 +124,13 @@ where
     ) -> std::fmt::Result {
         let mut line = JsonObject::new();
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        line.entry("timestamp", &now);
-        line.entry("level", event.metadata().level().as_str());
+        line.value("timestamp", &now);
+        line.value("level", event.metadata().level().as_str());
         event.record(&mut JsonVisitor(&mut line));
         if let Some(span) = ctx.event_scope().and_then(|mut scope| scope.next()) {
             let extensions = span.extensions();
             if let Some(RequestId(id)) = extensions.get::<RequestId>() {
-                line.entry("requestId", id);
+                line.value("requestId", id);
             }
             // The innermost span's own fields, as JsonFields wrote them when it opened (a JSON
             // object, or nothing for a span without fields), and its name.
@@ -174,12 +174,7 @@ impl JsonObject {
         self.bytes.push(b':');
     }
 
-    fn entry(&mut self, key: &str, value: &str) {
-        self.key(key);
-        self.value_only(value);
-    }
-
-    /// A number or a bool, as serde_json writes it (a NaN becomes `null`).
+    /// A string, number or bool, as serde_json writes it (a NaN becomes `null`).
     fn value(&mut self, key: &str, value: impl serde::Serialize) {
         self.key(key);
         self.value_only(value);
@@ -205,7 +200,7 @@ struct JsonVisitor<'a>(&'a mut JsonObject);
 
 impl Visit for JsonVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.entry(field.name(), value);
+        self.0.value(field.name(), value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -225,11 +220,11 @@ impl Visit for JsonVisitor<'_> {
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0.entry(field.name(), &value.to_string());
+        self.0.value(field.name(), value.to_string());
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.entry(field.name(), &format!("{value:?}"));
+        self.0.value(field.name(), format!("{value:?}"));
     }
 }
 
