@@ -297,24 +297,44 @@ impl Auth0Client {
         &self,
         user: &NewAuth0User<'_>,
         deadline: &Deadline,
-    ) -> Result<Auth0User, Auth0Error> {
-        let connection = self.secret.get().await?.auth0.connection.clone();
-        let body = serde_json::json!({
-            "connection": connection,
-            "email": user.email.as_str(),
-            "password": user.password.expose_secret(),
-            "email_verified": true,
+    ) -> Result<Auth0UserId, Auth0Error> {
+        /// `POST /api/v2/users`, written straight from the borrowed fields.
+        #[derive(Serialize)]
+        struct Body<'a> {
+            connection: &'a str,
+            email: &'a str,
+            password: &'a str,
+            email_verified: bool,
             // We send our own password-setup email; Auth0's would confuse the user.
-            "verify_email": false,
-            "app_metadata": user.tags,
-        });
+            verify_email: bool,
+            app_metadata: &'a OwnershipTags,
+        }
+        /// Of the user Auth0 answers, create-user needs the id alone; the rest is skipped
+        /// unread.
+        #[derive(Deserialize)]
+        struct Created {
+            user_id: String,
+        }
+        let secret = self.secret.get().await?;
+        let body = Body {
+            connection: &secret.auth0.connection,
+            email: user.email.as_str(),
+            password: user.password.expose_secret(),
+            email_verified: true,
+            verify_email: false,
+            app_metadata: user.tags,
+        };
         let response = self
             .call("create_user", deadline, Budget::Work, |http, base| {
                 http.post(endpoint(base, &["api", "v2", "users"]))
                     .json(&body)
             })
             .await?;
-        expect_json("create_user", StatusCode::CREATED, response).await
+        let created: Created = expect_json("create_user", StatusCode::CREATED, response).await?;
+        Auth0UserId::parse(&created.user_id).map_err(|err| Auth0Error::Malformed {
+            op: "create_user",
+            detail: err.to_string(),
+        })
     }
 
     /// Immediately consistent (unlike search): the way to read our own write.

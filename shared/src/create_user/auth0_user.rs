@@ -38,7 +38,7 @@ pub(super) async fn provision_auth0_user(
     };
     for _ in 0..PROVISION_ROUNDS {
         match state.auth0.create_user(&request, deadline).await {
-            Ok(user) => return Ok((user.id, false)),
+            Ok(id) => return Ok((id, false)),
             Err(err) if err.is_conflict() => {
                 if let Some(id) = adopt_orphan(state, tx, db, email, tags, deadline).await? {
                     return Ok((id, true));
