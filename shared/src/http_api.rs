@@ -9,6 +9,8 @@ use aws_lambda_events::encodings::Body;
 use base64::Engine;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use lambda_runtime::LambdaEvent;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
@@ -252,6 +254,10 @@ pub enum ApiRequest {
     Rest(Box<ApiGatewayProxyRequest>),
 }
 
+/// What the runtime hands an API function: the event's JSON text. [`ApiRequest::parse`] reads
+/// it once, straight into the request's own type, with no `serde_json::Value` tree between.
+pub type ApiEvent = LambdaEvent<Box<RawValue>>;
+
 /// The event is no API Gateway proxy event at all: the invocation fails (there is no HTTP
 /// caller to answer).
 #[derive(Debug, thiserror::Error)]
@@ -268,20 +274,19 @@ impl From<NotAnApiEvent> for lambda_runtime::Diagnostic {
 }
 
 impl ApiRequest {
-    pub fn parse(event: Value) -> Result<Self, NotAnApiEvent> {
+    pub fn parse(event: &RawValue) -> Result<Self, NotAnApiEvent> {
+        let json = event.get();
         let shape = |e: serde_json::Error| NotAnApiEvent(e.to_string());
-        if event.get("version").and_then(Value::as_str) == Some("2.0") {
-            serde_json::from_value(event)
+        match PayloadVersion::of(json) {
+            Some(PayloadVersion::Http) => serde_json::from_str(json)
                 .map(|r| Self::Http(Box::new(r)))
-                .map_err(shape)
-        } else if event.get("httpMethod").is_some() {
-            serde_json::from_value(event)
+                .map_err(shape),
+            Some(PayloadVersion::Rest) => serde_json::from_str(json)
                 .map(|r| Self::Rest(Box::new(r)))
-                .map_err(shape)
-        } else {
-            Err(NotAnApiEvent(
+                .map_err(shape),
+            None => Err(NotAnApiEvent(
                 "it has neither `version: \"2.0\"` nor `httpMethod`".into(),
-            ))
+            )),
         }
     }
 
@@ -382,6 +387,42 @@ impl ApiRequest {
     }
 }
 
+/// Which proxy payload an event is, told by its top-level fields alone: `version: "2.0"` for
+/// an HTTP API's, an `httpMethod` (whatever its value) for a REST API's.
+enum PayloadVersion {
+    Http,
+    Rest,
+}
+
+impl PayloadVersion {
+    /// `None` for anything else, a JSON object without either field or no object at all.
+    fn of(json: &str) -> Option<Self> {
+        /// The two fields; the rest of the event is skipped unread.
+        #[derive(serde::Deserialize)]
+        struct Marks {
+            #[serde(default)]
+            version: Option<Value>,
+            #[serde(rename = "httpMethod", default, deserialize_with = "present")]
+            has_http_method: bool,
+        }
+        fn present<'de, D: serde::Deserializer<'de>>(field: D) -> Result<bool, D::Error> {
+            serde::de::IgnoredAny::deserialize(field).map(|_| true)
+        }
+        // Only an object (a derived struct would also take an array, field by position).
+        if !json.trim_start().starts_with('{') {
+            return None;
+        }
+        let marks: Marks = serde_json::from_str(json).ok()?;
+        if marks.version.as_ref().and_then(Value::as_str) == Some("2.0") {
+            Some(Self::Http)
+        } else if marks.has_http_method {
+            Some(Self::Rest)
+        } else {
+            None
+        }
+    }
+}
+
 /// The answer to an [`ApiRequest`], in its API's shape.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(untagged)]
@@ -398,10 +439,10 @@ pub type Answer = (StatusCode, Value, Headers);
 /// and the request id to `dispatch`, and answers its result, or its error in the one error
 /// shape, in the event's own response shape.
 pub async fn serve(
-    event: LambdaEvent<Value>,
+    event: ApiEvent,
     dispatch: impl AsyncFnOnce(&ApiRequest, &Deadline, &str) -> Result<Answer, ApiError>,
 ) -> Result<ApiResponse, NotAnApiEvent> {
-    let request = ApiRequest::parse(event.payload)
+    let request = ApiRequest::parse(&event.payload)
         .inspect_err(|err| tracing::warn!(error = %err, "event refused"))?;
     let request_id = event.context.request_id;
     let deadline = Deadline::from_epoch_millis(event.context.deadline);
@@ -511,4 +552,51 @@ pub fn error_body(err: &ApiError, request_id: &str) -> Value {
         body["userFriendly"] = json!(text);
     }
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version_of(json: &str) -> Option<&'static str> {
+        PayloadVersion::of(json).map(|version| match version {
+            PayloadVersion::Http => "2.0",
+            PayloadVersion::Rest => "1.0",
+        })
+    }
+
+    #[test]
+    fn the_payload_version_is_told_by_the_top_level_fields_alone() {
+        assert_eq!(
+            version_of(r#"{"version":"2.0","httpMethod":"GET"}"#),
+            Some("2.0")
+        );
+        assert_eq!(
+            version_of(r#"{"version":"1.0","httpMethod":"GET"}"#),
+            Some("1.0")
+        );
+        // Present is enough, whatever the value: the REST shape then says what is wrong.
+        assert_eq!(
+            version_of(r#"{"version":2,"httpMethod":null}"#),
+            Some("1.0")
+        );
+        assert_eq!(version_of(r#"{"requestContext":{"version":"2.0"}}"#), None);
+        assert_eq!(version_of(r#"{"source":"aws.events","detail":{}}"#), None);
+        assert_eq!(version_of(r#"["version","2.0"]"#), None);
+        assert_eq!(version_of(r#""2.0""#), None);
+    }
+
+    #[test]
+    fn an_event_of_neither_payload_says_what_it_lacks() {
+        let event = RawValue::from_string(r#"{"source":"aws.events"}"#.into()).unwrap();
+        let err = ApiRequest::parse(&event).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("neither `version: \"2.0\"` nor `httpMethod`"),
+            "{err}"
+        );
+        let broken = RawValue::from_string(r#"{"version":"2.0","headers":7}"#.into()).unwrap();
+        let err = ApiRequest::parse(&broken).unwrap_err();
+        assert!(err.to_string().contains("invalid type"), "{err}");
+    }
 }

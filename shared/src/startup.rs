@@ -4,10 +4,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use lambda_runtime::{LambdaEvent, service_fn};
-use serde_json::Value;
+use lambda_runtime::service_fn;
 
-use crate::http_api::{ApiResponse, NotAnApiEvent};
+use crate::http_api::{ApiEvent, ApiResponse, NotAnApiEvent};
 use crate::state::{AppState, InitError};
 use crate::telemetry::error_chain;
 
@@ -20,7 +19,7 @@ const REPORT_TIMEOUT: Duration = Duration::from_secs(2);
 /// served one event at a time.
 pub async fn serve_api<H, F>(function: &'static str, handle: H) -> Result<(), lambda_runtime::Error>
 where
-    H: Fn(&'static AppState, LambdaEvent<Value>) -> F + Send + 'static,
+    H: Fn(&'static AppState, ApiEvent) -> F + Send + 'static,
     F: Future<Output = Result<ApiResponse, NotAnApiEvent>> + Send + 'static,
 {
     crate::telemetry::init(function);

@@ -297,7 +297,7 @@ impl TestStack {
     }
 
     pub async fn call_with_timeout(&self, event: Value, function_timeout: Duration) -> Response {
-        let event = LambdaEvent::new(event, lambda_context(function_timeout));
+        let event = handler_event(&event, lambda_context(function_timeout));
         let response = shared::create_user::handler::handle(&self.state, event)
             .await
             .expect("the event is an API Gateway proxy event");
@@ -306,7 +306,7 @@ impl TestStack {
 
     /// Calls the set-password Lambda handler with an API Gateway event, as the runtime would.
     pub async fn call_public(&self, event: Value) -> Response {
-        let event = LambdaEvent::new(event, lambda_context(Duration::from_secs(25)));
+        let event = handler_event(&event, lambda_context(Duration::from_secs(25)));
         let response = shared::set_password::handler::handle(&self.state, event)
             .await
             .expect("the event is an API Gateway proxy event");
@@ -397,6 +397,12 @@ impl RowCounts {
             self.reset_tokens,
         )
     }
+}
+
+/// An API function's event as the runtime hands it over: the event's JSON text.
+pub fn handler_event(event: &Value, context: Context) -> shared::http_api::ApiEvent {
+    let json = serde_json::value::to_raw_value(event).expect("a JSON value serialises");
+    LambdaEvent::new(json, context)
 }
 
 /// What the runtime hands the handler besides the event: a request id and the deadline.

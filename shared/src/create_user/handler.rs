@@ -2,7 +2,6 @@
 //! Routing, body limits, caller identity, and the one mapping from errors to status codes.
 
 use http::{HeaderValue, Method, StatusCode};
-use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 
 use super::request::{parse_check_exists, parse_new_user, parse_resend_invitation};
@@ -13,8 +12,8 @@ use crate::db::DbError;
 use crate::deadline::Deadline;
 use crate::domain::{CallerSub, FieldError, IdempotencyKey};
 use crate::http_api::{
-    self, Answer, ApiError, ApiRequest, ApiResponse, ErrorCode, Headers, NotAnApiEvent, error_body,
-    read_json_body_within, timestamp,
+    self, Answer, ApiError, ApiEvent, ApiRequest, ApiResponse, ErrorCode, Headers, NotAnApiEvent,
+    error_body, read_json_body_within, timestamp,
 };
 use crate::metrics::{self, Metric};
 use crate::state::AppState;
@@ -202,10 +201,7 @@ fn auth0_status(err: &crate::auth0::Auth0Error) -> String {
 
 /// The Lambda handler: every outcome is an HTTP response; only an event that is no API
 /// Gateway proxy event fails the invocation.
-pub async fn handle(
-    state: &AppState,
-    event: LambdaEvent<Value>,
-) -> Result<ApiResponse, NotAnApiEvent> {
+pub async fn handle(state: &AppState, event: ApiEvent) -> Result<ApiResponse, NotAnApiEvent> {
     http_api::serve(event, async |request, deadline, request_id| {
         dispatch(state, request, deadline, request_id).await
     })

@@ -2,7 +2,6 @@
 //! routes (no JWT authorizer): small bodies only, the token checked before any query runs.
 
 use http::{Method, StatusCode};
-use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 
 use super::request::{RequestError, parse_link, parse_set_password};
@@ -11,7 +10,7 @@ use crate::auth0::Auth0Error;
 use crate::db::DbError;
 use crate::deadline::Deadline;
 use crate::http_api::{
-    self, ApiError, ApiRequest, ApiResponse, ErrorCode, Headers, NotAnApiEvent,
+    self, ApiError, ApiEvent, ApiRequest, ApiResponse, ErrorCode, Headers, NotAnApiEvent,
     read_json_body_within, timestamp,
 };
 use crate::metrics::{self, Metric};
@@ -118,10 +117,7 @@ impl From<&SetPasswordError> for ApiError {
 
 /// The Lambda handler: every outcome is an HTTP response; only an event that is no API
 /// Gateway proxy event fails the invocation.
-pub async fn handle(
-    state: &AppState,
-    event: LambdaEvent<Value>,
-) -> Result<ApiResponse, NotAnApiEvent> {
+pub async fn handle(state: &AppState, event: ApiEvent) -> Result<ApiResponse, NotAnApiEvent> {
     http_api::serve(event, async |request, deadline, _| {
         let (status, body) = dispatch(state, request, deadline).await?;
         Ok((status, body, Headers::new()))

@@ -2,9 +2,9 @@
 //! (2.0, what the template deploys) and a REST API's (1.0). Anything else fails the
 //! invocation with a clear error instead of a deserialisation failure deep in the runtime.
 
-use lambda_runtime::{Context, LambdaEvent};
+use lambda_runtime::Context;
 use serde_json::{Value, json};
-use testkit::harness::{Response, TestStack, epoch_millis, seed};
+use testkit::harness::{Response, TestStack, epoch_millis, handler_event, seed};
 use testkit::lambda_process::LambdaProcess;
 use testkit::runtime_api::Outcome;
 
@@ -56,7 +56,7 @@ async fn a_rest_api_event_is_served_and_answered_in_the_rest_shape() {
         &json!({"email": "rest@acme.test"}),
     );
     let answer =
-        shared::create_user::handler::handle(&stack.state, LambdaEvent::new(event, context()))
+        shared::create_user::handler::handle(&stack.state, handler_event(&event, context()))
             .await
             .expect("a REST API event is an API event");
     let raw = serde_json::to_value(answer).unwrap();
@@ -74,7 +74,7 @@ async fn a_rest_api_event_is_served_and_answered_in_the_rest_shape() {
         &json!({"email": "x@acme.test"}),
     );
     let answer =
-        shared::create_user::handler::handle(&stack.state, LambdaEvent::new(anonymous, context()))
+        shared::create_user::handler::handle(&stack.state, handler_event(&anonymous, context()))
             .await
             .unwrap();
     let response = Response::from_lambda(serde_json::to_value(answer).unwrap());
