@@ -186,7 +186,7 @@ async fn attempt_on(
     let sub = caller_sub.as_str();
     let rows = &rows;
     let (mut tx, (key_lock, stored, caller, missing_pages, written)) =
-        Tx::begin_with(client, db, |client| async move {
+        Tx::begin_with(client, db, |client, db| async move {
             tokio::join!(
                 biased;
                 async {
@@ -211,7 +211,7 @@ async fn attempt_on(
                 db.on(pages::missing(client, &page_ids)),
                 async {
                     if eager {
-                        Some(rows.write(client).await)
+                        Some(rows.write(client, db).await)
                     } else {
                         None
                     }
@@ -362,13 +362,14 @@ impl Rows<'_> {
     /// The user row, its employee and its permissions in one round trip, run in this order
     /// (prepared first): the later two find the row, and when one fails, the ones after it
     /// only report the aborted transaction, so the first error in this order is the cause.
-    /// `None`: the caller may not create this user, and nothing was written.
-    async fn write(&self, client: &Object) -> Result<Option<Written>, CreateUserError> {
+    /// `None`: the caller may not create this user, and nothing was written. `db` bounds the
+    /// waits: a burst's (see [`Bound::burst`]) when the rows go out with other statements.
+    async fn write(&self, client: &Object, db: Bound) -> Result<Option<Written>, CreateUserError> {
         let (created_at, employee_id, granted) = tokio::join!(
             biased;
-            self.insert_user(client),
-            self.attach_employee(client),
-            self.grant_permissions(client)
+            self.insert_user(client, db),
+            self.attach_employee(client, db),
+            self.grant_permissions(client, db)
         );
         // Without the user row the other two wrote nothing or failed for want of it.
         let Some(created_at) = created_at? else {
@@ -386,7 +387,11 @@ impl Rows<'_> {
     /// for the winner and then gets a conflict, never a 500. A loser that waits longer than
     /// `lock_timeout` gets the plain lock timeout (503 `DATABASE_BUSY`): Postgres words it the
     /// same whether the wait was for another insert of this email or for a lock on the table.
-    async fn insert_user(&self, client: &Object) -> Result<Option<DateTime<Utc>>, CreateUserError> {
+    async fn insert_user(
+        &self,
+        client: &Object,
+        db: Bound,
+    ) -> Result<Option<DateTime<Utc>>, CreateUserError> {
         let new_user = self.new_user;
         let pending = users::PendingUser {
             id: self.user_id,
@@ -394,8 +399,7 @@ impl Rows<'_> {
             role: new_user.role,
             caller_sub: self.caller_sub,
         };
-        let created_at = self
-            .db
+        let created_at = db
             .on(users::insert_pending(client, &pending))
             .await
             .map_err(|err| {
@@ -412,8 +416,9 @@ impl Rows<'_> {
     async fn attach_employee(
         &self,
         client: &Object,
+        db: Bound,
     ) -> Result<Option<EmployeeId>, CreateUserError> {
-        let (new_user, db) = (self.new_user, self.db);
+        let new_user = self.new_user;
         let employee_id = match &new_user.employee {
             EmployeeRequest::None => return Ok(None),
             EmployeeRequest::Create(employee) => db
@@ -446,10 +451,9 @@ impl Rows<'_> {
         Ok(Some(employee_id))
     }
 
-    async fn grant_permissions(&self, client: &Object) -> Result<(), CreateUserError> {
+    async fn grant_permissions(&self, client: &Object, db: Bound) -> Result<(), CreateUserError> {
         let permissions = &self.new_user.permissions;
-        self.db
-            .on(pages::grant(client, self.user_id, permissions))
+        db.on(pages::grant(client, self.user_id, permissions))
             .await
             .map_err(CreateUserError::database(Step::Permissions))?;
         tracing::debug!(
@@ -541,7 +545,12 @@ impl Attempt<'_> {
             self.check_employee_is_free(tx, employee_id).await?;
         }
         self.rows.prepare(tx.client()).await?;
-        match self.rows.write(tx.client()).await? {
+        let written = self
+            .db
+            .burst(|db| self.rows.write(tx.client(), db))
+            .await
+            .map_err(CreateUserError::database(Step::InsertUser))??;
+        match written {
             Some(written) => Ok(written),
             None => Err(self.refusal_now(tx).await),
         }

@@ -46,7 +46,7 @@ async fn resend_on(
     // Pipelined with BEGIN: the invitee is looked up in the caller's tenant by the caller's
     // sub, so both reads go out in one round trip; nothing is written before authorization
     // passed.
-    let (tx, (caller, invitee)) = Tx::begin_with(client, db, |client| async move {
+    let (tx, (caller, invitee)) = Tx::begin_with(client, db, |client, db| async move {
         tokio::join!(
             db.on(users::find_caller(client, caller_sub.as_str())),
             db.on(users::lock_in_callers_tenant(

@@ -26,11 +26,12 @@ impl<'a> Tx<'a> {
     /// BEGIN, then `first`'s statements in the same round trip. BEGIN is polled first, so it
     /// reaches the server first and they run inside the transaction; statements that must also
     /// reach the server in a given order among themselves need what [`super::ensure_prepared`]
-    /// says. A failed BEGIN is the error, whatever `first` answered.
+    /// says. The round trip is one [`Bound::burst`]: `first` gets the bound to wait on. A
+    /// failed BEGIN, or a burst that ran out, is the error, whatever `first` answered.
     pub async fn begin_with<T, F>(
         client: &'a mut Object,
         db: Bound,
-        first: impl FnOnce(&'a Object) -> F,
+        first: impl FnOnce(&'a Object, Bound) -> F,
     ) -> Result<(Tx<'a>, T), DbError>
     where
         F: Future<Output = T>,
@@ -45,8 +46,11 @@ impl<'a> Tx<'a> {
             savepoint: None,
             done: false,
         };
-        let (begun, first) =
-            tokio::join!(biased; db.on(execute_prepared(client, BEGIN)), first(client));
+        let (begun, first) = db
+            .burst(|db| async move {
+                tokio::join!(biased; db.on(execute_prepared(client, BEGIN)), first(client, db))
+            })
+            .await?;
         begun?;
         Ok((tx, first))
     }

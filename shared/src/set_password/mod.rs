@@ -106,8 +106,8 @@ async fn set_on(
 ) -> Result<LinkInfo, SetPasswordError> {
     // Locked until COMMIT: a second request with the same link waits here, then finds it used.
     // The lookup goes out with BEGIN, in one round trip.
-    let (tx, record) = Tx::begin_with(client, db, |client| {
-        db.on(reset_tokens::lock(client, link.token_hash()))
+    let (tx, record) = Tx::begin_with(client, db, |client, db| async move {
+        db.on(reset_tokens::lock(client, link.token_hash())).await
     })
     .await
     .map_err(SetPasswordError::database(Step::Begin))?;

@@ -182,7 +182,7 @@ async fn pipelined_write_then_read(
     write: &str,
     read: &str,
 ) -> i64 {
-    let (_tx, (written, row)) = Tx::begin_with(client, db, |client| async move {
+    let (_tx, (written, row)) = Tx::begin_with(client, db, |client, _db| async move {
         tokio::join!(
             biased;
             async { client.execute(&client.prepare_cached(write).await?, &[]).await },
