@@ -183,9 +183,9 @@ impl Instance {
     async fn start(
         binary: &Path,
         vars: &HashMap<String, String>,
-        log: PathBuf,
     ) -> Result<(Instance, Duration), BoxError> {
         let runtime = RuntimeApi::start().await?;
+        let log = instance_log();
         let output = std::fs::OpenOptions::new()
             .create(true)
             .truncate(true)
@@ -449,7 +449,7 @@ async fn binary_run(
     let mut instances = Vec::with_capacity(n);
     let (mut cold_starts, mut first_creates) = (Vec::new(), Vec::new());
     for _ in 0..n {
-        let (instance, ready) = Instance::start(binary, &vars, instance_log()).await?;
+        let (instance, ready) = Instance::start(binary, &vars).await?;
         cold_starts.push(ready);
         first_creates.push(instance.create(&emails.next()).await?);
         instances.push(instance);
@@ -898,7 +898,7 @@ async fn binary_wire(
     url.set_port(Some(port))
         .map_err(|_| "cannot set the port")?;
     vars.insert("DATABASE_URL".into(), url.into());
-    let (instance, _) = Instance::start(binary, &vars, instance_log()).await?;
+    let (instance, _) = Instance::start(binary, &vars).await?;
     for _ in 0..WARM_UP {
         instance.create(&emails.next()).await?;
     }
