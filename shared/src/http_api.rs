@@ -398,7 +398,7 @@ impl PayloadVersion {
     /// `None` for anything else, a JSON object without either field or no object at all.
     fn of(json: &str) -> Option<Self> {
         /// The two fields; the rest of the event is skipped unread.
-        #[derive(serde::Deserialize)]
+        #[derive(Deserialize)]
         struct Marks {
             #[serde(default)]
             version: Option<Value>,
