@@ -710,7 +710,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
         .map_err(|source| Auth0Error::unreachable(op, source))?;
     serde_json::from_slice(&bytes).map_err(|e| Auth0Error::Malformed {
         op,
-        detail: e.to_string(),
+        detail: crate::telemetry::json_error_reason(&e),
     })
 }
 

@@ -276,7 +276,7 @@ impl From<NotAnApiEvent> for lambda_runtime::Diagnostic {
 impl ApiRequest {
     pub fn parse(event: &RawValue) -> Result<Self, NotAnApiEvent> {
         let json = event.get();
-        let shape = |e: serde_json::Error| NotAnApiEvent(e.to_string());
+        let shape = |e: serde_json::Error| NotAnApiEvent(crate::telemetry::json_error_reason(&e));
         match PayloadVersion::of(json) {
             Some(PayloadVersion::Http) => serde_json::from_str(json)
                 .map(|r| Self::Http(Box::new(r)))
@@ -598,5 +598,10 @@ mod tests {
         let broken = RawValue::from_string(r#"{"version":"2.0","headers":7}"#.into()).unwrap();
         let err = ApiRequest::parse(&broken).unwrap_err();
         assert!(err.to_string().contains("invalid type"), "{err}");
+        // What the sender put where it does not belong is not repeated (it goes to the log).
+        let leaky = r#"{"version":"2.0","rawPath":"jane.doe@example.com","isBase64Encoded":"jane.doe@example.com"}"#;
+        let err = ApiRequest::parse(&RawValue::from_string(leaky.into()).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("invalid type"), "{err}");
+        assert!(!err.to_string().contains("jane.doe"), "{err}");
     }
 }

@@ -62,6 +62,44 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// serde_json's reason for refusing a document, without the value it refused: that value is
+/// whatever the sender wrote (an address, a token), and this text goes to logs and to invokers.
+/// Syntax errors and missing or duplicate fields name no value and stay as serde words them;
+/// for the rest, the kind of error, what was expected, and where.
+pub fn json_error_reason(err: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let text = err.to_string();
+    let names_no_value = matches!(
+        err.classify(),
+        Category::Syntax | Category::Eof | Category::Io
+    ) || text.starts_with("missing field")
+        || text.starts_with("duplicate field");
+    if names_no_value {
+        return text;
+    }
+    let kind = [
+        "invalid type",
+        "invalid value",
+        "invalid length",
+        "unknown variant",
+        "unknown field",
+    ]
+    .into_iter()
+    .find(|kind| text.starts_with(kind))
+    .unwrap_or("invalid data");
+    // serde writes `<kind>: <the value>, expected <what our type wants>`: only the last part is ours.
+    let expected = text
+        .rsplit_once(", expected ")
+        .map(|(_, rest)| rest.split(" at line ").next().unwrap_or(rest))
+        .map(|what| format!(" (expected {what})"))
+        .unwrap_or_default();
+    format!(
+        "{kind}{expected} at line {} column {}",
+        err.line(),
+        err.column()
+    )
+}
+
 /// The invocation's request id, kept on every span opened while serving it.
 struct RequestId(Arc<str>);
 
@@ -236,6 +274,44 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
+
+    #[test]
+    fn a_json_error_reason_keeps_what_was_wrong_and_drops_the_value_sent() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Shape {
+            count: u32,
+            kind: Kind,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        enum Kind {
+            Scheduled,
+        }
+        let reason =
+            |json: &str| json_error_reason(&serde_json::from_str::<Shape>(json).unwrap_err());
+
+        let wrong_type = reason(r#"{"count": "jane.doe@example.com", "kind": "Scheduled"}"#);
+        assert_eq!(
+            wrong_type,
+            "invalid type (expected u32) at line 1 column 32"
+        );
+        let wrong_variant = reason(r#"{"count": 1, "kind": "jane.doe@example.com"}"#);
+        assert!(!wrong_variant.contains("jane.doe"), "{wrong_variant}");
+        assert!(
+            wrong_variant.starts_with("unknown variant (expected "),
+            "{wrong_variant}"
+        );
+
+        // Nothing the sender wrote is in these: serde's own words stay.
+        assert_eq!(
+            reason(r#"{"kind": "Scheduled"}"#),
+            "missing field `count` at line 1 column 21"
+        );
+        assert_eq!(
+            reason(r#"{"count": 1,"#),
+            "EOF while parsing a value at line 1 column 12"
+        );
+    }
 
     #[derive(Clone, Default)]
     struct Buffer(Arc<Mutex<Vec<u8>>>);

@@ -100,7 +100,10 @@ fn parse_scheduled(event: &Value) -> Result<CleanupRequest, InvalidRequest> {
     let scheduled: EventBridgeEvent = serde_json::from_value(event.clone()).map_err(|e| {
         InvalidRequest::new(
             "event",
-            format!("not a valid EventBridge event ({})", serde_reason(&e)),
+            format!(
+                "not a valid EventBridge event ({})",
+                crate::telemetry::json_error_reason(&e)
+            ),
         )
     })?;
     if scheduled.source != "aws.events" || scheduled.detail_type != "Scheduled Event" {
@@ -148,15 +151,6 @@ fn parse_manual(object: &Map<String, Value>) -> Result<CleanupRequest, InvalidRe
         scope,
         dry_run,
     })
-}
-
-/// serde's message without the offending value, which could be anything the caller sent.
-fn serde_reason(err: &serde_json::Error) -> String {
-    let text = err.to_string();
-    match text.split_once(':') {
-        Some((kind, _)) if text.starts_with("invalid type") => kind.to_string(),
-        _ => text,
-    }
 }
 
 #[cfg(test)]
