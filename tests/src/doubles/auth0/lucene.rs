@@ -205,12 +205,17 @@ fn matches(clause: &Clause, doc: &Value) -> bool {
     }
 }
 
-/// Dates compare as instants when both sides parse as dates, otherwise as text.
+/// Dates compare as instants and numbers as numbers (`logins_count:[2 TO 10]`) when both sides
+/// parse as such, anything else as text.
 fn in_range(value: &str, lower: &Bound, upper: &Bound) -> bool {
     let instant = parse_instant(value);
+    let number = value.parse::<f64>().ok();
     let compare = |bound: &str| match (instant, parse_instant(bound)) {
         (Some(value), Some(bound)) => value.cmp(&bound),
-        _ => value.cmp(bound),
+        _ => match (number, bound.parse::<f64>().ok()) {
+            (Some(value), Some(bound)) => value.total_cmp(&bound),
+            _ => value.cmp(bound),
+        },
     };
     let above = lower.value.as_deref().is_none_or(|bound| {
         let order = compare(bound);
@@ -289,6 +294,19 @@ mod tests {
             r#"created_at:["2024-01-01T00:00:00Z" TO 2024-01-02T00:00:00]"#
         ));
         assert!(!hit("created_at:[* TO 2024-01-02T00:00:00.000Z}"));
+    }
+
+    #[test]
+    fn numeric_ranges_compare_numbers_not_text() {
+        let hit =
+            |count: u32, q: &str| matches_all(&parse(q).unwrap(), &json!({"logins_count": count}));
+        assert!(hit(9, "logins_count:[2 TO 10]"));
+        assert!(hit(10, "logins_count:[2 TO 10]"));
+        assert!(!hit(10, "logins_count:[2 TO 10}"));
+        // As text "100" sorts between "10" and "2".
+        assert!(!hit(100, "logins_count:[2 TO 10]"));
+        assert!(hit(100, "logins_count:[20 TO *]"));
+        assert!(!hit(3, "logins_count:[20 TO *]"));
     }
 
     #[test]
