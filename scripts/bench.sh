@@ -17,24 +17,14 @@ fi
 [ -n "$pgbench" ] || { echo "pgbench is needed (it comes with the PostgreSQL server package)" >&2; exit 1; }
 export PGBENCH="$pgbench"
 
-pg_dir=""
-moto_dir=""
-cleanup() {
-  [ -n "$moto_dir" ] && scripts/moto.sh stop "$moto_dir" && rm -rf "$moto_dir"
-  [ -n "$pg_dir" ] && scripts/pg.sh stop "$pg_dir"
-  return 0
-}
-trap cleanup EXIT INT TERM
-
-pg_dir=$(mktemp -d /tmp/provisioning-bench-pg.XXXXXX)
-TEST_DATABASE_URL=$(scripts/pg.sh start "$pg_dir")
-export TEST_DATABASE_URL DATABASE_URL="$TEST_DATABASE_URL"
+source scripts/throwaway.sh
+throwaway_postgres provisioning-bench-pg
+export TEST_DATABASE_URL="$THROWAWAY_PG_URL" DATABASE_URL="$THROWAWAY_PG_URL"
 
 # Cold start with secrets from Secrets Manager (coldstart.rs, run by bench): moto on loopback.
 scripts/venv.sh
-moto_dir=$(mktemp -d /tmp/provisioning-moto.XXXXXX)
-TEST_MOTO_URL=$(scripts/moto.sh start "$moto_dir")
-export TEST_MOTO_URL
+throwaway_moto
+export TEST_MOTO_URL="$THROWAWAY_MOTO_URL"
 
 cargo build --release --locked --bin create-user --bin cleanup --bin set-password \
   --bin bench --bin cleanup_bench --bin coldstart

@@ -8,17 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pg_dir=""
-cleanup() {
-  [ -n "$pg_dir" ] && scripts/pg.sh stop "$pg_dir"
-  return 0
-}
-trap cleanup EXIT INT TERM
+source scripts/throwaway.sh
 
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
-  pg_dir=$(mktemp -d /tmp/provisioning-pg.XXXXXX)
-  TEST_DATABASE_URL=$(scripts/pg.sh start "$pg_dir")
-  export TEST_DATABASE_URL
+  throwaway_postgres provisioning-pg
+  export TEST_DATABASE_URL="$THROWAWAY_PG_URL"
   echo "throwaway Postgres at ${TEST_DATABASE_URL}"
 fi
 

@@ -7,22 +7,15 @@ cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo is needed (https://rustup.rs)" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "python3 is needed" >&2; exit 1; }
 
-pg_dir=""
-moto_dir=""
-cleanup() {
-  [ -n "$moto_dir" ] && scripts/moto.sh stop "$moto_dir" && rm -rf "$moto_dir"
-  [ -n "$pg_dir" ] && scripts/pg.sh stop "$pg_dir"
-  return 0
-}
-trap cleanup EXIT INT TERM
+source scripts/throwaway.sh
 
 if [ -z "${DATABASE_URL:-}" ]; then
-  pg_dir=$(mktemp -d /tmp/provisioning-pg.XXXXXX)
-  DATABASE_URL=$(scripts/pg.sh start "$pg_dir")
-  export DATABASE_URL
+  throwaway_postgres provisioning-pg
+  export DATABASE_URL="$THROWAWAY_PG_URL"
   echo "throwaway Postgres at ${DATABASE_URL}"
   # TLS tests verify the cluster's certificate against the CA pg.sh made for it.
-  export TEST_PG_CA_FILE="$pg_dir/tls/ca.crt" TEST_PG_WRONG_CA_FILE="$pg_dir/tls/wrong-ca.crt"
+  export TEST_PG_CA_FILE="$THROWAWAY_PG_DIR/tls/ca.crt"
+  export TEST_PG_WRONG_CA_FILE="$THROWAWAY_PG_DIR/tls/wrong-ca.crt"
 fi
 # Tests make one database per test from a migrated template on this server.
 export TEST_DATABASE_URL="$DATABASE_URL"
@@ -32,9 +25,8 @@ scripts/venv.sh
 .venv/bin/cfn-lint template.yaml
 
 # moto's server stands in for Secrets Manager; the real AWS SDK talks to it.
-moto_dir=$(mktemp -d /tmp/provisioning-moto.XXXXXX)
-TEST_MOTO_URL=$(scripts/moto.sh start "$moto_dir")
-export TEST_MOTO_URL
+throwaway_moto
+export TEST_MOTO_URL="$THROWAWAY_MOTO_URL"
 echo "moto (Secrets Manager) at ${TEST_MOTO_URL}"
 
 # The Lambda binaries are driven through the Runtime API by the tests, so build them first.
