@@ -1,4 +1,4 @@
-# Sourced (not run) by the scripts that start a throwaway stack: make test, bench, chaos.
+# Sourced (not run) by the scripts that start a throwaway stack: make test, bench, chaos, demo.
 # Starts a Postgres cluster or moto in a new directory under /tmp and stops whatever it started
 # when the script exits, is interrupted or is terminated.
 #   throwaway_postgres NAME   sets THROWAWAY_PG_URL and THROWAWAY_PG_DIR (/tmp/NAME.XXXXXX)
