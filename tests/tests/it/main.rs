@@ -1,5 +1,6 @@
 //! One integration test binary: real Postgres, the doubles over real HTTP.
 
+mod auth0_sdk;
 mod bounded_waits;
 mod chaos;
 mod cleanup;
