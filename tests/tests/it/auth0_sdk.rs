@@ -10,13 +10,16 @@ use serde_json::Value;
 use testkit::doubles::{Auth0Config, Auth0Double};
 use tokio::process::Command;
 
-/// pip, the SDK's imports and one 429 retry (`Retry-After: 1`) take a few seconds.
+use crate::openapi::repo_root;
+
+/// The SDK's imports and one 429 retry (`Retry-After: 1`) take about two seconds; the bound
+/// turns a run that hangs into a failure.
 const SDK_RUN_LIMIT: Duration = Duration::from_secs(120);
 
 /// The project venv's interpreter: `scripts/venv.sh` (which `make test` runs) installs the
 /// SDK there.
 fn venv_python() -> PathBuf {
-    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let python = repo_root().join(".venv/bin/python");
     assert!(
         python.exists(),
         "{} is missing: run scripts/venv.sh (`make test` does)",
@@ -30,7 +33,7 @@ async fn auth0s_own_sdk_accepts_every_answer_of_the_double() {
     let config = Auth0Config::default();
     let (client_id, client_secret) = (config.client_id.clone(), config.client_secret.clone());
     let auth0 = Auth0Double::start(config).await.unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sdk/auth0_official_sdk.py");
+    let script = repo_root().join("tests/sdk/auth0_official_sdk.py");
 
     let run = Command::new(venv_python())
         .arg(&script)
