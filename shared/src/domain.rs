@@ -180,7 +180,11 @@ impl Auth0UserId {
             Some((provider, id)) if !provider.is_empty() && !id.is_empty() => {
                 Ok(Self(raw.to_string()))
             }
-            _ => Err(format!("not an Auth0 user id: {raw:?}")),
+            // Not the value: it comes from an answer that may carry anything, and is logged.
+            _ => Err(format!(
+                "not an Auth0 user id (`provider|id`): {} characters",
+                raw.chars().count()
+            )),
         }
     }
 
@@ -312,6 +316,19 @@ impl CallerSub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auth0_user_id_needs_provider_and_id_and_its_error_never_repeats_the_value() {
+        assert_eq!(
+            Auth0UserId::parse("auth0|65f0c0ffee").unwrap().as_str(),
+            "auth0|65f0c0ffee"
+        );
+        for bad in ["ann@example.com", "|65f0", "auth0|", ""] {
+            let err = Auth0UserId::parse(bad).unwrap_err();
+            assert!(err.starts_with("not an Auth0 user id"), "{err}");
+            assert!(bad.is_empty() || !err.contains(bad), "{err} repeats {bad}");
+        }
+    }
 
     #[test]
     fn email_is_trimmed_and_lower_cased() {
