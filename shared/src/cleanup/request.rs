@@ -81,6 +81,37 @@ impl From<InvalidRequest> for Diagnostic {
 
 const MANUAL_FIELDS: &str = "a manual event takes only `email` and `dryRun`";
 
+/// The top-level fields of an EventBridge event (`replay-name` on a replayed one).
+const ENVELOPE_FIELDS: [&str; 10] = [
+    "version",
+    "id",
+    "detail-type",
+    "source",
+    "account",
+    "time",
+    "region",
+    "resources",
+    "detail",
+    "replay-name",
+];
+
+/// Names the field only when the name looks like one: a key is caller data like any value,
+/// and one such as `{"jane@example.com": true}` must not reach the error or the log.
+fn unknown_field(name: &str, allowed: &str) -> InvalidRequest {
+    let looks_like_a_name = name.len() <= 40
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if looks_like_a_name {
+        InvalidRequest::new(name, format!("unknown field; {allowed}"))
+    } else {
+        InvalidRequest::new(
+            "event",
+            format!("has a field that is not a field name (not repeated here); {allowed}"),
+        )
+    }
+}
+
 impl CleanupRequest {
     pub fn parse(event: &Value) -> Result<Self, InvalidRequest> {
         let Value::Object(object) = event else {
@@ -112,6 +143,20 @@ fn parse_scheduled(event: &Value) -> Result<CleanupRequest, InvalidRequest> {
             "only EventBridge scheduled events (source \"aws.events\", detail-type \"Scheduled Event\") are accepted",
         ));
     }
+    // EventBridge sends its envelope and nothing else. A hand-made copy with `dryRun` or
+    // `email` added would otherwise run a real sweep of everything.
+    if let Some(unknown) = event
+        .as_object()
+        .into_iter()
+        .flat_map(Map::keys)
+        .find(|k| !ENVELOPE_FIELDS.contains(&k.as_str()))
+    {
+        return Err(unknown_field(
+            unknown,
+            "a scheduled event carries only EventBridge's own fields; for a dry run or one \
+             address, invoke with {\"dryRun\": true} or {\"email\": …}",
+        ));
+    }
     Ok(CleanupRequest {
         trigger: Trigger::Schedule,
         scope: Scope::Everything,
@@ -124,10 +169,7 @@ fn parse_manual(object: &Map<String, Value>) -> Result<CleanupRequest, InvalidRe
         .keys()
         .find(|k| !matches!(k.as_str(), "email" | "dryRun"))
     {
-        return Err(InvalidRequest::new(
-            unknown,
-            format!("unknown field; {MANUAL_FIELDS}"),
-        ));
+        return Err(unknown_field(unknown, MANUAL_FIELDS));
     }
     let scope = match object.get("email") {
         None => Scope::Everything,
@@ -224,6 +266,12 @@ mod tests {
             ),
             (foreign, "detail-type"),
             (no_detail_type, "event"),
+            // A key is caller data too: never repeated unless it looks like a field name.
+            (json!({"jane@example.com": true}), "event"),
+            (json!({"x".repeat(5_000): true}), "event"),
+            (scheduled_with("dryRun", json!(true)), "dryRun"),
+            (scheduled_with("email", json!("jane@example.com")), "email"),
+            (scheduled_with("jane@example.com", json!(1)), "event"),
         ];
         for (event, field) in cases {
             let err = CleanupRequest::parse(&event).unwrap_err();
@@ -242,6 +290,23 @@ mod tests {
                 "{}",
                 diagnostic.error_message
             );
+            assert!(diagnostic.error_message.len() < 400, "{field}: too long");
         }
+    }
+
+    fn scheduled_with(field: &str, value: Value) -> Value {
+        let mut event = scheduled();
+        event[field] = value;
+        event
+    }
+
+    #[test]
+    fn a_replayed_scheduled_event_is_still_a_scheduled_event() {
+        let replayed = scheduled_with("replay-name", json!("cleanup-replay"));
+        let request = CleanupRequest::parse(&replayed).unwrap();
+        assert_eq!(
+            (request.trigger, request.scope, request.dry_run),
+            (Trigger::Schedule, Scope::Everything, false)
+        );
     }
 }
