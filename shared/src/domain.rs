@@ -303,9 +303,17 @@ impl IdempotencyKey {
 pub struct CallerSub(String);
 
 impl CallerSub {
-    pub fn parse(raw: &str) -> Option<Self> {
+    /// The reason is the 401's message. A control character cannot be in a user id we stored,
+    /// and Postgres refuses a NUL in text outright: refused here, the lookup never runs.
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let sub = raw.trim();
-        (!sub.is_empty()).then(|| Self(sub.to_string()))
+        if sub.is_empty() {
+            return Err("No caller identity: the JWT `sub` claim is empty.");
+        }
+        if sub.chars().any(char::is_control) {
+            return Err("The JWT `sub` claim is not a user id: it contains control characters.");
+        }
+        Ok(Self(sub.to_string()))
     }
 
     pub fn as_str(&self) -> &str {

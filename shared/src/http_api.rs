@@ -513,14 +513,15 @@ pub fn read_json_body_within(request: &ApiRequest, limit: usize) -> Result<Value
             ApiError::new(ErrorCode::InvalidJson, "body: a JSON object is required.").field("body"),
         );
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
+    crate::json::from_slice_unique_keys(&bytes).map_err(|e| {
+        let reason = if crate::json::is_duplicate_key(&e) {
+            crate::json::reason(&e)
+        } else {
+            "malformed JSON".to_string()
+        };
         ApiError::new(
             ErrorCode::InvalidJson,
-            format!(
-                "body: malformed JSON at line {} column {}.",
-                e.line(),
-                e.column()
-            ),
+            format!("body: {reason} at line {} column {}.", e.line(), e.column()),
         )
         .field("body")
     })

@@ -9,6 +9,7 @@ pub mod deadline;
 pub mod domain;
 pub mod email;
 pub mod http_api;
+pub mod json;
 pub mod metrics;
 pub mod migration;
 pub mod reset_token;

@@ -313,12 +313,11 @@ fn idempotency_key(request: &ApiRequest) -> Result<Option<IdempotencyKey>, ApiEr
 }
 
 fn caller_sub(request: &ApiRequest) -> Result<CallerSub, ApiError> {
-    request.jwt_sub().and_then(CallerSub::parse).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Unauthenticated,
-            "No caller identity: the request carries no JWT `sub` claim.",
-        )
-    })
+    request
+        .jwt_sub()
+        .ok_or("No caller identity: the request carries no JWT `sub` claim.")
+        .and_then(CallerSub::parse)
+        .map_err(|message| ApiError::new(ErrorCode::Unauthenticated, message))
 }
 
 fn read_json_body(request: &ApiRequest) -> Result<Value, ApiError> {

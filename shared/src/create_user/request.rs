@@ -59,6 +59,34 @@ fn parse_email(object: &Map<String, Value>) -> Result<Email, FieldError> {
     }
 }
 
+/// A one-line name shown in the admin panel: a line break, an escape sequence (`ESC[31m`) or a
+/// text-direction override (U+202E, which shows "txt.exe" as "exe.txt") has no place in it.
+fn refuse_controls(field: &str, raw: &str) -> Result<(), FieldError> {
+    let is_direction_control =
+        |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if raw
+        .chars()
+        .any(|c| c.is_control() || is_direction_control(c))
+    {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters (line breaks, tabs, escape sequences or \
+             text-direction overrides)",
+        ));
+    }
+    Ok(())
+}
+
+/// Shows nothing: white space, and the zero-width and soft-hyphen characters. A required name
+/// made only of these is missing.
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{00AD}' | '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}'
+        )
+}
+
 /// Postgres cannot store U+0000 in text: refused here with the field's name, not at the
 /// insert as a 500.
 fn refuse_nul(field: &str, raw: &str) -> Result<(), FieldError> {
@@ -75,7 +103,7 @@ fn refuse_nul(field: &str, raw: &str) -> Result<(), FieldError> {
 fn embedded_json(field: &str, value: &Value) -> Result<Value, FieldError> {
     match value {
         Value::String(raw) if raw.trim().is_empty() => Ok(Value::Null),
-        Value::String(raw) => serde_json::from_str(raw)
+        Value::String(raw) => crate::json::from_str_unique_keys(raw)
             .map_err(|e| FieldError::new(field, format!("is a string but not valid JSON ({e})"))),
         other => Ok(other.clone()),
     }
@@ -189,8 +217,9 @@ fn parse_new_employee(data: &Value) -> Result<NewEmployee, FieldError> {
     let text = |name: &str, required: bool| -> Result<Option<String>, FieldError> {
         let field = format!("employee_data.{name}");
         match object.get(name) {
-            Some(Value::String(raw)) if !raw.trim().is_empty() => {
+            Some(Value::String(raw)) if !raw.chars().all(is_invisible) => {
                 refuse_nul(&field, raw)?;
+                refuse_controls(&field, raw)?;
                 let trimmed = raw.trim();
                 if trimmed.chars().count() > MAX_NAME_LEN {
                     return Err(FieldError::new(
@@ -343,5 +372,66 @@ mod tests {
             (err.field.as_str(), err.message.contains("NUL")),
             ("email", true)
         );
+    }
+
+    fn with_employee(field: &str, value: &str) -> Value {
+        let mut data = json!({"firstName": "Ada", "lastName": "Lovelace"});
+        data[field] = json!(value);
+        json!({"email": "a@b.co", "create_employee": true, "employee_data": data})
+    }
+
+    #[test]
+    fn control_and_direction_characters_in_a_name_are_refused_naming_the_field() {
+        for field in ["firstName", "lastName", "department", "jobTitle"] {
+            for bad in [
+                "Ada\nByron",
+                "Ada\tByron",
+                "\u{1b}[31mAda",
+                "Ada\u{7f}",
+                "Ada\u{85}",
+                "Ada\u{202e}nori",
+                "Ada\u{2067}",
+            ] {
+                let body = with_employee(field, bad);
+                let err = parse_new_user(&body).expect_err(&body.to_string());
+                assert_eq!(err.field, format!("employee_data.{field}"), "{bad:?}");
+                assert!(err.message.contains("control characters"), "{err}");
+            }
+        }
+        // Joiners are part of how some scripts are written, and accents combine.
+        for fine in [
+            "Zo\u{00eb}",
+            "Zoe\u{0308}",
+            "\u{0645}\u{200c}\u{0631}",
+            "O'Brien-Smith",
+        ] {
+            let user = parse_new_user(&with_employee("lastName", fine)).unwrap();
+            let EmployeeRequest::Create(employee) = user.employee else {
+                panic!("{fine:?}: no employee");
+            };
+            assert_eq!(employee.last_name, fine);
+        }
+    }
+
+    #[test]
+    fn a_required_name_of_only_invisible_characters_is_missing() {
+        for blank in [
+            "\u{200b}\u{200b}",
+            " \u{feff} ",
+            "\u{00ad}",
+            "\u{2060}\u{3000}",
+        ] {
+            let err = parse_new_user(&with_employee("firstName", blank)).unwrap_err();
+            assert_eq!(
+                (err.field.as_str(), err.message.as_str()),
+                ("employee_data.firstName", "is required"),
+                "{blank:?}"
+            );
+        }
+        let user = parse_new_user(&with_employee("department", "\u{200b}")).unwrap();
+        let EmployeeRequest::Create(employee) = user.employee else {
+            panic!("no employee");
+        };
+        assert_eq!(employee.department, None);
     }
 }

@@ -71,6 +71,25 @@ async fn bad_requests_are_refused_with_the_field_named_and_change_nothing() {
             Some("body"),
         ),
         (
+            // serde_json alone keeps the last: a check upstream that keeps the first would see
+            // another request than the one carried out.
+            "a key twice",
+            raw(r#"{"email":"dupa@example.com","role":"USER","role":"ADMIN"}"#),
+            400,
+            "INVALID_JSON",
+            Some("body"),
+        ),
+        (
+            "a key twice inside a permission",
+            create_event(
+                admin,
+                &json!({"email": "dupb@example.com", "permissions": "[{\"pageId\":\"x\",\"pageId\":\"y\"}]"}),
+            ),
+            400,
+            "VALIDATION_ERROR",
+            Some("permissions"),
+        ),
+        (
             "empty body",
             api_event("POST", CREATE_PATH, Some(admin), None),
             400,
@@ -180,6 +199,28 @@ async fn bad_requests_are_refused_with_the_field_named_and_change_nothing() {
             Some("employee_data"),
         ),
         (
+            "an escape sequence in a name",
+            create_event(
+                admin,
+                &json!({"email": "e@example.com", "create_employee": true,
+                        "employee_data": {"firstName": "\u{1b}[31mNia", "lastName": "Hire"}}),
+            ),
+            400,
+            "VALIDATION_ERROR",
+            Some("employee_data.firstName"),
+        ),
+        (
+            "a required name of zero-width spaces",
+            create_event(
+                admin,
+                &json!({"email": "e@example.com", "create_employee": true,
+                        "employee_data": {"firstName": "Nia", "lastName": "\u{200b}\u{200b}"}}),
+            ),
+            400,
+            "VALIDATION_ERROR",
+            Some("employee_data.lastName"),
+        ),
+        (
             "employee other tenant",
             create_event(
                 admin,
@@ -261,6 +302,24 @@ async fn bad_requests_are_refused_with_the_field_named_and_change_nothing() {
                 CREATE_PATH,
                 None,
                 Some(r#"{"email":"u@example.com"}"#),
+            ),
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        (
+            // Postgres refuses a NUL in text: the lookup must not run (it was a 500).
+            "NUL in the sub claim",
+            create_event(&format!("{admin}\u{0}"), &json!({"email": "u@example.com"})),
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        (
+            "control character in the sub claim",
+            create_event(
+                &format!("{admin}\u{1b}"),
+                &json!({"email": "u@example.com"}),
             ),
             401,
             "UNAUTHENTICATED",

@@ -314,6 +314,19 @@ async fn malformed_requests_are_refused_before_any_query_runs() {
     let mut not_json = not_json;
     not_json["body"] = json!("{\"token\": ");
     assert_eq!(stack.call_public(not_json).await.code(), "INVALID_JSON");
+    // The real token second: a parser keeping the last key would have taken it.
+    let mut twice = public_event(SET_PASSWORD_PATH, &json!(null));
+    twice["body"] = json!(format!(
+        r#"{{"token":"{}","token":"{token}","password":"Correct-Horse-9"}}"#,
+        "0".repeat(64)
+    ));
+    let answer = stack.call_public(twice).await;
+    assert_eq!((answer.status, answer.code()), (400, "INVALID_JSON"));
+    let message = answer.body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("body: the key `token` appears twice in one object at line 1 column "),
+        "{message}"
+    );
     lock.rollback().await.unwrap();
     assert_eq!(stack.auth0.calls("update_user"), 0);
     assert_eq!(token_state(&stack, "ann@acme.test").await, STILL_INVITED);
