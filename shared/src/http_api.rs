@@ -46,6 +46,7 @@ pub enum ErrorCode {
     RequestInProgress,
     LinkExpired,
     PayloadTooLarge,
+    UnsupportedMediaType,
     IdempotencyKeyReused,
     InternalError,
     Auth0Failed,
@@ -84,6 +85,7 @@ impl ErrorCode {
         Self::RequestInProgress,
         Self::LinkExpired,
         Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
         Self::IdempotencyKeyReused,
         Self::InternalError,
         Self::Auth0Failed,
@@ -122,6 +124,7 @@ impl ErrorCode {
             Self::RequestInProgress => StatusCode::CONFLICT,
             Self::LinkExpired => StatusCode::GONE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Auth0Failed => StatusCode::BAD_GATEWAY,
@@ -161,6 +164,7 @@ impl ErrorCode {
             Self::RequestInProgress => "REQUEST_IN_PROGRESS",
             Self::LinkExpired => "LINK_EXPIRED",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Self::InternalError => "INTERNAL_ERROR",
             Self::Auth0Failed => "AUTH0_FAILED",
@@ -491,6 +495,7 @@ pub fn route<R: Copy>(method: &Method, path: &str, routes: &[(&str, R)]) -> Resu
 
 /// The request's JSON body, refused with 413 above `limit` bytes (decoded).
 pub fn read_json_body_within(request: &ApiRequest, limit: usize) -> Result<Value, ApiError> {
+    refuse_other_media_types(request.headers())?;
     let (raw, base64_encoded) = request.raw_body();
     // Base64 is 4/3 of the payload: check the decoded size, but refuse absurd input early.
     if raw.len() > limit * 4 / 3 + 4 {
@@ -525,6 +530,36 @@ pub fn read_json_body_within(request: &ApiRequest, limit: usize) -> Result<Value
         )
         .field("body")
     })
+}
+
+/// A body declared as something other than JSON is refused before it is read: a form or
+/// `text/plain` post is what a browser sends across sites without asking first (no CORS
+/// preflight), and no client of ours sends one. No Content-Type at all is taken as JSON.
+fn refuse_other_media_types(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let media_type = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let is_json = media_type == "application/json"
+        || media_type
+            .strip_prefix("application/")
+            .is_some_and(|subtype| subtype.ends_with("+json"));
+    if is_json {
+        return Ok(());
+    }
+    // Not repeated: a header is caller data like any other.
+    Err(ApiError::new(
+        ErrorCode::UnsupportedMediaType,
+        "Content-Type: the body must be JSON, sent as application/json.",
+    )
+    .field("Content-Type"))
 }
 
 fn too_large(limit: usize) -> ApiError {

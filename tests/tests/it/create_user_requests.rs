@@ -62,6 +62,11 @@ async fn bad_requests_are_refused_with_the_field_named_and_change_nothing() {
     let users_before = user_count(&stack).await;
     let admin = seed::ACME_ADMIN_SUB;
     let raw = |body: &str| api_event("POST", CREATE_PATH, Some(admin), Some(body));
+    let with_content_type = |media_type: &str| {
+        let mut event = create_event(admin, &json!({"email": "typed@example.com"}));
+        event["headers"]["content-type"] = json!(media_type);
+        event
+    };
     let cases: Vec<(&str, Value, u16, &str, Option<&str>)> = vec![
         (
             "malformed JSON",
@@ -88,6 +93,21 @@ async fn bad_requests_are_refused_with_the_field_named_and_change_nothing() {
             400,
             "VALIDATION_ERROR",
             Some("permissions"),
+        ),
+        (
+            // What a browser may post across sites without a CORS preflight.
+            "text/plain instead of JSON",
+            with_content_type("text/plain;charset=UTF-8"),
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            Some("Content-Type"),
+        ),
+        (
+            "multipart instead of JSON",
+            with_content_type("multipart/form-data; boundary=x"),
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            Some("Content-Type"),
         ),
         (
             "empty body",
@@ -369,6 +389,33 @@ async fn bad_requests_are_refused_with_the_field_named_and_change_nothing() {
         .unwrap()
         .get(0);
     assert_eq!(linked, 1, "only the seeded link exists");
+}
+
+#[tokio::test]
+async fn json_is_taken_with_any_parameters_a_json_suffix_or_no_content_type_at_all() {
+    let stack = TestStack::start().await;
+    let media_types = [
+        Some("application/json"),
+        Some("Application/JSON; charset=utf-8"),
+        Some("application/merge-patch+json"),
+        None,
+    ];
+    for (i, media_type) in media_types.into_iter().enumerate() {
+        let email = format!("typed{i}@example.com");
+        let mut event = create_event(seed::ACME_ADMIN_SUB, &json!({"email": email}));
+        let headers = event["headers"].as_object_mut().unwrap();
+        match media_type {
+            Some(media_type) => headers.insert("content-type".into(), json!(media_type)),
+            None => headers.remove("content-type"),
+        };
+        let response = stack.call(event).await;
+        assert_eq!(response.status, 201, "{media_type:?}: {:?}", response.body);
+        assert_eq!(
+            stack.auth0.users_with_email(&email).len(),
+            1,
+            "{media_type:?}"
+        );
+    }
 }
 
 #[tokio::test]

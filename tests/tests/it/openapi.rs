@@ -183,6 +183,17 @@ async fn the_handlers_answers_match_the_schema_documented_for_their_status() {
             "INVALID_JSON",
         ),
         (
+            "create, a form instead of JSON",
+            CREATE_PATH,
+            {
+                let mut event = create_event(admin, &json!({"email": "form@acme.test"}));
+                event["headers"]["content-type"] = json!("application/x-www-form-urlencoded");
+                event
+            },
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (
             "create, bad field",
             CREATE_PATH,
             create_event(

@@ -314,6 +314,16 @@ async fn malformed_requests_are_refused_before_any_query_runs() {
     let mut not_json = not_json;
     not_json["body"] = json!("{\"token\": ");
     assert_eq!(stack.call_public(not_json).await.code(), "INVALID_JSON");
+    let mut form = public_event(
+        SET_PASSWORD_PATH,
+        &json!({"token": token, "password": "Correct-Horse-9"}),
+    );
+    form["headers"]["content-type"] = json!("text/plain");
+    let answer = stack.call_public(form).await;
+    assert_eq!(
+        (answer.status, answer.code(), answer.body["field"].as_str()),
+        (415, "UNSUPPORTED_MEDIA_TYPE", Some("Content-Type"))
+    );
     // The real token second: a parser keeping the last key would have taken it.
     let mut twice = public_event(SET_PASSWORD_PATH, &json!(null));
     twice["body"] = json!(format!(
