@@ -30,7 +30,9 @@ impl Email {
     const MAX_LOCAL_LEN: usize = 64;
 
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let email = raw.trim().to_lowercase();
+        // ASCII lower-casing only: Unicode's would turn the Kelvin sign (U+212A) into `k` and
+        // pass a look-alike as the plain address, where the shape check below refuses it.
+        let email = raw.trim().to_ascii_lowercase();
         if email.is_empty() {
             return Err("is required".into());
         }
@@ -357,6 +359,8 @@ mod tests {
             "a b@example.com",
             "a..b@example.com",
             "a@-example.com",
+            "\u{212a}elvin@example.com",
+            "j\u{0430}ne@example.com",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
         }
