@@ -106,14 +106,18 @@ impl<'de> Visitor<'de> for UniqueKeys {
     }
 }
 
-/// Names the key when it looks like a field name: a key is caller data like any value.
-fn duplicate_key(key: &str) -> String {
-    let looks_like_a_name = !key.is_empty()
+/// Whether a key may be repeated in an error or a log: a key is caller data like any value, and
+/// one such as `"jane@example.com"` must not be. Field names are short ASCII words.
+pub fn looks_like_a_field_name(key: &str) -> bool {
+    !key.is_empty()
         && key.len() <= 40
         && key
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if looks_like_a_name {
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn duplicate_key(key: &str) -> String {
+    if looks_like_a_field_name(key) {
         format!("the key `{key}` appears twice in one object")
     } else {
         "a key appears twice in one object".to_string()

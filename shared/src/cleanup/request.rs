@@ -95,14 +95,10 @@ const ENVELOPE_FIELDS: [&str; 10] = [
     "replay-name",
 ];
 
-/// Names the field only when the name looks like one: a key is caller data like any value,
-/// and one such as `{"jane@example.com": true}` must not reach the error or the log.
+/// Names the field only when the name looks like one (`{"jane@example.com": true}` must not
+/// reach the error or the log).
 fn unknown_field(name: &str, allowed: &str) -> InvalidRequest {
-    let looks_like_a_name = name.len() <= 40
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if looks_like_a_name {
+    if crate::json::looks_like_a_field_name(name) {
         InvalidRequest::new(name, format!("unknown field; {allowed}"))
     } else {
         InvalidRequest::new(
