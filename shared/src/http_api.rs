@@ -493,7 +493,8 @@ pub fn route<R: Copy>(method: &Method, path: &str, routes: &[(&str, R)]) -> Resu
     Ok(*route)
 }
 
-/// The request's JSON body, refused with 413 above `limit` bytes (decoded).
+/// The request's JSON body: 415 when it is declared as something else, 413 above `limit` bytes
+/// (decoded), 400 when it is not JSON or has a key twice in one object.
 pub fn read_json_body_within(request: &ApiRequest, limit: usize) -> Result<Value, ApiError> {
     refuse_other_media_types(request.headers())?;
     let (raw, base64_encoded) = request.raw_body();

@@ -103,8 +103,14 @@ fn refuse_nul(field: &str, raw: &str) -> Result<(), FieldError> {
 fn embedded_json(field: &str, value: &Value) -> Result<Value, FieldError> {
     match value {
         Value::String(raw) if raw.trim().is_empty() => Ok(Value::Null),
-        Value::String(raw) => crate::json::from_str_unique_keys(raw)
-            .map_err(|e| FieldError::new(field, format!("is a string but not valid JSON ({e})"))),
+        Value::String(raw) => crate::json::from_str_unique_keys(raw).map_err(|e| {
+            let what = if crate::json::is_duplicate_key(&e) {
+                "holds JSON with a key twice"
+            } else {
+                "is a string but not valid JSON"
+            };
+            FieldError::new(field, format!("{what} ({e})"))
+        }),
         other => Ok(other.clone()),
     }
 }
@@ -371,6 +377,18 @@ mod tests {
         assert_eq!(
             (err.field.as_str(), err.message.contains("NUL")),
             ("email", true)
+        );
+    }
+
+    #[test]
+    fn json_inside_a_string_with_a_key_twice_says_so() {
+        let body = json!({"email": "a@b.co", "permissions": format!(r#"[{{"pageId":"{PAGE}","pageId":"{PAGE}"}}]"#)});
+        let err = parse_new_user(&body).unwrap_err();
+        assert_eq!(err.field, "permissions");
+        assert!(
+            err.message
+                .starts_with("holds JSON with a key twice (the key `pageId` appears twice"),
+            "{err}"
         );
     }
 
