@@ -95,17 +95,24 @@ const ENVELOPE_FIELDS: [&str; 10] = [
     "replay-name",
 ];
 
-/// Names the field only when the name looks like one (`{"jane@example.com": true}` must not
-/// reach the error or the log).
-fn unknown_field(name: &str, allowed: &str) -> InvalidRequest {
-    if crate::json::looks_like_a_field_name(name) {
+/// Refuses the first field of `object` not in `known`, naming it only when the name looks like
+/// one (`{"jane@example.com": true}` must not reach the error or the log).
+fn refuse_unknown_fields(
+    object: &Map<String, Value>,
+    known: &[&str],
+    allowed: &str,
+) -> Result<(), InvalidRequest> {
+    let Some(name) = object.keys().find(|k| !known.contains(&k.as_str())) else {
+        return Ok(());
+    };
+    Err(if crate::json::looks_like_a_field_name(name) {
         InvalidRequest::new(name, format!("unknown field; {allowed}"))
     } else {
         InvalidRequest::new(
             "event",
             format!("has a field that is not a field name (not repeated here); {allowed}"),
         )
-    }
+    })
 }
 
 impl CleanupRequest {
@@ -117,13 +124,16 @@ impl CleanupRequest {
             ));
         };
         if object.contains_key("detail-type") || object.contains_key("source") {
-            return parse_scheduled(event);
+            return parse_scheduled(event, object);
         }
         parse_manual(object)
     }
 }
 
-fn parse_scheduled(event: &Value) -> Result<CleanupRequest, InvalidRequest> {
+fn parse_scheduled(
+    event: &Value,
+    object: &Map<String, Value>,
+) -> Result<CleanupRequest, InvalidRequest> {
     let scheduled: EventBridgeEvent = serde_json::from_value(event.clone()).map_err(|e| {
         InvalidRequest::new(
             "event",
@@ -141,18 +151,12 @@ fn parse_scheduled(event: &Value) -> Result<CleanupRequest, InvalidRequest> {
     }
     // EventBridge sends its envelope and nothing else. A hand-made copy with `dryRun` or
     // `email` added would otherwise run a real sweep of everything.
-    if let Some(unknown) = event
-        .as_object()
-        .into_iter()
-        .flat_map(Map::keys)
-        .find(|k| !ENVELOPE_FIELDS.contains(&k.as_str()))
-    {
-        return Err(unknown_field(
-            unknown,
-            "a scheduled event carries only EventBridge's own fields; for a dry run or one \
-             address, invoke with {\"dryRun\": true} or {\"email\": …}",
-        ));
-    }
+    refuse_unknown_fields(
+        object,
+        &ENVELOPE_FIELDS,
+        "a scheduled event carries only EventBridge's own fields; for a dry run or one \
+         address, invoke with {\"dryRun\": true} or {\"email\": …}",
+    )?;
     Ok(CleanupRequest {
         trigger: Trigger::Schedule,
         scope: Scope::Everything,
@@ -161,12 +165,7 @@ fn parse_scheduled(event: &Value) -> Result<CleanupRequest, InvalidRequest> {
 }
 
 fn parse_manual(object: &Map<String, Value>) -> Result<CleanupRequest, InvalidRequest> {
-    if let Some(unknown) = object
-        .keys()
-        .find(|k| !matches!(k.as_str(), "email" | "dryRun"))
-    {
-        return Err(unknown_field(unknown, MANUAL_FIELDS));
-    }
+    refuse_unknown_fields(object, &["email", "dryRun"], MANUAL_FIELDS)?;
     let scope = match object.get("email") {
         None => Scope::Everything,
         Some(Value::String(raw)) => {
