@@ -119,22 +119,13 @@ impl Role {
 
     pub const ALL: [Role; 3] = [Self::Owner, Self::Admin, Self::User];
 
-    /// The roles that may create `role`, for SQL that must decide as [`Role::may_create`] does.
-    pub fn creators_of(role: Role) -> Vec<&'static str> {
+    /// The role a stored value names, exactly as the `users.role` CHECK constraint spells it;
+    /// anything else is an error, never a guess (a request's role goes through [`Role::parse`]).
+    pub fn from_stored(raw: &str) -> Result<Self, String> {
         Self::ALL
             .into_iter()
-            .filter(|creator| creator.may_create(role))
-            .map(Role::as_str)
-            .collect()
-    }
-
-    /// Only owners and admins manage users, and nobody but an owner hands out ownership.
-    pub fn may_create(self, new_role: Role) -> bool {
-        match self {
-            Self::Owner => true,
-            Self::Admin => new_role != Self::Owner,
-            Self::User => false,
-        }
+            .find(|role| role.as_str() == raw)
+            .ok_or_else(|| format!("not a role: {} characters", raw.chars().count()))
     }
 }
 
@@ -198,6 +189,39 @@ impl Auth0UserId {
 impl fmt::Display for Auth0UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Where a user row stands with Auth0. Its `auth0_sub` column holds `pending_<row id>` while
+/// the row's create-user is in flight (cleanup removes such rows when they linger), then the
+/// Auth0 user's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth0Link {
+    Pending,
+    Linked(Auth0UserId),
+}
+
+impl Auth0Link {
+    const PENDING_PREFIX: &str = "pending_";
+
+    /// The column's value for a row whose Auth0 user does not exist yet: unique, like the ids.
+    pub fn pending_column(id: UserId) -> String {
+        format!("{}{id}", Self::PENDING_PREFIX)
+    }
+
+    pub fn from_stored(raw: &str) -> Result<Self, String> {
+        if raw.starts_with(Self::PENDING_PREFIX) {
+            return Ok(Self::Pending);
+        }
+        Auth0UserId::parse(raw).map(Self::Linked)
+    }
+
+    /// The Auth0 user, once there is one.
+    pub fn auth0_user_id(&self) -> Option<&Auth0UserId> {
+        match self {
+            Self::Pending => None,
+            Self::Linked(id) => Some(id),
+        }
     }
 }
 
@@ -379,11 +403,23 @@ mod tests {
     }
 
     #[test]
-    fn an_admin_cannot_create_an_owner_and_a_user_cannot_create_anyone() {
-        assert!(Role::Owner.may_create(Role::Owner));
-        assert!(Role::Admin.may_create(Role::Admin));
-        assert!(!Role::Admin.may_create(Role::Owner));
-        assert!(!Role::User.may_create(Role::User));
+    fn a_stored_role_is_read_exactly_and_an_unknown_one_is_an_error() {
+        assert_eq!(Role::from_stored("OWNER"), Ok(Role::Owner));
+        assert_eq!(Role::from_stored("USER"), Ok(Role::User));
+        for unknown in ["user", " ADMIN", "SUPERUSER", ""] {
+            assert!(Role::from_stored(unknown).is_err(), "{unknown:?}");
+        }
+    }
+
+    #[test]
+    fn a_pending_link_is_told_from_a_linked_one() {
+        let id = UserId::new(Uuid::new_v4());
+        let pending = Auth0Link::pending_column(id);
+        assert_eq!(pending, format!("pending_{id}"));
+        assert_eq!(Auth0Link::from_stored(&pending), Ok(Auth0Link::Pending));
+        let linked = Auth0Link::from_stored("auth0|65f0c0ffee").unwrap();
+        assert_eq!(linked.auth0_user_id().unwrap().as_str(), "auth0|65f0c0ffee");
+        assert!(Auth0Link::from_stored("no-provider").is_err());
     }
 
     #[test]

@@ -298,7 +298,7 @@ impl TestStack {
 
     pub async fn call_with_timeout(&self, event: Value, function_timeout: Duration) -> Response {
         let event = handler_event(&event, lambda_context(function_timeout));
-        let response = shared::create_user::handler::handle(&self.state, event)
+        let response = shared::admin_api::handle(&self.state, event)
             .await
             .expect("the event is an API Gateway proxy event");
         Response::from_lambda(serde_json::to_value(response).expect("response serialises"))

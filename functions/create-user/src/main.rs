@@ -1,10 +1,11 @@
-//! create-user: API Gateway HTTP API → the create-user flow in `shared`.
+//! create-user: API Gateway HTTP API → the admin API in `shared` (create, check-exists,
+//! resend-invitation).
 
 use lambda_runtime::Error;
-use shared::create_user::handler::handle;
+use shared::admin_api::handle;
 
-// A request allocates some 600 small blocks (JSON, HTTP, the log lines); mimalloc serves them
-// for about 0.03 ms less CPU per create than glibc's malloc (docs/PERFORMANCE.md, sixth round).
+// A request allocates some hundreds of small blocks (JSON, HTTP, the log lines); mimalloc
+// serves them with less CPU than glibc's malloc (docs/PERFORMANCE.md, "What was tried").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

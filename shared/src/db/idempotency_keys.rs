@@ -1,4 +1,4 @@
-//! Stored answers of create-user requests that carried an `Idempotency-Key`.
+//! Stored answers of requests that carried an `Idempotency-Key` (see `flow::idempotency`).
 
 use deadpool_postgres::GenericClient;
 use serde_json::Value;
@@ -13,45 +13,45 @@ pub struct StoredAnswer {
     pub body: Value,
 }
 
-pub const TRY_LOCK: &str = "SELECT pg_try_advisory_xact_lock(hashtextextended(
-    'idempotency/' || (SELECT tenant_id::text FROM users WHERE auth0_sub = $1) || '/' || $2, 0))";
+pub const TRY_LOCK: &str = "SELECT pg_try_advisory_xact_lock(hashtextextended('idempotency/' || $1::uuid::text || '/' || $2, 0))";
 
-/// Takes the key's lock for this transaction, in the caller's tenant (found by the caller's
-/// sub, so the statement can go out with the caller lookup). False: another request with the
-/// key is running now. NULL (unknown caller) reads as false; authorization refuses it anyway.
+/// Takes the key's lock in `tenant` for this transaction. False: another request with the key
+/// is running now.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn try_lock(
     tx: &impl GenericClient,
-    caller_sub: &str,
+    tenant: TenantId,
     key: &str,
 ) -> Result<bool, tokio_postgres::Error> {
     let row = tx
-        .query_one(&tx.prepare_cached(TRY_LOCK).await?, &[&caller_sub, &key])
+        .query_one(&tx.prepare_cached(TRY_LOCK).await?, &[&tenant.uuid(), &key])
         .await?;
-    Ok(row.get::<_, Option<bool>>(0).unwrap_or(false))
+    row.try_get(0)
 }
 
-pub const FIND: &str = "SELECT k.request_hash, k.status, k.response
-      FROM idempotency_keys k
-      JOIN users c ON c.tenant_id = k.tenant_id
-     WHERE c.auth0_sub = $1 AND k.key = $2 AND k.expires_at > now()";
+pub const FIND: &str = "SELECT request_hash, status, response
+      FROM idempotency_keys
+     WHERE tenant_id = $1 AND key = $2 AND expires_at > now()";
 
-/// The unexpired answer stored for the key in the caller's tenant. Run after [`try_lock`] (a
-/// later statement, so a later snapshot): it sees what the key's last holder committed.
+/// The unexpired answer stored for the key in `tenant`. Run after [`try_lock`] (a later
+/// statement, so a later snapshot): it sees what the key's last holder committed.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn find(
     tx: &impl GenericClient,
-    caller_sub: &str,
+    tenant: TenantId,
     key: &str,
 ) -> Result<Option<StoredAnswer>, tokio_postgres::Error> {
     let row = tx
-        .query_opt(&tx.prepare_cached(FIND).await?, &[&caller_sub, &key])
+        .query_opt(&tx.prepare_cached(FIND).await?, &[&tenant.uuid(), &key])
         .await?;
-    Ok(row.map(|r| StoredAnswer {
-        request_hash: r.get(0),
-        status: r.get::<_, i16>(1) as u16,
-        body: r.get(2),
-    }))
+    row.map(|r| {
+        Ok(StoredAnswer {
+            request_hash: r.try_get(0)?,
+            status: r.try_get::<_, i16>(1)? as u16,
+            body: r.try_get(2)?,
+        })
+    })
+    .transpose()
 }
 
 /// Stores the answer (replacing an expired one the purge has not reached yet).

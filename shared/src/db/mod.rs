@@ -3,6 +3,7 @@
 //! nothing logs inside them, and at info a span per statement was only work.
 
 pub mod cleanup;
+mod columns;
 pub mod employees;
 pub mod idempotency_keys;
 pub mod locks;

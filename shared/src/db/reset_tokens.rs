@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 
-use crate::domain::{Role, UserId};
+use crate::domain::{Auth0Link, Role, UserId};
 
 pub const TOKEN_HASH_UNIQUE: &str = "password_reset_tokens_token_hash_key";
 
@@ -58,8 +58,8 @@ pub struct TokenRecord {
     pub email: String,
     pub role: Role,
     pub tenant_name: String,
-    /// The Auth0 user id, or `pending_…` (never for a committed token).
-    pub auth0_sub: String,
+    /// Never pending for a committed token.
+    pub auth0: Auth0Link,
     pub user_is_active: bool,
     pub expires_at: DateTime<Utc>,
     pub used: bool,
@@ -84,7 +84,7 @@ pub async fn find(
     let row = client
         .query_opt(&statement, &[&token_hash.as_slice()])
         .await?;
-    Ok(row.map(|r| token_record(&r)))
+    row.map(|r| token_record(&r)).transpose()
 }
 
 /// The token with this hash, locked until the transaction ends: two requests with one link
@@ -98,22 +98,21 @@ pub async fn lock(
         .prepare_cached(&format!("{TOKEN_BY_HASH} FOR UPDATE OF t"))
         .await?;
     let row = tx.query_opt(&statement, &[&token_hash.as_slice()]).await?;
-    Ok(row.map(|r| token_record(&r)))
+    row.map(|r| token_record(&r)).transpose()
 }
 
-fn token_record(row: &tokio_postgres::Row) -> TokenRecord {
-    TokenRecord {
-        user_id: UserId::new(row.get(0)),
-        email: row.get(1),
-        // The CHECK constraint keeps role to the three known values.
-        role: Role::parse(row.get(2)).unwrap_or(Role::User),
-        tenant_name: row.get(3),
-        auth0_sub: row.get(4),
-        user_is_active: row.get(5),
-        expires_at: row.get(6),
-        used: row.get(7),
-        expired: row.get(8),
-    }
+fn token_record(row: &tokio_postgres::Row) -> Result<TokenRecord, tokio_postgres::Error> {
+    Ok(TokenRecord {
+        user_id: UserId::new(row.try_get(0)?),
+        email: row.try_get(1)?,
+        role: row.try_get(2)?,
+        tenant_name: row.try_get(3)?,
+        auth0: row.try_get(4)?,
+        user_is_active: row.try_get(5)?,
+        expires_at: row.try_get(6)?,
+        used: row.try_get(7)?,
+        expired: row.try_get(8)?,
+    })
 }
 
 /// After the password is set: every open token of the user is used up and the user has

@@ -1,12 +1,12 @@
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::domain::{Auth0UserId, BusinessId, Email, Role, TenantId, UserId};
+use crate::domain::{Auth0Link, Auth0UserId, BusinessId, Email, Role, TenantId, UserId};
 
 /// One account per address across all tenants, whatever the case.
 pub const EMAIL_UNIQUE: &str = "users_email_lower_key";
 
-/// The admin making the request, with the tenant everything happens in.
+/// A caller's row, as [`crate::access`] needs it to decide who acts.
 #[derive(Debug, Clone)]
 pub struct CallerRecord {
     pub id: UserId,
@@ -17,9 +17,13 @@ pub struct CallerRecord {
     pub is_active: bool,
 }
 
+/// Locks the caller's row until the transaction ends (`FOR SHARE`: callers never wait for each
+/// other), so a deactivation or demotion of the caller waits for what the caller is doing with
+/// the rights it had, instead of landing in the middle of it.
 pub const FIND_CALLER: &str = "SELECT u.id, u.tenant_id, t.name, u.business_id, u.role, u.is_active
        FROM users u JOIN tenants t ON t.id = u.tenant_id
-      WHERE u.auth0_sub = $1";
+      WHERE u.auth0_sub = $1
+        FOR SHARE OF u";
 
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn find_caller(
@@ -29,60 +33,56 @@ pub async fn find_caller(
     let row = client
         .query_opt(&client.prepare_cached(FIND_CALLER).await?, &[&auth0_sub])
         .await?;
-    Ok(row.map(|r| CallerRecord {
-        id: UserId::new(r.get(0)),
-        tenant_id: TenantId::new(r.get(1)),
-        tenant_name: r.get(2),
-        business_id: r.get::<_, Option<Uuid>>(3).map(BusinessId::new),
-        // The CHECK constraint keeps role to the three known values.
-        role: Role::parse(r.get(4)).unwrap_or(Role::User),
-        is_active: r.get(5),
-    }))
+    row.map(|r| {
+        Ok(CallerRecord {
+            id: UserId::new(r.try_get(0)?),
+            tenant_id: TenantId::new(r.try_get(1)?),
+            tenant_name: r.try_get(2)?,
+            business_id: r.try_get::<_, Option<Uuid>>(3)?.map(BusinessId::new),
+            role: r.try_get(4)?,
+            is_active: r.try_get(5)?,
+        })
+    })
+    .transpose()
 }
 
+/// A user row whose Auth0 user does not exist yet.
 pub struct PendingUser<'a> {
     pub id: UserId,
+    pub tenant_id: TenantId,
+    pub business_id: Option<BusinessId>,
     pub email: &'a Email,
     pub role: Role,
-    /// The admin creating it: the user joins their tenant and business.
-    pub caller_sub: &'a str,
+    /// The user who created it, if a user did.
+    pub created_by: Option<UserId>,
 }
 
-/// Marks a row whose Auth0 user does not exist yet; cleanup removes such rows if they linger.
-pub fn pending_sub(id: UserId) -> String {
-    format!("pending_{id}")
-}
-
-/// The caller's tenant, business and id come from the caller's row, and the row is written only
-/// if the caller may create this role ([`Role::creators_of`] decides as `may_create` does), so
-/// the insert can go out in the same round trip as the caller's read, before Rust has seen it.
 pub const INSERT_PENDING: &str =
     "INSERT INTO users (id, tenant_id, business_id, email, role, auth0_sub, created_by)
-     SELECT $1, c.tenant_id, c.business_id, $2, $3, $4, c.id
-       FROM users c
-      WHERE c.auth0_sub = $5 AND c.is_active AND c.role = ANY($6::text[])
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
      RETURNING created_at";
 
-/// When the row was created, or `None` when the caller may not create it (nothing written).
+/// Stores the row as pending ([`Auth0Link::pending_column`]); returns when it was created.
 #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user.id))]
 pub async fn insert_pending(
     tx: &impl GenericClient,
     user: &PendingUser<'_>,
-) -> Result<Option<chrono::DateTime<chrono::Utc>>, tokio_postgres::Error> {
+) -> Result<chrono::DateTime<chrono::Utc>, tokio_postgres::Error> {
     let row = tx
-        .query_opt(
+        .query_one(
             &tx.prepare_cached(INSERT_PENDING).await?,
             &[
                 &user.id.uuid(),
+                &user.tenant_id.uuid(),
+                &user.business_id.map(BusinessId::uuid),
                 &user.email.as_str(),
                 &user.role.as_str(),
-                &pending_sub(user.id),
-                &user.caller_sub,
-                &Role::creators_of(user.role),
+                &Auth0Link::pending_column(user.id),
+                &user.created_by.map(UserId::uuid),
             ],
         )
         .await?;
-    Ok(row.map(|r| r.get(0)))
+    row.try_get(0)
 }
 
 pub const SET_AUTH0_SUB: &str = "UPDATE users SET auth0_sub = $2, updated_at = now() WHERE id = $1";
@@ -138,51 +138,39 @@ pub struct UserRecord {
     pub tenant_id: TenantId,
     pub email: String,
     pub role: Role,
-    /// The Auth0 user id, or `pending_…` while a create-user is in flight.
-    pub auth0_sub: String,
+    pub auth0: Auth0Link,
     pub is_active: bool,
     pub setup_completed_at: Option<chrono::DateTime<chrono::Utc>>,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-impl UserRecord {
-    pub fn is_pending(&self) -> bool {
-        self.auth0_sub.starts_with("pending_")
-    }
-}
+pub const LOCK_BY_EMAIL: &str = "SELECT id, tenant_id, email, role, auth0_sub, is_active,
+        setup_completed_at, created_at
+   FROM users
+  WHERE lower(email) = $1
+    FOR UPDATE";
 
-/// The user with this address in the tenant of the caller `caller_sub`, locked until the
-/// transaction ends. Needs no earlier round trip for the caller's tenant, so it can be
-/// pipelined with [`find_caller`]; authorization is checked before anything is written.
+/// The user with this address, in whichever tenant, locked until the transaction ends. Whether
+/// the caller may see it is [`crate::access`]'s to decide.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn lock_in_callers_tenant(
+pub async fn lock_by_email(
     tx: &impl GenericClient,
-    caller_sub: &str,
     email: &Email,
 ) -> Result<Option<UserRecord>, tokio_postgres::Error> {
     let row = tx
-        .query_opt(
-            &tx.prepare_cached(
-                "SELECT u.id, u.tenant_id, u.email, u.role, u.auth0_sub, u.is_active,
-                        u.setup_completed_at, u.created_at
-                   FROM users u
-                  WHERE lower(u.email) = $2
-                    AND u.tenant_id = (SELECT c.tenant_id FROM users c WHERE c.auth0_sub = $1)
-                    FOR UPDATE OF u",
-            )
-            .await?,
-            &[&caller_sub, &email.as_str()],
-        )
+        .query_opt(&tx.prepare_cached(LOCK_BY_EMAIL).await?, &[&email.as_str()])
         .await?;
-    Ok(row.map(|r| UserRecord {
-        id: UserId::new(r.get(0)),
-        tenant_id: TenantId::new(r.get(1)),
-        email: r.get(2),
-        // The CHECK constraint keeps role to the three known values.
-        role: Role::parse(r.get(3)).unwrap_or(Role::User),
-        auth0_sub: r.get(4),
-        is_active: r.get(5),
-        setup_completed_at: r.get(6),
-        created_at: r.get(7),
-    }))
+    row.map(|r| {
+        Ok(UserRecord {
+            id: UserId::new(r.try_get(0)?),
+            tenant_id: TenantId::new(r.try_get(1)?),
+            email: r.try_get(2)?,
+            role: r.try_get(3)?,
+            auth0: r.try_get(4)?,
+            is_active: r.try_get(5)?,
+            setup_completed_at: r.try_get(6)?,
+            created_at: r.try_get(7)?,
+        })
+    })
+    .transpose()
 }

@@ -6,12 +6,11 @@ use serde_json::{Value, json};
 
 use super::request::{RequestError, parse_link, parse_set_password};
 use super::{LinkInfo, SetPasswordError};
-use crate::auth0::Auth0Error;
-use crate::db::DbError;
 use crate::deadline::Deadline;
+use crate::flow::Compensation;
 use crate::http_api::{
     self, ApiError, ApiEvent, ApiRequest, ApiResponse, ErrorCode, Headers, NotAnApiEvent,
-    read_json_body_within, timestamp,
+    dependency, error_body, read_json_body_within, timestamp,
 };
 use crate::metrics::{self, Metric};
 use crate::state::AppState;
@@ -24,8 +23,6 @@ pub enum Route {
     Verify,
     SetPassword,
 }
-
-const LINK_STILL_WORKS: &str = "Your link still works; please try again in a moment.";
 
 impl From<RequestError> for ApiError {
     fn from(err: RequestError) -> Self {
@@ -42,6 +39,13 @@ impl From<RequestError> for ApiError {
 }
 
 const INVALID_LINK_FRIENDLY: &str = "This link does not work. Open the newest invitation email, or ask your administrator to send a new invitation.";
+
+/// What a failed set-password left behind: nothing, the link works as before.
+const OUTCOME: dependency::Outcome = dependency::Outcome {
+    nothing_kept: "Your link still works; please try again in a moment.",
+    commit_unknown: "Your link may have been used up: if signing in with the new password \
+        fails, try the link again.",
+};
 
 impl From<&SetPasswordError> for ApiError {
     fn from(err: &SetPasswordError) -> Self {
@@ -63,54 +67,7 @@ impl From<&SetPasswordError> for ApiError {
                 ApiError::new(ErrorCode::WeakPassword, format!("password: {message}"))
                     .field("password")
             }
-            E::Auth0(Auth0Error::Deadline(_)) => ApiError::new(
-                ErrorCode::Timeout,
-                format!("The request ran out of time. {LINK_STILL_WORKS}"),
-            ),
-            E::Auth0(Auth0Error::Secret(_)) => ApiError::new(
-                ErrorCode::SecretsUnavailable,
-                format!("The service's credentials could not be read. {LINK_STILL_WORKS}"),
-            ),
-            E::Auth0(source) if source.is_unavailable() => ApiError::new(
-                ErrorCode::Auth0Unavailable,
-                format!("Auth0 is not reachable or is rate limiting us. {LINK_STILL_WORKS}"),
-            ),
-            E::Auth0(_) => ApiError::new(
-                ErrorCode::Auth0Failed,
-                format!("Auth0 failed while setting the password. {LINK_STILL_WORKS}"),
-            ),
-            E::Database {
-                source: DbError::Deadline(_),
-                ..
-            } => ApiError::new(
-                ErrorCode::Timeout,
-                format!("The request ran out of time. {LINK_STILL_WORKS}"),
-            ),
-            E::Database { step, source } if source.is_lock_timeout() => ApiError::new(
-                ErrorCode::DatabaseBusy,
-                format!(
-                    "The database was busy while {}. {LINK_STILL_WORKS}",
-                    step.describe()
-                ),
-            ),
-            E::Database { step, source } if source.is_unavailable() => ApiError::new(
-                ErrorCode::DatabaseUnavailable,
-                format!(
-                    "The database did not answer while {}. {LINK_STILL_WORKS}",
-                    step.describe()
-                ),
-            ),
-            E::Database { step, .. } => ApiError::new(
-                ErrorCode::InternalError,
-                format!(
-                    "Something went wrong while {}. {LINK_STILL_WORKS}",
-                    step.describe()
-                ),
-            ),
-            E::Pool(_) => ApiError::new(
-                ErrorCode::DatabaseUnavailable,
-                format!("No database connection is available. {LINK_STILL_WORKS}"),
-            ),
+            E::Failed(failure) => dependency::answer(failure, Compensation::NotNeeded, OUTCOME),
         }
     }
 }
@@ -118,7 +75,7 @@ impl From<&SetPasswordError> for ApiError {
 /// The Lambda handler: every outcome is an HTTP response; only an event that is no API
 /// Gateway proxy event fails the invocation.
 pub async fn handle(state: &AppState, event: ApiEvent) -> Result<ApiResponse, NotAnApiEvent> {
-    http_api::serve(event, async |request, deadline, _| {
+    http_api::serve(event, error_body, async |request, deadline, _| {
         let (status, body) = dispatch(state, request, deadline).await?;
         Ok((status, body, Headers::new()))
     })
@@ -130,7 +87,7 @@ async fn dispatch(
     request: &ApiRequest,
     deadline: &Deadline,
 ) -> Result<(StatusCode, Value), ApiError> {
-    let route = route(request.method(), request.path())?;
+    let route = http_api::route(ROUTES, request.method(), request.path())?.route;
     let body = read_json_body_within(request, MAX_BODY_BYTES)?;
     match route {
         Route::Verify => {
@@ -174,21 +131,19 @@ fn log_failure(err: &SetPasswordError) -> ApiError {
     api
 }
 
-/// The set-password page's routes, by path suffix (the longer one first).
-pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
-    http_api::route(
-        method,
-        path,
-        &[
-            ("/auth/set-password/verify", Route::Verify),
-            ("/auth/set-password", Route::SetPassword),
-        ],
-    )
-}
+/// The set-password page's routes.
+pub const ROUTES: &[http_api::Route<Route>] = &[
+    (Method::POST, "/auth/set-password/verify", Route::Verify),
+    (Method::POST, "/auth/set-password", Route::SetPassword),
+];
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
+        http_api::route(ROUTES, method, path).map(|matched| matched.route)
+    }
 
     #[test]
     fn routes_on_the_path_suffix_with_404_and_405() {

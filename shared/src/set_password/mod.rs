@@ -19,14 +19,16 @@ pub mod request;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
 
-pub use error::{SetPasswordError, Step};
+pub use error::SetPasswordError;
 pub use request::{NewPassword, SetupLink};
 
 use crate::db::reset_tokens::{self, TokenRecord};
-use crate::db::{self, Bound, Tx};
+use crate::db::{Bound, Tx};
 use crate::deadline::Deadline;
-use crate::domain::{Auth0UserId, Role};
+use crate::domain::{Auth0Link, Auth0UserId, Role};
+use crate::flow::{Failure, Step, connection};
 use crate::state::AppState;
+use error::steps::{COMPLETE_SETUP, FIND_TOKEN};
 
 /// What the page shows about a working link.
 #[derive(Debug, Clone)]
@@ -43,57 +45,40 @@ pub async fn verify_link(
     link: &SetupLink,
     deadline: &Deadline,
 ) -> Result<LinkInfo, SetPasswordError> {
-    db::retry_on_lost_connection(
-        &state.pool,
-        || verify_once(state, link, deadline),
-        SetPasswordError::is_safe_to_retry,
-    )
-    .await
-}
-
-async fn verify_once(
-    state: &AppState,
-    link: &SetupLink,
-    deadline: &Deadline,
-) -> Result<LinkInfo, SetPasswordError> {
     // Verifying has nothing to undo, so it may spend the deadline's reserve too.
     let db = Bound::until(*deadline, &state.config.timeouts);
-    let client = db.get(&state.pool).await.map_err(SetPasswordError::Pool)?;
-    let record = db
-        .on(reset_tokens::find(&client, link.token_hash()))
-        .await
-        .map_err(SetPasswordError::database(Step::FindToken));
-    let record = discard_if_silent(client, record)?;
-    let (record, _) = usable(record, link)?;
-    Ok(link_info(record))
+    let mut attempts = connection::Attempts::new(state, db);
+    loop {
+        let client = attempts.connection().await?;
+        let result = db
+            .on(reset_tokens::find(&client, link.token_hash()))
+            .await
+            .map_err(|err| Failure::database(FIND_TOKEN)(err).into())
+            .and_then(|record| usable(record, link))
+            .map(|(record, _)| link_info(record));
+        if !attempts.again(client, &result) {
+            return result;
+        }
+    }
 }
 
-/// Sets the password in Auth0 and uses the link up, all or nothing.
+/// Sets the password in Auth0 and uses the link up, all or nothing. A lost connection is
+/// retried only before Auth0 was called.
 pub async fn set_password(
     state: &AppState,
     link: &SetupLink,
     password: &NewPassword,
     deadline: &Deadline,
 ) -> Result<LinkInfo, SetPasswordError> {
-    // Only before Auth0 was called: `is_safe_to_retry` says so.
-    db::retry_on_lost_connection(
-        &state.pool,
-        || set_once(state, link, password, deadline),
-        SetPasswordError::is_safe_to_retry,
-    )
-    .await
-}
-
-async fn set_once(
-    state: &AppState,
-    link: &SetupLink,
-    password: &NewPassword,
-    deadline: &Deadline,
-) -> Result<LinkInfo, SetPasswordError> {
     let db = Bound::work(*deadline, &state.config.timeouts);
-    let mut client = db.get(&state.pool).await.map_err(SetPasswordError::Pool)?;
-    let result = set_on(&mut client, db, state, link, password, deadline).await;
-    discard_if_silent(client, result)
+    let mut attempts = connection::Attempts::new(state, db);
+    loop {
+        let mut client = attempts.connection().await?;
+        let result = set_on(&mut client, db, state, link, password, deadline).await;
+        if !attempts.again(client, &result) {
+            return result;
+        }
+    }
 }
 
 async fn set_on(
@@ -110,41 +95,28 @@ async fn set_on(
         db.on(reset_tokens::lock(client, link.token_hash())).await
     })
     .await
-    .map_err(SetPasswordError::database(Step::Begin))?;
-    let record = record.map_err(SetPasswordError::database(Step::FindToken))?;
+    .map_err(Failure::database(Step::BEGIN))?;
+    let record = record.map_err(Failure::database(FIND_TOKEN))?;
     let (record, auth0_id) = usable(record, link)?;
     let user_id = record.user_id;
 
     state
         .auth0
         .set_password(&auth0_id, password.secret(), deadline)
-        .await?;
+        .await
+        .map_err(SetPasswordError::from_auth0)?;
     tracing::info!(step = "auth0_password", user_id = %user_id, "auth0 password set");
 
     db.on(reset_tokens::complete_setup(tx.client(), user_id))
         .await
-        .map_err(SetPasswordError::database(Step::CompleteSetup))?;
+        .map_err(Failure::database(COMPLETE_SETUP))?;
     // A COMMIT without an answer is harmless here: if it did not land the link still works
     // and the retry sets the password again.
     db.on(tx.commit())
         .await
-        .map_err(SetPasswordError::database(Step::Commit))?;
+        .map_err(Failure::database(Step::COMMIT))?;
     tracing::info!(step = "commit", user_id = %user_id, "set-up completed");
     Ok(link_info(record))
-}
-
-/// A connection that stopped answering is not given back to the pool.
-fn discard_if_silent<T>(
-    client: Object,
-    result: Result<T, SetPasswordError>,
-) -> Result<T, SetPasswordError> {
-    if result
-        .as_ref()
-        .is_err_and(SetPasswordError::database_went_silent)
-    {
-        drop(Object::take(client));
-    }
-    result
 }
 
 /// The one place that decides whether a link works. Expiry is told apart only for an
@@ -157,9 +129,10 @@ fn usable(
     if record.email != link.email.as_str() || record.used || !record.user_is_active {
         return Err(SetPasswordError::InvalidLink);
     }
-    // A committed token always belongs to a user with an Auth0 id; `pending_…` is not one.
-    let auth0_id =
-        Auth0UserId::parse(&record.auth0_sub).map_err(|_| SetPasswordError::InvalidLink)?;
+    // A committed token always belongs to a user with an Auth0 id, never a pending one.
+    let Auth0Link::Linked(auth0_id) = record.auth0.clone() else {
+        return Err(SetPasswordError::InvalidLink);
+    };
     if record.expired {
         return Err(SetPasswordError::LinkExpired);
     }

@@ -197,8 +197,9 @@ async fn no_address_reaches_a_log_or_an_answer_when_auth0_drops_a_users_by_email
     }
 }
 
-/// The user insert goes out with the caller's read and checks the caller again itself: a
-/// caller deactivated between the two is refused for what it is now, and nothing is kept.
+/// The caller's row is read and locked (FOR SHARE) with BEGIN: a deactivation of the caller
+/// that is under way when the create starts is waited for, and the create is refused for what
+/// the caller is now, with nothing kept.
 #[tokio::test]
 async fn a_caller_deactivated_while_its_create_waits_is_refused_and_nothing_is_kept() {
     let stack = TestStack::start().await;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
-use shared::create_user::request::parse_new_user;
+use shared::admin_api::request::parse_new_user;
 use shared::http_api::ErrorCode;
 use testkit::doubles::Fault;
 use testkit::harness::{

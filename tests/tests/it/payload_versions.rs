@@ -55,10 +55,9 @@ async fn a_rest_api_event_is_served_and_answered_in_the_rest_shape() {
         Some(seed::ACME_ADMIN_SUB),
         &json!({"email": "rest@acme.test"}),
     );
-    let answer =
-        shared::create_user::handler::handle(&stack.state, handler_event(&event, context()))
-            .await
-            .expect("a REST API event is an API event");
+    let answer = shared::admin_api::handle(&stack.state, handler_event(&event, context()))
+        .await
+        .expect("a REST API event is an API event");
     let raw = serde_json::to_value(answer).unwrap();
     // The REST response shape: no HTTP API-only fields such as `cookies`.
     assert!(raw.get("cookies").is_none(), "{raw}");
@@ -73,10 +72,9 @@ async fn a_rest_api_event_is_served_and_answered_in_the_rest_shape() {
         None,
         &json!({"email": "x@acme.test"}),
     );
-    let answer =
-        shared::create_user::handler::handle(&stack.state, handler_event(&anonymous, context()))
-            .await
-            .unwrap();
+    let answer = shared::admin_api::handle(&stack.state, handler_event(&anonymous, context()))
+        .await
+        .unwrap();
     let response = Response::from_lambda(serde_json::to_value(answer).unwrap());
     response.assert_answer(401, "UNAUTHENTICATED");
 }

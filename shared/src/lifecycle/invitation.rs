@@ -5,11 +5,13 @@
 use chrono::{DateTime, Utc};
 use url::Url;
 
-use super::{Compensation, CreateUserError, Step};
+use super::LifecycleError;
+use super::steps::{RESET_TOKEN, SEND_EMAIL};
 use crate::db::{self, Bound, Tx, execute_prepared, reset_tokens};
 use crate::deadline::Deadline;
 use crate::domain::{Auth0UserId, Email, Role, UserId};
 use crate::email::{EmailError, PasswordSetupEmail};
+use crate::flow::{Context, Failure};
 use crate::reset_token::{ResetToken, SetupTokenKey};
 use crate::state::AppState;
 
@@ -34,17 +36,15 @@ pub(super) enum Issue<'a> {
 
 /// Stores the token and sends the email; returns when the link expires. The caller commits.
 pub(super) async fn invite(
-    state: &AppState,
+    cx: &Context<'_>,
     tx: &Tx<'_>,
-    db: Bound,
     invitee: &Invitee<'_>,
     issue: Issue<'_>,
-    deadline: &Deadline,
-) -> Result<DateTime<Utc>, CreateUserError> {
-    let token = new_token(state, issue).await?;
-    let expires_at = expiry(state);
-    let token = store_token(tx, db, invitee.user_id, expires_at, issue, token).await?;
-    send(state, invitee, &token, deadline).await?;
+) -> Result<DateTime<Utc>, LifecycleError> {
+    let token = new_token(cx.state, issue).await?;
+    let expires_at = expiry(cx.state);
+    let token = store_token(tx, cx.db, invitee.user_id, expires_at, issue, token).await?;
+    send(cx.state, invitee, &token, cx.deadline).await?;
     Ok(expires_at)
 }
 
@@ -54,20 +54,14 @@ pub(super) fn expiry(state: &AppState) -> DateTime<Utc> {
 }
 
 /// The invitation's token: derived from the Auth0 user for the first, random for a replacement.
-pub(super) async fn new_token(
-    state: &AppState,
-    issue: Issue<'_>,
-) -> Result<ResetToken, CreateUserError> {
+pub(super) async fn new_token(state: &AppState, issue: Issue<'_>) -> Result<ResetToken, Failure> {
     match issue {
         Issue::First { auth0_id } => {
             let secret = state
                 .app_secret
                 .get()
                 .await
-                .map_err(|err| CreateUserError::Email {
-                    source: EmailError::Secret(err),
-                    compensation: Compensation::NotNeeded,
-                })?;
+                .map_err(|err| Failure::email(SEND_EMAIL)(EmailError::Secret(err)))?;
             Ok(ResetToken::derive(
                 &SetupTokenKey::from_app_secret(&secret),
                 auth0_id,
@@ -83,7 +77,7 @@ pub(super) async fn send(
     invitee: &Invitee<'_>,
     token: &ResetToken,
     deadline: &Deadline,
-) -> Result<(), CreateUserError> {
+) -> Result<(), Failure> {
     let link = set_password_link(&state.config.frontend_url, token, invitee.email);
     let email = PasswordSetupEmail {
         to: invitee.email,
@@ -96,10 +90,7 @@ pub(super) async fn send(
         .email
         .send_password_setup(&email, deadline)
         .await
-        .map_err(|source| CreateUserError::Email {
-            source,
-            compensation: Compensation::NotNeeded,
-        })?;
+        .map_err(Failure::email(SEND_EMAIL))?;
     tracing::debug!(
         step = "send_email",
         message_id,
@@ -121,9 +112,9 @@ pub(super) async fn store_token(
     expires_at: DateTime<Utc>,
     issue: Issue<'_>,
     first_token: ResetToken,
-) -> Result<ResetToken, CreateUserError> {
+) -> Result<ResetToken, Failure> {
     let tx = tx.client();
-    let failed = |err| CreateUserError::database(Step::ResetToken)(err);
+    let failed = |err| Failure::database(RESET_TOKEN)(err);
     // So that SAVEPOINT goes out on its first poll (nothing to send once cached).
     db::ensure_prepared(db, tx, &[SAVEPOINT])
         .await

@@ -1,5 +1,14 @@
-//! The HTTP edge both API functions share: the catalogue of error codes with their statuses,
-//! the one error body, and reading and answering API Gateway HTTP API (payload 2.0) events.
+//! The HTTP edge every API function shares: reading and answering API Gateway proxy events,
+//! the error catalogue ([`catalogue`]), routing on method and path ([`router`]), the one
+//! mapping from a dependency's failure to 502/503 ([`dependency`]), and the admin panel's
+//! error body. An API with an error body of its own passes it to [`serve`].
+
+mod catalogue;
+pub mod dependency;
+pub mod router;
+
+pub use catalogue::ErrorCode;
+pub use router::{Matched, Route, route};
 
 use aws_lambda_events::apigw::{
     ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
@@ -18,173 +27,6 @@ use crate::deadline::Deadline;
 use crate::domain::FieldError;
 pub use crate::telemetry::error_chain;
 
-/// Every `code` an answer can carry, each with its one status. `openapi.yaml` documents exactly
-/// these, under these statuses (`tests/tests/it/openapi.rs` holds it to [`ErrorCode::ALL`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
-    InvalidJson,
-    InvalidBody,
-    ValidationError,
-    UnknownPage,
-    InvalidLink,
-    WeakPassword,
-    Unauthenticated,
-    CallerNotFound,
-    CallerInactive,
-    NotAnAdmin,
-    RoleNotAllowed,
-    NotFound,
-    EmployeeNotFound,
-    UserNotFound,
-    MethodNotAllowed,
-    UserAlreadyExists,
-    UserCreationInProgress,
-    EmployeeAlreadyLinked,
-    Auth0UserExists,
-    AlreadyActivated,
-    UserInactive,
-    RequestInProgress,
-    LinkExpired,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    IdempotencyKeyReused,
-    InternalError,
-    Auth0Failed,
-    EmailFailed,
-    DatabaseUnavailable,
-    DatabaseBusy,
-    Auth0Unavailable,
-    EmailUnavailable,
-    SecretsUnavailable,
-    Timeout,
-}
-
-impl ErrorCode {
-    pub const ALL: &[ErrorCode] = &[
-        Self::InvalidJson,
-        Self::InvalidBody,
-        Self::ValidationError,
-        Self::UnknownPage,
-        Self::InvalidLink,
-        Self::WeakPassword,
-        Self::Unauthenticated,
-        Self::CallerNotFound,
-        Self::CallerInactive,
-        Self::NotAnAdmin,
-        Self::RoleNotAllowed,
-        Self::NotFound,
-        Self::EmployeeNotFound,
-        Self::UserNotFound,
-        Self::MethodNotAllowed,
-        Self::UserAlreadyExists,
-        Self::UserCreationInProgress,
-        Self::EmployeeAlreadyLinked,
-        Self::Auth0UserExists,
-        Self::AlreadyActivated,
-        Self::UserInactive,
-        Self::RequestInProgress,
-        Self::LinkExpired,
-        Self::PayloadTooLarge,
-        Self::UnsupportedMediaType,
-        Self::IdempotencyKeyReused,
-        Self::InternalError,
-        Self::Auth0Failed,
-        Self::EmailFailed,
-        Self::DatabaseUnavailable,
-        Self::DatabaseBusy,
-        Self::Auth0Unavailable,
-        Self::EmailUnavailable,
-        Self::SecretsUnavailable,
-        Self::Timeout,
-    ];
-
-    pub fn status(self) -> StatusCode {
-        match self {
-            Self::InvalidJson => StatusCode::BAD_REQUEST,
-            Self::InvalidBody => StatusCode::BAD_REQUEST,
-            Self::ValidationError => StatusCode::BAD_REQUEST,
-            Self::UnknownPage => StatusCode::BAD_REQUEST,
-            Self::InvalidLink => StatusCode::BAD_REQUEST,
-            Self::WeakPassword => StatusCode::BAD_REQUEST,
-            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Self::CallerNotFound => StatusCode::FORBIDDEN,
-            Self::CallerInactive => StatusCode::FORBIDDEN,
-            Self::NotAnAdmin => StatusCode::FORBIDDEN,
-            Self::RoleNotAllowed => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::EmployeeNotFound => StatusCode::NOT_FOUND,
-            Self::UserNotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::UserAlreadyExists => StatusCode::CONFLICT,
-            Self::UserCreationInProgress => StatusCode::CONFLICT,
-            Self::EmployeeAlreadyLinked => StatusCode::CONFLICT,
-            Self::Auth0UserExists => StatusCode::CONFLICT,
-            Self::AlreadyActivated => StatusCode::CONFLICT,
-            Self::UserInactive => StatusCode::CONFLICT,
-            Self::RequestInProgress => StatusCode::CONFLICT,
-            Self::LinkExpired => StatusCode::GONE,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Auth0Failed => StatusCode::BAD_GATEWAY,
-            Self::EmailFailed => StatusCode::BAD_GATEWAY,
-            Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::DatabaseBusy => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Auth0Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::EmailUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::SecretsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidJson => "INVALID_JSON",
-            Self::InvalidBody => "INVALID_BODY",
-            Self::ValidationError => "VALIDATION_ERROR",
-            Self::UnknownPage => "UNKNOWN_PAGE",
-            Self::InvalidLink => "INVALID_LINK",
-            Self::WeakPassword => "WEAK_PASSWORD",
-            Self::Unauthenticated => "UNAUTHENTICATED",
-            Self::CallerNotFound => "CALLER_NOT_FOUND",
-            Self::CallerInactive => "CALLER_INACTIVE",
-            Self::NotAnAdmin => "NOT_AN_ADMIN",
-            Self::RoleNotAllowed => "ROLE_NOT_ALLOWED",
-            Self::NotFound => "NOT_FOUND",
-            Self::EmployeeNotFound => "EMPLOYEE_NOT_FOUND",
-            Self::UserNotFound => "USER_NOT_FOUND",
-            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            Self::UserAlreadyExists => "USER_ALREADY_EXISTS",
-            Self::UserCreationInProgress => "USER_CREATION_IN_PROGRESS",
-            Self::EmployeeAlreadyLinked => "EMPLOYEE_ALREADY_LINKED",
-            Self::Auth0UserExists => "AUTH0_USER_EXISTS",
-            Self::AlreadyActivated => "ALREADY_ACTIVATED",
-            Self::UserInactive => "USER_INACTIVE",
-            Self::RequestInProgress => "REQUEST_IN_PROGRESS",
-            Self::LinkExpired => "LINK_EXPIRED",
-            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
-            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
-            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
-            Self::InternalError => "INTERNAL_ERROR",
-            Self::Auth0Failed => "AUTH0_FAILED",
-            Self::EmailFailed => "EMAIL_FAILED",
-            Self::DatabaseUnavailable => "DATABASE_UNAVAILABLE",
-            Self::DatabaseBusy => "DATABASE_BUSY",
-            Self::Auth0Unavailable => "AUTH0_UNAVAILABLE",
-            Self::EmailUnavailable => "EMAIL_UNAVAILABLE",
-            Self::SecretsUnavailable => "SECRETS_UNAVAILABLE",
-            Self::Timeout => "TIMEOUT",
-        }
-    }
-}
-
-impl std::fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// Headers an answer carries besides Content-Type and Cache-Control.
 pub type Headers = Vec<(http::header::HeaderName, HeaderValue)>;
 
@@ -198,6 +40,8 @@ pub struct ApiError {
     pub user_friendly: Option<&'static str>,
     /// Seconds after which a retry makes sense (`Retry-After`).
     pub retry_after: Option<u32>,
+    /// The methods a 405's path takes (`Allow`).
+    pub allow: Option<String>,
 }
 
 impl ApiError {
@@ -209,14 +53,19 @@ impl ApiError {
             field: None,
             user_friendly: None,
             retry_after: None,
+            allow: None,
         }
     }
 
     /// The headers the answer carries besides the JSON ones.
     pub fn headers(&self) -> Headers {
         let mut headers = Headers::new();
-        if self.status == StatusCode::METHOD_NOT_ALLOWED {
-            headers.push((http::header::ALLOW, HeaderValue::from_static("POST")));
+        if let Some(allow) = self
+            .allow
+            .as_deref()
+            .and_then(|a| HeaderValue::from_str(a).ok())
+        {
+            headers.push((http::header::ALLOW, allow));
         }
         if let Some(seconds) = self.retry_after {
             headers.push((http::header::RETRY_AFTER, HeaderValue::from(seconds)));
@@ -438,12 +287,17 @@ pub enum ApiResponse {
 /// What a dispatch answers: status, JSON body, and headers beyond the JSON ones.
 pub type Answer = (StatusCode, Value, Headers);
 
-/// The Lambda handler both APIs share: reads the event (an event that is no API Gateway proxy
+/// How an API writes an error: `(error, request id) → body`. [`error_body`] is the admin
+/// panel's shape.
+pub type ErrorBody = fn(&ApiError, &str) -> Value;
+
+/// The Lambda handler every API shares: reads the event (an event that is no API Gateway proxy
 /// event fails the invocation), opens the request's span, hands the request, the deadline
-/// and the request id to `dispatch`, and answers its result, or its error in the one error
-/// shape, in the event's own response shape.
+/// and the request id to `dispatch`, and answers its result, or its error written by
+/// `error_body`, in the event's own response shape.
 pub async fn serve(
     event: ApiEvent,
+    error_body: ErrorBody,
     dispatch: impl AsyncFnOnce(&ApiRequest, &Deadline, &str) -> Result<Answer, ApiError>,
 ) -> Result<ApiResponse, NotAnApiEvent> {
     let request = ApiRequest::parse(&event.payload)
@@ -475,22 +329,6 @@ pub fn log_server_error(api: &ApiError, err: &(dyn std::error::Error + 'static),
     if api.status.is_server_error() {
         tracing::error!(error = %error_chain(err), code = api.code.as_str(), "{what} failed");
     }
-}
-
-/// The route whose path suffix `path` ends with (first match in `routes`), so any stage or
-/// base path in front keeps working; POST only. 404 / 405 otherwise.
-pub fn route<R: Copy>(method: &Method, path: &str, routes: &[(&str, R)]) -> Result<R, ApiError> {
-    let path = path.trim_end_matches('/');
-    let Some((_, route)) = routes.iter().find(|(suffix, _)| path.ends_with(suffix)) else {
-        return Err(ApiError::new(ErrorCode::NotFound, "No such endpoint."));
-    };
-    if method != Method::POST {
-        return Err(ApiError::new(
-            ErrorCode::MethodNotAllowed,
-            format!("{method} is not allowed here; use POST."),
-        ));
-    }
-    Ok(*route)
 }
 
 /// The request's JSON body: 415 when it is declared as something else, 413 above `limit` bytes
@@ -575,6 +413,7 @@ pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// The admin panel's error shape: `{error, message, code, requestId, field?, userFriendly?}`.
 pub fn error_body(err: &ApiError, request_id: &str) -> Value {
     let mut body = json!({
         "error": err.status.canonical_reason().unwrap_or("Error"),

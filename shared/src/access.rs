@@ -1,0 +1,180 @@
+//! Who acts, and what they may do: the one place authorization is decided.
+//!
+//! The edge turns what it was given into a [`Credential`] (the JWT `sub` API Gateway's
+//! authorizer verified). Every flow resolves it into a [`Principal`] with [`resolve`], in the
+//! round trip that opens its transaction, and decides with the principal's methods: no query
+//! of a flow checks the caller itself.
+//!
+//! The rules: the caller must be a user of a tenant, active, and an OWNER or ADMIN; everything
+//! happens in the caller's tenant (another tenant's user is "not found", never "forbidden");
+//! an ADMIN cannot manage an OWNER, nor give anyone the role OWNER.
+
+use deadpool_postgres::GenericClient;
+
+use crate::db::{Bound, users};
+use crate::domain::{BusinessId, CallerSub, Role, TenantId, UserId};
+use crate::flow::{Failure, Step};
+
+/// What the edge knows of who is calling, before the database was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// An admin of the app, by the `sub` claim of the JWT API Gateway verified.
+    Jwt(CallerSub),
+}
+
+impl Credential {
+    /// Who sent the request, for what makes two requests "the same" (an `Idempotency-Key`'s
+    /// fingerprint).
+    pub fn identity(&self) -> &str {
+        match self {
+            Self::Jwt(sub) => sub.as_str(),
+        }
+    }
+}
+
+/// Who acts, once the credential was checked: everything a flow decides with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant_id: TenantId,
+    pub tenant_name: String,
+    pub business_id: Option<BusinessId>,
+    pub role: Role,
+    /// The user acting; `None` for a credential that is no user.
+    pub acting_user: Option<UserId>,
+}
+
+/// Why a principal may not do what it asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    #[error("the caller is not a user of any tenant")]
+    UnknownCaller,
+    #[error("the caller's account is inactive")]
+    InactiveCaller,
+    #[error("the caller is not an OWNER or ADMIN")]
+    NotAnAdmin,
+    #[error("an ADMIN cannot give anyone the role {}", .0.as_str())]
+    RoleNotAllowed(Role),
+    #[error("an ADMIN cannot manage an OWNER")]
+    OwnerProtected,
+}
+
+impl Principal {
+    /// Whether a user of `tenant` exists for this principal at all.
+    pub fn sees(&self, tenant: TenantId) -> bool {
+        self.tenant_id == tenant
+    }
+
+    /// Only an OWNER hands out ownership.
+    pub fn may_assign(&self, role: Role) -> Result<(), Denied> {
+        if role == Role::Owner && self.role != Role::Owner {
+            return Err(Denied::RoleNotAllowed(role));
+        }
+        Ok(())
+    }
+
+    /// May act on a user (one it [`sees`](Self::sees)) whose role is `role`: an ADMIN cannot
+    /// manage an OWNER.
+    pub fn may_manage(&self, role: Role) -> Result<(), Denied> {
+        if role == Role::Owner && self.role != Role::Owner {
+            return Err(Denied::OwnerProtected);
+        }
+        Ok(())
+    }
+}
+
+/// The principal of `credential`, or why it may not manage users. One statement, so a flow
+/// sends it with BEGIN and its first reads.
+pub async fn resolve<E: From<Denied> + From<Failure>>(
+    client: &impl GenericClient,
+    db: Bound,
+    credential: &Credential,
+) -> Result<Principal, E> {
+    match credential {
+        Credential::Jwt(sub) => {
+            let caller = db
+                .on(users::find_caller(client, sub.as_str()))
+                .await
+                .map_err(Failure::database(Step::AUTHORIZE))?;
+            Ok(admin(caller)?)
+        }
+    }
+}
+
+/// The statements [`resolve`] runs, to prepare before a burst that must keep its order.
+pub const STATEMENTS: &[&str] = &[users::FIND_CALLER];
+
+fn admin(caller: Option<users::CallerRecord>) -> Result<Principal, Denied> {
+    let caller = caller.ok_or(Denied::UnknownCaller)?;
+    if !caller.is_active {
+        return Err(Denied::InactiveCaller);
+    }
+    if !matches!(caller.role, Role::Owner | Role::Admin) {
+        return Err(Denied::NotAnAdmin);
+    }
+    Ok(Principal {
+        tenant_id: caller.tenant_id,
+        tenant_name: caller.tenant_name,
+        business_id: caller.business_id,
+        role: caller.role,
+        acting_user: Some(caller.id),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn principal(role: Role) -> Principal {
+        Principal {
+            tenant_id: TenantId::new(Uuid::new_v4()),
+            tenant_name: "Acme".into(),
+            business_id: None,
+            role,
+            acting_user: Some(UserId::new(Uuid::new_v4())),
+        }
+    }
+
+    #[test]
+    fn only_an_owner_gives_out_or_touches_ownership() {
+        let (owner, admin) = (principal(Role::Owner), principal(Role::Admin));
+        for role in Role::ALL {
+            assert_eq!(owner.may_assign(role), Ok(()));
+            assert_eq!(owner.may_manage(role), Ok(()));
+        }
+        assert_eq!(
+            admin.may_assign(Role::Owner),
+            Err(Denied::RoleNotAllowed(Role::Owner))
+        );
+        assert_eq!(admin.may_manage(Role::Owner), Err(Denied::OwnerProtected));
+        assert_eq!(admin.may_assign(Role::Admin), Ok(()));
+        assert_eq!(admin.may_manage(Role::User), Ok(()));
+    }
+
+    #[test]
+    fn a_caller_must_exist_be_active_and_manage_users() {
+        let record = |role, is_active| users::CallerRecord {
+            id: UserId::new(Uuid::new_v4()),
+            tenant_id: TenantId::new(Uuid::new_v4()),
+            tenant_name: "Acme".into(),
+            business_id: None,
+            role,
+            is_active,
+        };
+        assert_eq!(admin(None), Err(Denied::UnknownCaller));
+        assert_eq!(
+            admin(Some(record(Role::Admin, false))),
+            Err(Denied::InactiveCaller)
+        );
+        assert_eq!(
+            admin(Some(record(Role::User, true))),
+            Err(Denied::NotAnAdmin)
+        );
+        let owner = admin(Some(record(Role::Owner, true))).unwrap();
+        assert_eq!(owner.role, Role::Owner);
+        assert!(owner.acting_user.is_some());
+        assert!(!owner.sees(TenantId::new(Uuid::new_v4())));
+        assert!(owner.sees(owner.tenant_id));
+    }
+}

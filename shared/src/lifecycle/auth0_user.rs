@@ -1,0 +1,81 @@
+//! The Auth0 side of create-user: the user's login is created, or an orphan of ours taken over
+//! under the address lock. Both go through [`Auth0Changes`], which undoes them when the
+//! transaction does not commit.
+
+use super::LifecycleError;
+use super::steps::{AUTH0_ADOPT, AUTH0_CREATE};
+use crate::auth0::{NewAuth0User, OwnershipTags};
+use crate::db::{Tx, locks, users};
+use crate::domain::{Auth0UserId, Email};
+use crate::flow::{Auth0Changes, Context, Failure};
+use crate::reset_token::temporary_password;
+
+/// Create (or adopt) rounds: a second only when the orphan we came to adopt was removed by
+/// cleanup while we waited for its address.
+const PROVISION_ROUNDS: usize = 2;
+
+/// Creates the Auth0 user; on 409 adopts an orphan of ours that no row points at. Returns the
+/// user and whether it was adopted.
+pub(super) async fn provision(
+    cx: &Context<'_>,
+    tx: &Tx<'_>,
+    auth0: &mut Auth0Changes<'_>,
+    email: &Email,
+    tags: &OwnershipTags,
+) -> Result<(Auth0UserId, bool), LifecycleError> {
+    let password = temporary_password();
+    let request = NewAuth0User {
+        email,
+        password: &password,
+        tags,
+    };
+    for _ in 0..PROVISION_ROUNDS {
+        if let Some(id) = auth0.create_user(AUTH0_CREATE, &request).await? {
+            return Ok((id, false));
+        }
+        if let Some(id) = adopt_orphan(cx, tx, auth0, email, tags).await? {
+            return Ok((id, true));
+        }
+    }
+    Err(LifecycleError::Auth0UserExists)
+}
+
+/// Takes over an orphan Auth0 user of ours with this address. `None`: the address has no
+/// Auth0 user any more (cleanup removed it while we waited for the address lock).
+async fn adopt_orphan(
+    cx: &Context<'_>,
+    tx: &Tx<'_>,
+    auth0: &mut Auth0Changes<'_>,
+    email: &Email,
+    tags: &OwnershipTags,
+) -> Result<Option<Auth0UserId>, LifecycleError> {
+    // Held until COMMIT or ROLLBACK: cleanup cannot delete the user we adopt meanwhile. A
+    // wait past `lock_timeout` is a busy database (503 DATABASE_BUSY), like any lock wait.
+    cx.db
+        .on(locks::lock_address(tx, email.as_str()))
+        .await
+        .map_err(Failure::database(AUTH0_ADOPT))?;
+    let existing = cx
+        .state
+        .auth0
+        .users_by_email(email, cx.deadline)
+        .await
+        .map_err(Failure::auth0(AUTH0_ADOPT))?;
+    if existing.is_empty() {
+        return Ok(None);
+    }
+    let Some(orphan) = existing.iter().find(|u| u.is_ours()) else {
+        return Err(LifecycleError::Auth0UserExists);
+    };
+    let claimed = cx
+        .db
+        .on(users::auth0_sub_in_use(tx.client(), &orphan.id))
+        .await
+        .map_err(Failure::database(AUTH0_ADOPT))?;
+    if claimed {
+        return Err(LifecycleError::Auth0UserExists);
+    }
+    tracing::info!(step = "auth0_adopt", auth0_user_id = %orphan.id, "adopting an orphan auth0 user of ours");
+    auth0.adopt(AUTH0_ADOPT, &orphan.id, tags).await?;
+    Ok(Some(orphan.id.clone()))
+}
