@@ -27,7 +27,7 @@ use super::request::CleanupRequest;
 use super::summary::{
     CleanupSummary, Dependency, Failure, Kind, SkipReason, Skipped, describe_error,
 };
-use crate::auth0::{Auth0Error, Auth0User, CREATED_BY_MARKER, SEARCH_PAGE_SIZE};
+use crate::auth0::{Auth0Error, Auth0User, CREATED_BY_MARKER, Op, SEARCH_PAGE_SIZE};
 use crate::config::CleanupSettings;
 use crate::db::cleanup::{self as queries, BatchCursor, Claimed, PendingRow};
 use crate::db::{self, Bound, DbError, locks};
@@ -213,7 +213,7 @@ impl Run<'_> {
             err,
             Auth0Error::Credentials { .. }
                 | Auth0Error::Secret(_)
-                | Auth0Error::Unreachable { op: "token", .. }
+                | Auth0Error::Unreachable { op: Op::Token, .. }
         );
         if refused {
             self.unavailable(Dependency::Auth0);
