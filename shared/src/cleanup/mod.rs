@@ -10,8 +10,11 @@
 //! A run that made progress and stopped early (deadline, Auth0 rate limit) is an ordinary
 //! answer with `partial: true`.
 
+mod auth0_orphans;
 mod budget;
+mod database_orphans;
 pub mod request;
+mod retention;
 mod run;
 pub mod summary;
 
