@@ -26,8 +26,7 @@ where
     let state: &'static AppState =
         Box::leak(Box::new(ready_or_exit(AppState::from_env().await).await));
     // Served from a spawned task, not from `block_on`'s own future: every wake-up of that one
-    // costs a current-thread runtime an extra turn of its driver (strace: 16 epoll_waits per
-    // create, 8 from a task).
+    // costs a current-thread runtime an extra turn of its driver.
     tokio::spawn(lambda_runtime::run(service_fn(move |event| {
         handle(state, event)
     })))

@@ -2,23 +2,21 @@
 -- (events/create-user.json: an employee, two page permissions, no Idempotency-Key), in its
 -- order, for `pgbench -M prepared`, one round trip each. Values the binary computes in Rust
 -- (the user id, the token hash, the expiry) are computed by the server here; nothing else
--- differs. Before the savepoint went out with its insert, create-user also sent
--- `RELEASE reset_token` before COMMIT (11 statements). The user insert takes the caller's
--- tenant from the caller's row (and checks the caller may create) because create-user sends it
--- in the same round trip as the caller's read.
+-- differs. The caller's row is read and locked FOR SHARE with BEGIN, and the user row takes
+-- the caller's tenant and business from that read.
 -- Variables from the command line: -D sub=<caller's auth0 sub> -D pages={<page id>,<page id>}
 \set n random(1, 9223372036854775806)
 BEGIN;
 SELECT u.id, u.tenant_id, t.name, u.business_id, u.role, u.is_active
   FROM users u JOIN tenants t ON t.id = u.tenant_id
- WHERE u.auth0_sub = :sub \gset caller_
+ WHERE u.auth0_sub = :sub
+   FOR SHARE OF u \gset caller_
 SELECT w.id FROM unnest(:pages::uuid[]) WITH ORDINALITY AS w(id, n)
  WHERE NOT EXISTS (SELECT 1 FROM pages p WHERE p.id = w.id)
  ORDER BY w.n;
 INSERT INTO users (id, tenant_id, business_id, email, role, auth0_sub, created_by)
-SELECT gen_random_uuid(), c.tenant_id, c.business_id, 'floor' || :n || '@floor.test', 'USER', 'pending_' || :n, c.id
-  FROM users c
- WHERE c.auth0_sub = :sub AND c.is_active AND c.role = ANY('{OWNER,ADMIN}'::text[])
+VALUES (gen_random_uuid(), :caller_tenant_id::uuid, :caller_business_id::uuid,
+        'floor' || :n || '@floor.test', 'USER', 'pending_' || :n, :caller_id::uuid)
 RETURNING id, created_at \gset new_
 INSERT INTO employees (tenant_id, business_id, user_id, first_name, last_name, email, department, job_title, employment_type)
 SELECT u.tenant_id, u.business_id, u.id, 'Nia', 'Hire', 'floor' || :n || '@floor.test', 'Sales', 'Account Executive', 'FULL_TIME'

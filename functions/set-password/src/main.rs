@@ -5,8 +5,8 @@ use lambda_runtime::Error;
 use shared::set_password::handler::handle;
 
 // The allocator create-user uses: its requests are made of the same small blocks (JSON, HTTP,
-// the log lines), and mimalloc served a create for about 0.03 ms less CPU than glibc's malloc
-// (docs/PERFORMANCE.md, sixth round).
+// the log lines), which mimalloc serves with less CPU than glibc's malloc
+// (docs/PERFORMANCE.md, "What was tried").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -94,7 +94,7 @@ impl Bound {
     /// Statements sent together (one round trip) under one timer, as long as one statement
     /// may take: `burst` gets a bound whose waits set no timer of their own. Each timer armed
     /// while the runtime sleeps on a later one wakes its driver (an eventfd write and one more
-    /// epoll_wait), so a burst of six statements cost six of those for one wait. A burst that
+    /// epoll_wait), so a burst with a timer per statement paid that once per statement. A burst that
     /// runs out is [`DbError::NoAnswer`], whichever statement was still unanswered.
     pub async fn burst<T, F: Future<Output = T>>(
         &self,

@@ -16,6 +16,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // First, so that a campaign cut short can still be replayed.
+    println!(
+        "chaos: seed {0} (CHAOS_SEED={0} replays its choices)",
+        settings.seed
+    );
     let report = match chaos::run(settings).await {
         Ok(report) => report,
         Err(err) => {

@@ -295,3 +295,38 @@ async fn cleanup_purges_expired_keys_and_keeps_live_ones() {
     assert_eq!(summary.expired_idempotency_keys, 1, "{summary:?}");
     assert_eq!(keys().await, ["new-key"]);
 }
+
+/// The key is the core's, not create's: resend-invitation takes it the same way.
+#[tokio::test]
+async fn a_repeated_resend_with_its_key_sends_one_email_and_another_body_is_refused() {
+    use testkit::harness::{RESEND_PATH, resend_event};
+    let stack = TestStack::start().await;
+    let invited = json!({"email": "twice@acme.test"});
+    assert_eq!(
+        stack
+            .call(create_event(seed::ACME_ADMIN_SUB, &invited))
+            .await
+            .status,
+        201
+    );
+    let key = Uuid::new_v4().to_string();
+    let resend = |email: &str| {
+        let mut event = resend_event(seed::ACME_ADMIN_SUB, email);
+        event["headers"]["idempotency-key"] = json!(key);
+        event
+    };
+
+    let first = stack.call(resend("twice@acme.test")).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_documented(RESEND_PATH, &first, "keyed resend");
+    let repeat = stack.call(resend("twice@acme.test")).await;
+    assert_eq!((repeat.status, &repeat.body), (200, &first.body));
+    assert!(replayed(&repeat));
+    assert_documented(RESEND_PATH, &repeat, "replayed resend");
+    // The invitation and one resend: the repeat sent nothing.
+    assert_eq!(stack.email.emails_to("twice@acme.test").len(), 2);
+
+    let other = stack.call(resend("staff@acme.test")).await;
+    other.assert_answer(422, "IDEMPOTENCY_KEY_REUSED");
+    assert_documented(RESEND_PATH, &other, "reused key on resend");
+}
