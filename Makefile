@@ -56,7 +56,7 @@ invoke: ## send $(EVENT) to $(FUNCTION) under `make dev`; show the response and 
 stop: ## stop everything `make dev` started (by PID)
 	scripts/stop.sh
 
-deploy: ## sam build + sam deploy of template.yaml (parameters: see README, "Deployment")
+deploy: ## sam build + sam deploy of template.yaml (parameters and secrets: docs/deployment.md)
 	scripts/deploy.sh
 
 migrate: ## apply the migrations to the functions' database (DATABASE_URL or DB_HOST/DB_NAME, DB_SECRET_ARN, verify-full TLS); never seeds
