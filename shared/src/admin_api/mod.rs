@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::access::{Credential, Denied};
 use crate::deadline::Deadline;
 use crate::domain::{CallerSub, FieldError, IdempotencyKey};
-use crate::flow::{self, Compensation, IdempotentRequest, KeyRefusal, Outcome};
+use crate::flow::{self, Compensation, IdempotentRequest, KeyRefusal, Operation, Outcome};
 use crate::http_api::{
     self, Answer, ApiError, ApiEvent, ApiRequest, ApiResponse, ErrorCode, Headers, NotAnApiEvent,
     dependency, error_body, read_json_body_within, timestamp,
@@ -214,79 +214,41 @@ async fn dispatch(
     let route = http_api::route(ROUTES, request.method(), request.path())?.route;
     let credential = credential(request)?;
     let body = read_json_body_within(request, MAX_BODY_BYTES)?;
-    let failed = |err: LifecycleError| log_failure(&err, route);
+    let call = Call {
+        state,
+        request,
+        deadline,
+        request_id,
+        route,
+        credential,
+        body,
+    };
     match route {
         Route::Create => {
-            let new_user = parse_new_user(&body)?;
-            let key = idempotency_key(request)?;
-            tracing::info!(route = "create", email = %new_user.email, role = new_user.role.as_str(), idempotent = key.is_some(), "create-user request");
-            // What is stored for the key is exactly what this request answers.
-            let render = |outcome: Result<&CreatedUser, &LifecycleError>| match outcome {
-                Ok(user) => (StatusCode::CREATED.as_u16(), created_body(user)),
-                Err(err) => rendered_error(err, route, request_id),
-            };
-            let idempotent = key.as_ref().map(|key| {
-                let ttl = state.config.idempotency_key_ttl;
-                IdempotentRequest::new(
-                    key,
-                    route.name(),
-                    credential.identity(),
-                    &body,
-                    ttl,
-                    &render,
-                )
-            });
-            let operation = CreateUser::new(&new_user);
-            let outcome = flow::run(
-                state,
-                &credential,
-                &operation,
-                idempotent.as_ref(),
-                deadline,
+            let new_user = parse_new_user(&call.body)?;
+            tracing::info!(route = "create", email = %new_user.email, role = new_user.role.as_str(), "create-user request");
+            call.mutate(
+                &CreateUser::new(&new_user),
+                StatusCode::CREATED,
+                created_body,
             )
             .await
-            .map_err(failed)?;
-            Ok(answered(outcome, StatusCode::CREATED, |created| {
-                metrics::count(Metric::UsersCreated, 1, None);
-                created_body(created)
-            }))
         }
         Route::ResendInvitation => {
-            let email = parse_resend_invitation(&body)?;
-            let key = idempotency_key(request)?;
-            tracing::info!(route = "resend_invitation", email = %email, idempotent = key.is_some(), "resend-invitation request");
-            let render = |outcome: Result<&ResentInvitation, &LifecycleError>| match outcome {
-                Ok(resent) => (StatusCode::OK.as_u16(), resent_body(resent)),
-                Err(err) => rendered_error(err, route, request_id),
-            };
-            let idempotent = key.as_ref().map(|key| {
-                let ttl = state.config.idempotency_key_ttl;
-                IdempotentRequest::new(
-                    key,
-                    route.name(),
-                    credential.identity(),
-                    &body,
-                    ttl,
-                    &render,
-                )
-            });
-            let operation = ResendInvitation { email: &email };
-            let outcome = flow::run(
-                state,
-                &credential,
-                &operation,
-                idempotent.as_ref(),
-                deadline,
+            let email = parse_resend_invitation(&call.body)?;
+            tracing::info!(route = "resend_invitation", email = %email, "resend-invitation request");
+            call.mutate(
+                &ResendInvitation { email: &email },
+                StatusCode::OK,
+                resent_body,
             )
             .await
-            .map_err(failed)?;
-            Ok(answered(outcome, StatusCode::OK, resent_body))
         }
         Route::CheckExists => {
-            let email = parse_check_exists(&body)?;
-            let exists = lifecycle::email_exists(state, &credential, &email, deadline)
+            let email = parse_check_exists(&call.body)?;
+            let exists = lifecycle::email_exists(state, &call.credential, &email, deadline)
                 .await
-                .map_err(failed)?;
+                .map_err(|err| log_failure(&err, route))?;
             Ok((
                 StatusCode::OK,
                 json!({ "exists": exists, "email": email.as_str() }),
@@ -296,23 +258,60 @@ async fn dispatch(
     }
 }
 
-/// The answer to what an operation did: its own, or the one replayed for its key.
-fn answered<T>(outcome: Outcome<T>, status: StatusCode, body: impl FnOnce(&T) -> Value) -> Answer {
-    match outcome {
-        Outcome::Done(done) => (status, body(&done), Headers::new()),
-        Outcome::Replayed(answer) => {
-            let status =
-                StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let replayed = vec![(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"))];
-            (status, answer.body, replayed)
-        }
-    }
+/// One request of the admin API, read and routed.
+struct Call<'a> {
+    state: &'a AppState,
+    request: &'a ApiRequest,
+    deadline: &'a Deadline,
+    request_id: &'a str,
+    route: Route,
+    credential: Credential,
+    body: Value,
 }
 
-/// An error as stored for an `Idempotency-Key`: what this request answers.
-fn rendered_error(err: &LifecycleError, route: Route, request_id: &str) -> (u16, Value) {
-    let api = answer(err, route);
-    (api.status.as_u16(), error_body(&api, request_id))
+impl Call<'_> {
+    /// Runs a mutating operation, with the request's `Idempotency-Key` when it carries one,
+    /// and answers `status` with `body` of what it did, or the answer stored for the key.
+    async fn mutate<O: Operation<Error = LifecycleError>>(
+        &self,
+        operation: &O,
+        status: StatusCode,
+        body: fn(&O::Output) -> Value,
+    ) -> Result<Answer, ApiError> {
+        let key = idempotency_key(self.request)?;
+        // What is stored for the key is exactly what this request answers.
+        let render = |outcome: Result<&O::Output, &LifecycleError>| match outcome {
+            Ok(done) => (status.as_u16(), body(done)),
+            Err(err) => {
+                let api = answer(err, self.route);
+                (api.status.as_u16(), error_body(&api, self.request_id))
+            }
+        };
+        let idempotent = key.as_ref().map(|key| {
+            let ttl = self.state.config.idempotency_key_ttl;
+            let (route, caller) = (self.route.name(), self.credential.identity());
+            IdempotentRequest::new(key, route, caller, &self.body, ttl, &render)
+        });
+        tracing::debug!(idempotent = key.is_some(), "running the operation");
+        let outcome = flow::run(
+            self.state,
+            &self.credential,
+            operation,
+            idempotent.as_ref(),
+            self.deadline,
+        )
+        .await
+        .map_err(|err| log_failure(&err, self.route))?;
+        Ok(match outcome {
+            Outcome::Done(done) => (status, body(&done), Headers::new()),
+            Outcome::Replayed(answer) => {
+                let status = StatusCode::from_u16(answer.status)
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let replayed = vec![(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"))];
+                (status, answer.body, replayed)
+            }
+        })
+    }
 }
 
 fn log_failure(err: &LifecycleError, route: Route) -> ApiError {

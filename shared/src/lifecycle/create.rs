@@ -26,6 +26,7 @@ use crate::domain::{
     TenantId, UserId,
 };
 use crate::flow::{Auth0Changes, Context, Failure, Operation};
+use crate::metrics::{self, Metric};
 
 #[derive(Debug, Clone)]
 pub struct CreatedUser {
@@ -124,6 +125,7 @@ impl Operation for CreateUser<'_> {
     }
 
     fn committed(&self, user: &CreatedUser) {
+        metrics::count(Metric::UsersCreated, 1, None);
         // The one line a create logs at info (with the request's own line): the steps are debug.
         tracing::info!(
             step = "commit",
