@@ -7,7 +7,8 @@
 //!
 //! The rules: the caller must be a user of a tenant, active, and an OWNER or ADMIN; everything
 //! happens in the caller's tenant (another tenant's user is "not found", never "forbidden");
-//! an ADMIN cannot manage an OWNER, nor give anyone the role OWNER.
+//! an ADMIN cannot manage an OWNER, nor give anyone the role OWNER; nobody changes their own
+//! account through these operations; a tenant never loses its last active OWNER.
 
 use deadpool_postgres::GenericClient;
 
@@ -56,6 +57,10 @@ pub enum Denied {
     RoleNotAllowed(Role),
     #[error("an ADMIN cannot manage an OWNER")]
     OwnerProtected,
+    #[error("a caller cannot change their own account")]
+    Yourself,
+    #[error("the tenant would have no active OWNER left")]
+    LastOwner,
 }
 
 impl Principal {
@@ -80,6 +85,24 @@ impl Principal {
         }
         Ok(())
     }
+
+    /// May change (update, deactivate, reactivate, delete) the user `id` whose role is `role`:
+    /// not their own account, and an OWNER's only as an OWNER.
+    pub fn may_change(&self, id: UserId, role: Role) -> Result<(), Denied> {
+        if self.acting_user == Some(id) {
+            return Err(Denied::Yourself);
+        }
+        self.may_manage(role)
+    }
+}
+
+/// A change that takes an active OWNER away (deactivating, deleting or demoting one) leaves
+/// `others` active OWNERs in the tenant: refused when that is none.
+pub fn keeps_an_owner(others: i64) -> Result<(), Denied> {
+    if others < 1 {
+        return Err(Denied::LastOwner);
+    }
+    Ok(())
 }
 
 /// The principal of `credential`, or why it may not manage users. One statement, so a flow
@@ -150,6 +173,23 @@ mod tests {
         assert_eq!(admin.may_manage(Role::Owner), Err(Denied::OwnerProtected));
         assert_eq!(admin.may_assign(Role::Admin), Ok(()));
         assert_eq!(admin.may_manage(Role::User), Ok(()));
+        assert_eq!(
+            admin.may_change(UserId::new(Uuid::new_v4()), Role::Owner),
+            Err(Denied::OwnerProtected)
+        );
+    }
+
+    #[test]
+    fn nobody_changes_their_own_account_and_the_last_owner_stays() {
+        let owner = principal(Role::Owner);
+        let me = owner.acting_user.unwrap();
+        assert_eq!(owner.may_change(me, Role::Owner), Err(Denied::Yourself));
+        assert_eq!(
+            owner.may_change(UserId::new(Uuid::new_v4()), Role::Owner),
+            Ok(())
+        );
+        assert_eq!(keeps_an_owner(0), Err(Denied::LastOwner));
+        assert_eq!(keeps_an_owner(1), Ok(()));
     }
 
     #[test]

@@ -35,6 +35,11 @@ pub struct Config {
     pub reset_token_ttl: Duration,
     /// How long create-user replays the answer to an `Idempotency-Key`.
     pub idempotency_key_ttl: Duration,
+    /// Whether deactivating a user (and adopting an old login) also ends its Auth0 sessions
+    /// and revokes its refresh tokens (`AUTH0_REVOKE_SESSIONS`, default true). Those two
+    /// endpoints exist on Auth0's Enterprise plans only; elsewhere, turn this off: blocking
+    /// alone still refuses every new login and refresh.
+    pub auth0_revoke_sessions: bool,
     pub cleanup: CleanupSettings,
 }
 
@@ -123,6 +128,7 @@ impl Config {
             idempotency_key_ttl: Duration::from_secs(
                 3600 * env.number::<u64>("IDEMPOTENCY_KEY_TTL_HOURS", 24, 1..=720)?,
             ),
+            auth0_revoke_sessions: env.flag("AUTH0_REVOKE_SESSIONS", true)?,
             cleanup: CleanupSettings::from_env(&env)?,
         })
     }
@@ -323,6 +329,23 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
                 key,
                 expected: format!("a whole number from {} to {}", range.start(), range.end()),
             })
+    }
+
+    /// `true` or `false` (any case); `default` when unset.
+    fn flag(&self, key: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self
+            .optional(key)
+            .map(|raw| raw.to_ascii_lowercase())
+            .as_deref()
+        {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(_) => Err(ConfigError::Invalid {
+                key,
+                expected: "true or false".into(),
+            }),
+        }
     }
 
     fn millis(&self, key: &'static str, default: u64) -> Result<Duration, ConfigError> {

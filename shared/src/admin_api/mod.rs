@@ -1,5 +1,6 @@
-//! The admin API: the admin panel's calls on `…/direct-users/…`, behind API Gateway's JWT
-//! authorizer. Routes requests to the user operations of [`crate::lifecycle`] for the caller's
+//! The admin API: the admin panel's calls on `…/direct-users…` (create, check-exists,
+//! resend-invitation, list, read, update, deactivate, reactivate, delete), behind API
+//! Gateway's JWT authorizer. Routes requests to the user operations of [`crate::lifecycle`] for the caller's
 //! [`Credential`], and answers what they did (or why not) in the admin panel's shapes.
 
 pub mod request;
@@ -8,19 +9,27 @@ use http::{HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::access::{Credential, Denied};
+use crate::db::user_views::{ListQuery, UserView};
 use crate::deadline::Deadline;
+use crate::domain::PagePermission;
 use crate::domain::{CallerSub, FieldError, IdempotencyKey};
-use crate::flow::{self, Compensation, IdempotentRequest, KeyRefusal, Operation, Outcome};
+use crate::flow::{
+    self, Compensation, FlowError, IdempotentRequest, KeyRefusal, Operation, Outcome,
+};
 use crate::http_api::{
     self, Answer, ApiError, ApiEvent, ApiRequest, ApiResponse, ErrorCode, Headers, NotAnApiEvent,
     dependency, error_body, read_json_body_within, timestamp,
 };
 use crate::lifecycle::{
-    self, CreateUser, CreatedUser, LifecycleError, ResendInvitation, ResentInvitation,
+    self, CreateUser, CreatedUser, DeleteUser, DeletedUser, LifecycleError, ResendInvitation,
+    ResentInvitation, SetActive, UpdateUser,
 };
 use crate::metrics::{self, Metric};
 use crate::state::AppState;
-use request::{parse_check_exists, parse_new_user, parse_resend_invitation};
+use request::{
+    encode_cursor, parse_check_exists, parse_list_query, parse_new_user, parse_resend_invitation,
+    parse_user_changes, parse_user_id,
+};
 
 /// Generous for the largest permission list the admin panel can send.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -30,6 +39,12 @@ pub enum Route {
     Create,
     CheckExists,
     ResendInvitation,
+    List,
+    Get,
+    Update,
+    Deactivate,
+    Reactivate,
+    Delete,
 }
 
 impl Route {
@@ -39,11 +54,26 @@ impl Route {
             Self::Create => "create",
             Self::CheckExists => "check_exists",
             Self::ResendInvitation => "resend_invitation",
+            Self::List => "list",
+            Self::Get => "get",
+            Self::Update => "update",
+            Self::Deactivate => "deactivate",
+            Self::Reactivate => "reactivate",
+            Self::Delete => "delete",
         }
     }
 
     /// What a failed request of the route left behind.
     fn outcome(self) -> dependency::Outcome {
+        const READ: dependency::Outcome = dependency::Outcome {
+            nothing_kept: "Nothing was changed; it is safe to try again.",
+            commit_unknown: "The database did not answer; it is safe to try again.",
+        };
+        const CHANGE: dependency::Outcome = dependency::Outcome {
+            nothing_kept: "Nothing was changed; it is safe to try again.",
+            commit_unknown: "The database did not confirm the commit, so the change may have \
+                been made. Read the user before trying again.",
+        };
         match self {
             Self::Create => dependency::Outcome {
                 nothing_kept: "Nothing was created; it is safe to try again.",
@@ -51,10 +81,7 @@ impl Route {
                     been created. Check before trying again: a retry answers \
                     USER_ALREADY_EXISTS if it was.",
             },
-            Self::CheckExists => dependency::Outcome {
-                nothing_kept: "Nothing was changed; it is safe to try again.",
-                commit_unknown: "The database did not answer; it is safe to try again.",
-            },
+            Self::CheckExists | Self::List | Self::Get => READ,
             Self::ResendInvitation => dependency::Outcome {
                 nothing_kept: "Nothing was changed and earlier links still work; it is safe to \
                     try again.",
@@ -62,7 +89,22 @@ impl Route {
                     invitation may have been stored and sent. Check the inbox before trying \
                     again: a retry sends another link and ends this one.",
             },
+            Self::Update | Self::Deactivate | Self::Reactivate => CHANGE,
+            Self::Delete => dependency::Outcome {
+                nothing_kept: "Nothing was changed; it is safe to try again.",
+                commit_unknown: "The database did not confirm the commit, so the user may have \
+                    been deleted. Read the user before trying again: it answers \
+                    USER_NOT_FOUND if it was.",
+            },
         }
+    }
+
+    /// Whether the route names its user by the path's `{id}` (rather than by address).
+    fn by_id(self) -> bool {
+        matches!(
+            self,
+            Self::Get | Self::Update | Self::Deactivate | Self::Reactivate | Self::Delete
+        )
     }
 }
 
@@ -79,6 +121,20 @@ pub const ROUTES: &[http_api::Route<Route>] = &[
         "/direct-users/resend-invitation",
         Route::ResendInvitation,
     ),
+    (Method::GET, "/direct-users", Route::List),
+    (Method::GET, "/direct-users/{id}", Route::Get),
+    (Method::PATCH, "/direct-users/{id}", Route::Update),
+    (Method::DELETE, "/direct-users/{id}", Route::Delete),
+    (
+        Method::POST,
+        "/direct-users/{id}/deactivate",
+        Route::Deactivate,
+    ),
+    (
+        Method::POST,
+        "/direct-users/{id}/reactivate",
+        Route::Reactivate,
+    ),
 ];
 
 /// The answer to an operation's error, for a request of `route`.
@@ -94,6 +150,13 @@ fn answer(err: &LifecycleError, route: Route) -> ApiError {
                  to get its answer.",
             )
             .field("Idempotency-Key")
+        },
+        E::Busy(_) => ApiError {
+            retry_after: Some(2),
+            ..ApiError::new(
+                ErrorCode::UserChangeInProgress,
+                "Another change to this user is still in progress; try again in a moment.",
+            )
         },
         E::Key(KeyRefusal::Reused) => ApiError::new(
             ErrorCode::IdempotencyKeyReused,
@@ -130,10 +193,14 @@ fn answer(err: &LifecycleError, route: Route) -> ApiError {
         .friendly("A user with this email address already exists. Use a different email address."),
         E::CreationInProgress => ApiError::new(
             ErrorCode::UserCreationInProgress,
-            "email: this user is still being created; try again in a moment.",
+            "This user is still being created (or its creation was cut off and the cleanup job \
+             will remove it); try again in a moment.",
         )
-        .field("email")
         .friendly("This user is being created right now. Refresh the list in a moment."),
+        E::UserNotFound if route.by_id() => ApiError::new(
+            ErrorCode::UserNotFound,
+            "No such user in your organisation.",
+        ),
         E::UserNotFound => ApiError::new(
             ErrorCode::UserNotFound,
             "email: no user with this email in your organisation.",
@@ -186,8 +253,16 @@ fn denied_answer(denied: Denied) -> ApiError {
         )
         .field("role"),
         Denied::OwnerProtected => ApiError::new(
-            ErrorCode::RoleNotAllowed,
-            "Only an OWNER can manage an OWNER's account.",
+            ErrorCode::OwnerProtected,
+            "Only an OWNER can change an OWNER's account.",
+        ),
+        Denied::Yourself => ApiError::new(
+            ErrorCode::CannotActOnSelf,
+            "You cannot change your own account here; ask another OWNER or ADMIN.",
+        ),
+        Denied::LastOwner => ApiError::new(
+            ErrorCode::LastOwner,
+            "This is the organisation's last active OWNER: make another user OWNER first.",
         ),
     }
 }
@@ -211,21 +286,30 @@ async fn dispatch(
     deadline: &Deadline,
     request_id: &str,
 ) -> Result<Answer, ApiError> {
-    let route = http_api::route(ROUTES, request.method(), request.path())?.route;
+    let matched = http_api::route(ROUTES, request.method(), request.path())?;
+    let route = matched.route;
     let credential = credential(request)?;
-    let body = read_json_body_within(request, MAX_BODY_BYTES)?;
-    let call = Call {
+    let id = matched.param("id");
+    let user_id = || parse_user_id(id).ok_or_else(|| answer(&LifecycleError::UserNotFound, route));
+    let body = match route {
+        Route::Create | Route::CheckExists | Route::ResendInvitation | Route::Update => {
+            read_json_body_within(request, MAX_BODY_BYTES)?
+        }
+        _ => Value::Null,
+    };
+    let mut call = Call {
         state,
         request,
         deadline,
         request_id,
         route,
         credential,
-        body,
+        // What makes two requests with one key the same: the body, and the user of the path.
+        fingerprint: json!({ "id": id, "body": body }),
     };
     match route {
         Route::Create => {
-            let new_user = parse_new_user(&call.body)?;
+            let new_user = parse_new_user(&body)?;
             tracing::info!(route = "create", email = %new_user.email, role = new_user.role.as_str(), "create-user request");
             call.mutate(
                 &CreateUser::new(&new_user),
@@ -235,7 +319,7 @@ async fn dispatch(
             .await
         }
         Route::ResendInvitation => {
-            let email = parse_resend_invitation(&call.body)?;
+            let email = parse_resend_invitation(&body)?;
             tracing::info!(route = "resend_invitation", email = %email, "resend-invitation request");
             call.mutate(
                 &ResendInvitation { email: &email },
@@ -245,7 +329,7 @@ async fn dispatch(
             .await
         }
         Route::CheckExists => {
-            let email = parse_check_exists(&call.body)?;
+            let email = parse_check_exists(&body)?;
             let exists = lifecycle::email_exists(state, &call.credential, &email, deadline)
                 .await
                 .map_err(|err| log_failure(&err, route))?;
@@ -254,6 +338,53 @@ async fn dispatch(
                 json!({ "exists": exists, "email": email.as_str() }),
                 Headers::new(),
             ))
+        }
+        Route::List => {
+            let (query, limit) = parse_list_query(|name| request.query(name))?;
+            // One more than the page: whether another follows.
+            let query = ListQuery {
+                limit: limit + 1,
+                ..query
+            };
+            let users = lifecycle::users(state, &call.credential, &query, deadline)
+                .await
+                .map_err(|err| log_failure(&err, route))?;
+            Ok((StatusCode::OK, list_body(users, limit), Headers::new()))
+        }
+        Route::Get => {
+            let id = user_id()?;
+            let user = lifecycle::user(state, &call.credential, id, deadline)
+                .await
+                .map_err(|err| log_failure(&err, route))?;
+            Ok((StatusCode::OK, user_body(&user), Headers::new()))
+        }
+        Route::Update => {
+            let id = user_id()?;
+            let changes = parse_user_changes(&body)?;
+            tracing::info!(route = "update", user_id = %id, "update request");
+            call.mutate(
+                &UpdateUser {
+                    id,
+                    changes: &changes,
+                },
+                StatusCode::OK,
+                user_body,
+            )
+            .await
+        }
+        Route::Deactivate | Route::Reactivate => {
+            let id = user_id()?;
+            let active = route == Route::Reactivate;
+            tracing::info!(route = route.name(), user_id = %id, "{} request", route.name());
+            call.fingerprint["body"] = json!({ "active": active });
+            call.mutate(&SetActive { id, active }, StatusCode::OK, user_body)
+                .await
+        }
+        Route::Delete => {
+            let id = user_id()?;
+            tracing::info!(route = "delete", user_id = %id, "delete request");
+            call.mutate(&DeleteUser { id }, StatusCode::OK, deleted_body)
+                .await
         }
     }
 }
@@ -266,7 +397,7 @@ struct Call<'a> {
     request_id: &'a str,
     route: Route,
     credential: Credential,
-    body: Value,
+    fingerprint: Value,
 }
 
 impl Call<'_> {
@@ -290,7 +421,7 @@ impl Call<'_> {
         let idempotent = key.as_ref().map(|key| {
             let ttl = self.state.config.idempotency_key_ttl;
             let (route, caller) = (self.route.name(), self.credential.identity());
-            IdempotentRequest::new(key, route, caller, &self.body, ttl, &render)
+            IdempotentRequest::new(key, route, caller, &self.fingerprint, ttl, &render)
         });
         tracing::debug!(idempotent = key.is_some(), "running the operation");
         let outcome = flow::run(
@@ -352,6 +483,73 @@ fn credential(request: &ApiRequest) -> Result<Credential, ApiError> {
         .map_err(|message| ApiError::new(ErrorCode::Unauthenticated, message))
 }
 
+/// A user as every route but create shows it.
+fn user_body(user: &UserView) -> Value {
+    let employee = user.employee.as_ref().map(|e| {
+        json!({
+            "id": e.id.to_string(),
+            "firstName": e.first_name,
+            "lastName": e.last_name,
+            "department": e.department,
+            "jobTitle": e.job_title,
+            "employmentType": e.employment_type,
+        })
+    });
+    let created_by = user
+        .created_by
+        .map(|id| json!({ "id": id.to_string(), "email": user.created_by_email }));
+    json!({
+        "id": user.id.to_string(),
+        "email": user.email,
+        "role": user.role.as_str(),
+        "status": user.status().as_str(),
+        "isActive": user.is_active,
+        "tenantId": user.tenant_id.to_string(),
+        "auth0UserId": user.auth0.auth0_user_id().map(|id| id.as_str()),
+        "setupCompletedAt": user.setup_completed_at.map(timestamp),
+        "createdAt": timestamp(user.created_at),
+        "createdBy": created_by,
+        "employee": employee,
+        "permissions": permissions_body(&user.permissions),
+    })
+}
+
+/// A page of the list: its users, and the cursor of the next page when there is one.
+fn list_body(mut users: Vec<UserView>, limit: usize) -> Value {
+    let next = (users.len() > limit).then(|| {
+        users.truncate(limit);
+        let last = users.last().expect("a full page");
+        encode_cursor(last.created_at, last.id)
+    });
+    json!({
+        "users": users.iter().map(user_body).collect::<Vec<_>>(),
+        "nextCursor": next,
+    })
+}
+
+fn deleted_body(deleted: &DeletedUser) -> Value {
+    json!({
+        "id": deleted.id.to_string(),
+        "deleted": true,
+        "message": "The user was deleted from the application and from Auth0; its employee record was kept.",
+    })
+}
+
+fn permissions_body(permissions: &[PagePermission]) -> Vec<Value> {
+    permissions
+        .iter()
+        .map(|p| {
+            json!({
+                "pageId": p.page_id.to_string(),
+                "canRead": p.can_read,
+                "canWrite": p.can_write,
+                "canEdit": p.can_edit,
+                "canDelete": p.can_delete,
+            })
+        })
+        .collect()
+}
+
 fn created_body(user: &CreatedUser) -> Value {
     json!({
         "user": {
@@ -361,13 +559,7 @@ fn created_body(user: &CreatedUser) -> Value {
             "tenantId": user.tenant_id.to_string(),
             "auth0UserId": user.auth0_user_id.as_str(),
             "employeeId": user.employee_id.map(|id| id.to_string()),
-            "permissions": user.permissions.iter().map(|p| json!({
-                "pageId": p.page_id.to_string(),
-                "canRead": p.can_read,
-                "canWrite": p.can_write,
-                "canEdit": p.can_edit,
-                "canDelete": p.can_delete,
-            })).collect::<Vec<_>>(),
+            "permissions": permissions_body(&user.permissions),
             "isActive": true,
             "setupCompletedAt": null,
             "createdAt": timestamp(user.created_at),
@@ -413,11 +605,24 @@ mod tests {
             Ok(Route::CheckExists)
         );
         assert_eq!(
-            route(Method::POST, "/direct-users/delete")
+            route(Method::POST, "/direct-users/42/promote")
                 .unwrap_err()
                 .status,
             StatusCode::NOT_FOUND
         );
+        assert_eq!(route(Method::GET, "/api/direct-users"), Ok(Route::List));
+        assert_eq!(
+            route(Method::DELETE, "/api/direct-users/42"),
+            Ok(Route::Delete)
+        );
+        assert_eq!(
+            route(Method::POST, "/api/direct-users/42/deactivate"),
+            Ok(Route::Deactivate)
+        );
+        // `delete` is no user id anyone has, but it stands where one would: the path is a
+        // user's, and POST is not among its methods.
+        let refused = route(Method::POST, "/direct-users/delete").unwrap_err();
+        assert_eq!(refused.allow.as_deref(), Some("GET, PATCH, DELETE"));
         let refused = route(Method::GET, "/direct-users/create").unwrap_err();
         assert_eq!(refused.status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(refused.allow.as_deref(), Some("POST"));

@@ -5,10 +5,17 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::db::user_views::{ListQuery, Status};
 use crate::domain::{
     Email, EmployeeId, EmployeeRequest, EmploymentType, FieldError, NewEmployee, NewUser, PageId,
-    PagePermission, Role,
+    PagePermission, Role, UserId,
 };
+use crate::lifecycle::UserChanges;
 
 pub const MAX_PERMISSIONS: usize = 500;
 const MAX_NAME_LEN: usize = 100;
@@ -41,6 +48,126 @@ pub fn parse_check_exists(body: &Value) -> Result<Email, FieldError> {
 /// resend-invitation names the user by address, as the admin panel's user list shows it.
 pub fn parse_resend_invitation(body: &Value) -> Result<Email, FieldError> {
     parse_email(as_object(body)?)
+}
+
+/// Parses the body of `PATCH …/direct-users/{id}`: `role`, `permissions` (all of them: the
+/// pages left out are taken away), at least one; any other field is refused rather than
+/// ignored, so a change that cannot be made here is not answered as made.
+pub fn parse_user_changes(body: &Value) -> Result<UserChanges, FieldError> {
+    let object = as_object(body)?;
+    if let Some(key) = object
+        .keys()
+        .find(|key| !["role", "permissions"].contains(&key.as_str()))
+    {
+        let field = if crate::json::looks_like_a_field_name(key) {
+            key.as_str()
+        } else {
+            "body"
+        };
+        return Err(FieldError::new(
+            field,
+            "cannot be changed here; a PATCH takes role and permissions",
+        ));
+    }
+    let role = match object.get("role") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(raw)) => Some(
+            Role::parse(raw)
+                .map_err(|_| FieldError::new("role", "must be one of OWNER, ADMIN, USER"))?,
+        ),
+        Some(_) => {
+            return Err(FieldError::new(
+                "role",
+                "must be a string: OWNER, ADMIN or USER",
+            ));
+        }
+    };
+    let permissions = match object.get("permissions") {
+        None | Some(Value::Null) => None,
+        given => Some(parse_permissions(given)?),
+    };
+    if role.is_none() && permissions.is_none() {
+        return Err(FieldError::new("body", "must change role or permissions"));
+    }
+    Ok(UserChanges { role, permissions })
+}
+
+/// The `{id}` of a path: a user's id, or `None` for anything that cannot be one (which is a
+/// user that does not exist, not a malformed request).
+pub fn parse_user_id(raw: Option<&str>) -> Option<UserId> {
+    raw.and_then(|raw| Uuid::try_parse(raw).ok())
+        .map(UserId::new)
+}
+
+/// At most this many users a page; the default when `limit` is not given.
+pub const MAX_PAGE: usize = 200;
+pub const DEFAULT_PAGE: usize = 50;
+
+/// The list's query string: `status`, `email` (an address prefix), `limit`, `cursor` (the
+/// `nextCursor` of the page before). `query` reads one parameter.
+pub fn parse_list_query<'q>(
+    query: impl Fn(&str) -> Option<&'q str>,
+) -> Result<(ListQuery, usize), FieldError> {
+    let status = query("status")
+        .map(|raw| Status::parse(raw).map_err(|m| FieldError::new("status", m)))
+        .transpose()?;
+    let email_prefix = match query("email") {
+        None => None,
+        Some(raw) => {
+            let prefix = raw.trim().to_ascii_lowercase();
+            refuse_nul("email", &prefix)?;
+            if prefix.len() > Email::MAX_LEN || prefix.chars().any(char::is_control) {
+                return Err(FieldError::new(
+                    "email",
+                    "must be the start of an address, without control characters",
+                ));
+            }
+            Some(prefix).filter(|p| !p.is_empty())
+        }
+    };
+    let limit = match query("limit") {
+        None => DEFAULT_PAGE,
+        Some(raw) => raw
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                FieldError::new(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_PAGE}"),
+                )
+            })?,
+    };
+    let after = query("cursor").map(decode_cursor).transpose()?;
+    Ok((
+        ListQuery {
+            status,
+            email_prefix,
+            after,
+            limit,
+        },
+        limit,
+    ))
+}
+
+/// The cursor after the user created at `at` with id `id`: opaque to the caller.
+pub fn encode_cursor(at: DateTime<Utc>, id: UserId) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}.{id}", at.timestamp_micros()))
+}
+
+fn decode_cursor(raw: &str) -> Result<(DateTime<Utc>, UserId), FieldError> {
+    let invalid = || FieldError::new("cursor", "is not a cursor this list gave out");
+    let text = URL_SAFE_NO_PAD.decode(raw.trim()).map_err(|_| invalid())?;
+    let text = String::from_utf8(text).map_err(|_| invalid())?;
+    let (micros, id) = text.split_once('.').ok_or_else(invalid)?;
+    let at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(invalid)?;
+    let id = Uuid::try_parse(id).map_err(|_| invalid())?;
+    Ok((at, UserId::new(id)))
 }
 
 fn as_object(body: &Value) -> Result<&Map<String, Value>, FieldError> {

@@ -29,10 +29,10 @@ struct CachedToken {
 
 /// How much of the deadline a call may use.
 #[derive(Clone, Copy)]
-pub(super) enum Budget {
+pub enum Budget {
     /// Normal work: keeps the compensation reserve untouched.
     Work,
-    /// Compensation: may spend the reserve.
+    /// Compensation (undoing a change) and clean-up: may spend the reserve.
     Cleanup,
 }
 

@@ -15,6 +15,8 @@ pub enum Op {
     DeleteUser,
     GetUser,
     SearchUsers,
+    RevokeSessions,
+    RevokeRefreshTokens,
 }
 
 impl Op {
@@ -27,6 +29,8 @@ impl Op {
             Self::DeleteUser => "delete_user",
             Self::GetUser => "get_user",
             Self::SearchUsers => "search_users",
+            Self::RevokeSessions => "revoke_sessions",
+            Self::RevokeRefreshTokens => "revoke_refresh_tokens",
         }
     }
 }
@@ -137,6 +141,8 @@ mod tests {
             (Op::DeleteUser, "delete_user"),
             (Op::GetUser, "get_user"),
             (Op::SearchUsers, "search_users"),
+            (Op::RevokeSessions, "revoke_sessions"),
+            (Op::RevokeRefreshTokens, "revoke_refresh_tokens"),
         ];
         for (op, name) in names {
             assert_eq!((op.as_str(), op.to_string().as_str()), (name, name));

@@ -10,8 +10,9 @@ mod search;
 mod types;
 mod users;
 
-pub use client::Auth0Client;
+pub use client::{Auth0Client, Budget};
 pub use error::{Auth0Error, Op};
 pub use types::{
     Auth0User, CREATED_BY_MARKER, NewAuth0User, OwnershipTags, RateLimitQuota, SEARCH_PAGE_SIZE,
+    UserPatch,
 };

@@ -57,6 +57,8 @@ pub struct Auth0User {
     pub app_metadata: serde_json::Value,
     /// `None` when Auth0 sent none we can read: such a user is never old enough to delete.
     pub created_at: Option<DateTime<Utc>>,
+    /// Logins refused (Auth0 leaves the field out until it was set).
+    pub blocked: bool,
 }
 
 impl<'de> Deserialize<'de> for Auth0User {
@@ -70,6 +72,8 @@ impl<'de> Deserialize<'de> for Auth0User {
             app_metadata: serde_json::Value,
             #[serde(default)]
             created_at: Option<String>,
+            #[serde(default)]
+            blocked: Option<bool>,
         }
         let raw = Raw::deserialize(deserializer)?;
         Ok(Self {
@@ -80,6 +84,7 @@ impl<'de> Deserialize<'de> for Auth0User {
                 .and_then(|at| DateTime::parse_from_rfc3339(&at).ok())
                 .map(|at| at.with_timezone(&Utc)),
             app_metadata: raw.app_metadata,
+            blocked: raw.blocked.unwrap_or(false),
         })
     }
 }
@@ -103,6 +108,12 @@ impl Auth0User {
         self.is_ours().then_some(())?;
         let id = self.app_metadata.get("db_user_id")?.as_str()?;
         UserId::parse(id).ok()
+    }
+
+    /// The role our tags give the user, when it is ours and the tag reads.
+    pub fn role_tag(&self) -> Option<Role> {
+        self.is_ours().then_some(())?;
+        Role::from_stored(self.app_metadata.get("role")?.as_str()?).ok()
     }
 
     /// Created before `cutoff`, as far as Auth0 says.
@@ -169,5 +180,33 @@ mod tests {
             "no created_at: never old enough"
         );
         assert!(serde_json::from_value::<Auth0User>(json!({"user_id": "no-provider"})).is_err());
+    }
+}
+
+/// A `PATCH /api/v2/users/{id}` that changes state, not credentials: only the fields given are
+/// sent. `app_metadata` merges at the first level (Auth0's rule): the keys given replace
+/// theirs, a `null` removes one, the others stay.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct UserPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_metadata: Option<serde_json::Value>,
+}
+
+impl UserPatch {
+    pub fn blocked(blocked: bool) -> Self {
+        Self {
+            blocked: Some(blocked),
+            ..Self::default()
+        }
+    }
+
+    /// The role tag alone; the other tags stay as they are.
+    pub fn role(role: Role) -> Self {
+        Self {
+            app_metadata: Some(serde_json::json!({ "role": role.as_str() })),
+            ..Self::default()
+        }
     }
 }

@@ -5,7 +5,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::client::{Budget, api_error, endpoint, expect_json};
-use super::{Auth0Client, Auth0Error, Auth0User, NewAuth0User, Op, OwnershipTags};
+use super::{Auth0Client, Auth0Error, Auth0User, NewAuth0User, Op, OwnershipTags, UserPatch};
 use crate::deadline::Deadline;
 use crate::domain::{Auth0UserId, Email};
 
@@ -129,6 +129,78 @@ impl Auth0Client {
         expect_json::<Auth0User>(Op::UpdateUser, StatusCode::OK, response)
             .await
             .map(|_| ())
+    }
+
+    /// Changes the user's state (blocked, tags) as `patch` says. `budget`: [`Budget::Cleanup`]
+    /// when the change undoes another. An unknown user is Auth0's 404 (`inexistent_user`).
+    #[tracing::instrument(skip_all, fields(op = "update_user"))]
+    pub async fn update_user(
+        &self,
+        id: &Auth0UserId,
+        patch: &UserPatch,
+        budget: Budget,
+        deadline: &Deadline,
+    ) -> Result<Auth0User, Auth0Error> {
+        let response = self
+            .call(Op::UpdateUser, deadline, budget, |http, base| {
+                http.patch(endpoint(base, &["api", "v2", "users", id.as_str()]))
+                    .json(patch)
+            })
+            .await?;
+        expect_json(Op::UpdateUser, StatusCode::OK, response).await
+    }
+
+    /// Ends every session of the user (`DELETE /api/v2/users/{id}/sessions`, 202: Auth0 does
+    /// it shortly after answering). An Enterprise-plan endpoint. Nothing to end for a user
+    /// Auth0 does not know (404).
+    #[tracing::instrument(skip_all, fields(op = "revoke_sessions"))]
+    pub async fn revoke_sessions(
+        &self,
+        id: &Auth0UserId,
+        budget: Budget,
+        deadline: &Deadline,
+    ) -> Result<(), Auth0Error> {
+        self.revoke(Op::RevokeSessions, id, "sessions", budget, deadline)
+            .await
+    }
+
+    /// Revokes every refresh token of the user (`DELETE /api/v2/users/{id}/refresh-tokens`,
+    /// 202). An Enterprise-plan endpoint. Nothing to revoke for a user Auth0 does not know.
+    #[tracing::instrument(skip_all, fields(op = "revoke_refresh_tokens"))]
+    pub async fn revoke_refresh_tokens(
+        &self,
+        id: &Auth0UserId,
+        budget: Budget,
+        deadline: &Deadline,
+    ) -> Result<(), Auth0Error> {
+        self.revoke(
+            Op::RevokeRefreshTokens,
+            id,
+            "refresh-tokens",
+            budget,
+            deadline,
+        )
+        .await
+    }
+
+    async fn revoke(
+        &self,
+        op: Op,
+        id: &Auth0UserId,
+        what: &str,
+        budget: Budget,
+        deadline: &Deadline,
+    ) -> Result<(), Auth0Error> {
+        let response = self
+            .call(op, deadline, budget, |http, base| {
+                http.delete(endpoint(base, &["api", "v2", "users", id.as_str(), what]))
+            })
+            .await?;
+        match response.status() {
+            StatusCode::ACCEPTED | StatusCode::NO_CONTENT | StatusCode::OK => Ok(()),
+            StatusCode::NOT_FOUND => Ok(()),
+            _ => Err(api_error(op, response).await),
+        }
     }
 
     // --- used by the cleanup reconciler ---

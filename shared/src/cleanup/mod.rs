@@ -12,6 +12,7 @@
 
 mod auth0_orphans;
 mod budget;
+mod intents;
 mod database_orphans;
 pub mod request;
 mod retention;

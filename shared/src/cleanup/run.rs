@@ -1,5 +1,7 @@
-//! One cleanup run: three passes, each bounded, each safe beside another run.
+//! One cleanup run: four passes, each bounded, each safe beside another run.
 //!
+//! 0. Lifecycle intents (`intents.rs`): operations on a user (update, deactivate, reactivate,
+//!    delete) that did not finish; the Auth0 user is made to match the row.
 //! 1. Database orphans (`database_orphans.rs`): `pending_` rows past the grace period, locked
 //!    in batches with `FOR UPDATE SKIP LOCKED` together with their addresses (per-address
 //!    lock); their tagged Auth0 users are deleted, then the rows in one statement.
@@ -76,6 +78,7 @@ pub async fn run(
         grace_period_s = settings.grace_period.as_secs(),
         "cleanup started"
     );
+    run.lifecycle_intents().await;
     run.database_orphans().await;
     run.auth0_orphans().await;
     run.reset_tokens().await;

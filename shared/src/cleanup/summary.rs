@@ -60,11 +60,17 @@ pub struct Counts {
     pub reset_tokens: u64,
     /// Employees linked to a database orphan; they are unlinked, never deleted.
     pub employees_unlinked: u64,
+    /// Lifecycle intents past the grace period: operations that did not finish, whose Auth0
+    /// user is made to match the row (removed: converged).
+    #[serde(default)]
+    pub intents: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
+    /// A lifecycle intent left behind.
+    Intent,
     DbOrphan,
     Auth0Orphan,
     Auth0Sweep,

@@ -8,12 +8,14 @@ mod columns;
 pub mod employees;
 mod error;
 pub mod idempotency_keys;
+pub mod intents;
 pub mod locks;
 pub mod pages;
 mod pool;
 pub mod reset_tokens;
 mod tls;
 mod tx;
+pub mod user_views;
 pub mod users;
 
 pub use bound::{Bound, ensure_prepared};

@@ -55,3 +55,36 @@ pub async fn grant(
     )
     .await
 }
+
+pub const REPLACE: &str = "WITH gone AS (
+        DELETE FROM user_page_access WHERE user_id = $1 AND page_id <> ALL($2::uuid[]))
+     INSERT INTO user_page_access (user_id, page_id, can_read, can_write, can_edit, can_delete)
+     SELECT $1, p.* FROM unnest($2::uuid[], $3::bool[], $4::bool[], $5::bool[], $6::bool[]) AS p
+     ON CONFLICT (user_id, page_id) DO UPDATE
+        SET can_read = EXCLUDED.can_read, can_write = EXCLUDED.can_write,
+            can_edit = EXCLUDED.can_edit, can_delete = EXCLUDED.can_delete";
+
+/// The user's permissions become exactly `permissions`, in one statement: the pages not
+/// listed are taken away (the rows the delete and the upsert touch never overlap).
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, pages = permissions.len()))]
+pub async fn replace(
+    tx: &impl GenericClient,
+    user_id: UserId,
+    permissions: &[PagePermission],
+) -> Result<(), tokio_postgres::Error> {
+    let column = |f: fn(&PagePermission) -> bool| permissions.iter().map(f).collect::<Vec<bool>>();
+    let page_ids: Vec<Uuid> = permissions.iter().map(|p| p.page_id.uuid()).collect();
+    tx.execute(
+        &tx.prepare_cached(REPLACE).await?,
+        &[
+            &user_id.uuid(),
+            &page_ids,
+            &column(|p| p.can_read),
+            &column(|p| p.can_write),
+            &column(|p| p.can_edit),
+            &column(|p| p.can_delete),
+        ],
+    )
+    .await
+    .map(drop)
+}

@@ -160,17 +160,113 @@ pub async fn lock_by_email(
     let row = tx
         .query_opt(&tx.prepare_cached(LOCK_BY_EMAIL).await?, &[&email.as_str()])
         .await?;
-    row.map(|r| {
-        Ok(UserRecord {
-            id: UserId::new(r.try_get(0)?),
-            tenant_id: TenantId::new(r.try_get(1)?),
-            email: r.try_get(2)?,
-            role: r.try_get(3)?,
-            auth0: r.try_get(4)?,
-            is_active: r.try_get(5)?,
-            setup_completed_at: r.try_get(6)?,
-            created_at: r.try_get(7)?,
-        })
+    row.map(|r| user_record(&r)).transpose()
+}
+
+pub const LOCK_BY_ID: &str = "SELECT id, tenant_id, email, role, auth0_sub, is_active,
+        setup_completed_at, created_at
+   FROM users
+  WHERE id = $1
+    FOR UPDATE";
+
+/// The user with this id, in whichever tenant, locked until the transaction ends. Whether
+/// the caller may see it is [`crate::access`]'s to decide.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %id))]
+pub async fn lock_by_id(
+    tx: &impl GenericClient,
+    id: UserId,
+) -> Result<Option<UserRecord>, tokio_postgres::Error> {
+    let row = tx
+        .query_opt(&tx.prepare_cached(LOCK_BY_ID).await?, &[&id.uuid()])
+        .await?;
+    row.map(|r| user_record(&r)).transpose()
+}
+
+fn user_record(r: &tokio_postgres::Row) -> Result<UserRecord, tokio_postgres::Error> {
+    Ok(UserRecord {
+        id: UserId::new(r.try_get(0)?),
+        tenant_id: TenantId::new(r.try_get(1)?),
+        email: r.try_get(2)?,
+        role: r.try_get(3)?,
+        auth0: r.try_get(4)?,
+        is_active: r.try_get(5)?,
+        setup_completed_at: r.try_get(6)?,
+        created_at: r.try_get(7)?,
     })
-    .transpose()
+}
+
+pub const SET_ROLE: &str = "UPDATE users SET role = $2, updated_at = now() WHERE id = $1";
+
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %id))]
+pub async fn set_role(
+    tx: &impl GenericClient,
+    id: UserId,
+    role: Role,
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        &tx.prepare_cached(SET_ROLE).await?,
+        &[&id.uuid(), &role.as_str()],
+    )
+    .await
+    .map(drop)
+}
+
+pub const DEACTIVATE: &str = "WITH links AS (
+        UPDATE password_reset_tokens SET used_at = now()
+         WHERE user_id = $1 AND used_at IS NULL)
+     UPDATE users SET is_active = false, updated_at = now() WHERE id = $1";
+
+/// The user deactivated, and every open invitation link of theirs used up: a link sent
+/// before does not work again after a reactivation (resend-invitation sends a new one).
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %id))]
+pub async fn deactivate(tx: &impl GenericClient, id: UserId) -> Result<(), tokio_postgres::Error> {
+    tx.execute(&tx.prepare_cached(DEACTIVATE).await?, &[&id.uuid()])
+        .await
+        .map(drop)
+}
+
+pub const REACTIVATE: &str = "UPDATE users SET is_active = true, updated_at = now() WHERE id = $1";
+
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %id))]
+pub async fn reactivate(tx: &impl GenericClient, id: UserId) -> Result<(), tokio_postgres::Error> {
+    tx.execute(&tx.prepare_cached(REACTIVATE).await?, &[&id.uuid()])
+        .await
+        .map(drop)
+}
+
+pub const DELETE: &str = "DELETE FROM users WHERE id = $1";
+
+/// The row and what hangs on it: page permissions and reset tokens go with it, its employee
+/// stays, unlinked, and rows it created keep `created_by` NULL (the foreign keys' rules).
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %id))]
+pub async fn delete(tx: &impl GenericClient, id: UserId) -> Result<(), tokio_postgres::Error> {
+    tx.execute(&tx.prepare_cached(DELETE).await?, &[&id.uuid()])
+        .await
+        .map(drop)
+}
+
+pub const LOCK_OWNERS: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended('owners/' || $1::uuid::text, 0))";
+pub const OTHER_ACTIVE_OWNERS: &str = "SELECT count(*) FROM users
+      WHERE tenant_id = $1 AND role = 'OWNER' AND is_active AND id <> $2";
+
+/// How many active owners the tenant has besides `id`. Takes the tenant's owners lock first,
+/// held until the transaction ends, so two requests that would each remove one of the last
+/// two owners run one after the other. The count is a statement of its own, after the lock:
+/// its snapshot then holds what the lock's last holder committed.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %id))]
+pub async fn other_active_owners(
+    tx: &impl GenericClient,
+    tenant: TenantId,
+    id: UserId,
+) -> Result<i64, tokio_postgres::Error> {
+    tx.execute(&tx.prepare_cached(LOCK_OWNERS).await?, &[&tenant.uuid()])
+        .await?;
+    let row = tx
+        .query_one(
+            &tx.prepare_cached(OTHER_ACTIVE_OWNERS).await?,
+            &[&tenant.uuid(), &id.uuid()],
+        )
+        .await?;
+    row.try_get(0)
 }

@@ -16,9 +16,9 @@
 use std::time::Duration;
 
 use super::{FlowError, Step};
-use crate::auth0::{Auth0User, NewAuth0User, OwnershipTags};
+use crate::auth0::{Auth0Error, Auth0User, Budget, NewAuth0User, OwnershipTags, UserPatch};
 use crate::deadline::Deadline;
-use crate::domain::{Auth0UserId, Email};
+use crate::domain::{Auth0UserId, Email, Role};
 use crate::flow::Failure;
 use crate::metrics::{self, Metric};
 use crate::state::AppState;
@@ -55,6 +55,8 @@ enum Inverse {
     Delete(Auth0UserId),
     /// Nothing to undo: kept on purpose (see [`Compensation::KeptForRetry`]).
     Keep(Auth0UserId),
+    /// Back to this state: `blocked`, or the role tag.
+    Patch(Auth0UserId, UserPatch),
 }
 
 /// What to do about the changes when the transaction will not commit.
@@ -118,23 +120,107 @@ impl<'a> Auth0Changes<'a> {
         }
     }
 
-    /// Takes over `id`, an orphan of ours no row holds, by tagging it for this flow's row. Never
-    /// undone: it was an orphan before the request and stays one, for a retry to adopt (and the
-    /// link its first attempt may have emailed to start working) or for cleanup to remove.
+    /// Takes over `id`, an orphan of ours no row holds, for this flow's row: tagged for it,
+    /// unblocked, and with nothing of its past left to sign in with (a fresh random password;
+    /// its sessions and refresh tokens ended when `revoke` says so), so that only the new
+    /// invitation's link leads in. Never undone: it was an orphan before the request and stays
+    /// one, for a retry to adopt (and the link its first attempt may have emailed to start
+    /// working) or for cleanup to remove.
     pub async fn adopt(
         &mut self,
         step: Step,
         id: &Auth0UserId,
         tags: &OwnershipTags,
+        password: &secrecy::SecretString,
+        revoke: bool,
     ) -> Result<(), Failure> {
-        // Recorded first: a tag update without an answer changes nothing about the decision.
+        // Recorded first: whatever of this happened, the decision is the same.
         self.made.push(Inverse::Keep(id.clone()));
-        self.state
-            .auth0
-            .set_tags(id, tags, self.deadline)
+        let auth0 = &self.state.auth0;
+        auth0
+            .set_password(id, password, self.deadline)
+            .await
+            .map_err(Failure::auth0(step))?;
+        if revoke {
+            self.revoke_logins(step, id).await?;
+        }
+        let patch = UserPatch {
+            blocked: Some(false),
+            app_metadata: Some(serde_json::to_value(tags).expect("tags serialize")),
+        };
+        auth0
+            .update_user(id, &patch, Budget::Work, self.deadline)
             .await
             .map(drop)
             .map_err(Failure::auth0(step))
+    }
+
+    /// Refuses every further login of the user; undone by unblocking.
+    pub async fn block(&mut self, step: Step, id: &Auth0UserId) -> Result<(), Failure> {
+        self.patch(
+            step,
+            id,
+            UserPatch::blocked(true),
+            UserPatch::blocked(false),
+        )
+        .await
+    }
+
+    /// Lets the user log in again; undone by blocking.
+    pub async fn unblock(&mut self, step: Step, id: &Auth0UserId) -> Result<(), Failure> {
+        self.patch(
+            step,
+            id,
+            UserPatch::blocked(false),
+            UserPatch::blocked(true),
+        )
+        .await
+    }
+
+    /// Sets the user's role tag to `role`; undone by setting `previous` back.
+    pub async fn set_role(
+        &mut self,
+        step: Step,
+        id: &Auth0UserId,
+        role: Role,
+        previous: Role,
+    ) -> Result<(), Failure> {
+        self.patch(step, id, UserPatch::role(role), UserPatch::role(previous))
+            .await
+    }
+
+    /// Ends the user's sessions and revokes its refresh tokens (Auth0's Enterprise-plan
+    /// endpoints). Not undone: a person signed out signs in again.
+    pub async fn revoke_logins(&mut self, step: Step, id: &Auth0UserId) -> Result<(), Failure> {
+        let auth0 = &self.state.auth0;
+        auth0
+            .revoke_sessions(id, Budget::Work, self.deadline)
+            .await
+            .map_err(Failure::auth0(step))?;
+        auth0
+            .revoke_refresh_tokens(id, Budget::Work, self.deadline)
+            .await
+            .map_err(Failure::auth0(step))
+    }
+
+    /// A state change with its inverse, recorded when the change happened or may have (no
+    /// usable answer): undoing one that did not happen sets the state the user already has.
+    async fn patch(
+        &mut self,
+        step: Step,
+        id: &Auth0UserId,
+        change: UserPatch,
+        inverse: UserPatch,
+    ) -> Result<(), Failure> {
+        let result = self
+            .state
+            .auth0
+            .update_user(id, &change, Budget::Work, self.deadline)
+            .await;
+        if result.as_ref().is_ok() || result.as_ref().is_err_and(Auth0Error::may_have_acted) {
+            self.made.push(Inverse::Patch(id.clone(), inverse));
+        }
+        result.map(drop).map_err(Failure::auth0(step))
     }
 
     /// The transaction will not commit (or its COMMIT failed): decides what to do about the
@@ -169,25 +255,33 @@ impl<'a> Auth0Changes<'a> {
 
     async fn apply(&self, inverse: &Inverse) -> Compensation {
         match inverse {
-            Inverse::Delete(id) => self.delete(id).await,
             Inverse::Keep(id) => {
                 tracing::info!(step = "rollback", auth0_user_id = %id, "adopted auth0 user kept");
                 Compensation::KeptForRetry
             }
+            Inverse::Delete(id) => {
+                let undone = self.retried(id, inverse).await;
+                if undone == Compensation::Undone {
+                    metrics::count(Metric::CompensatingDeletes, 1, None);
+                } else {
+                    metrics::count(Metric::CompensatingDeleteFailures, 1, None);
+                }
+                undone
+            }
+            Inverse::Patch(id, _) => self.retried(id, inverse).await,
         }
     }
 
-    /// Deletes a user this flow created; idempotent, so retried while the deadline allows.
-    async fn delete(&self, id: &Auth0UserId) -> Compensation {
+    /// An undo, tried again while it fails and the deadline allows (every undo is idempotent).
+    async fn retried(&self, id: &Auth0UserId, inverse: &Inverse) -> Compensation {
         for attempt in 1..=UNDO_ATTEMPTS {
-            match self.state.auth0.delete_user(id, self.deadline).await {
+            match self.undo_once(inverse).await {
                 Ok(()) => {
-                    tracing::info!(step = "compensate", attempt, "auth0 user deleted");
-                    metrics::count(Metric::CompensatingDeletes, 1, None);
+                    tracing::info!(step = "compensate", attempt, "auth0 change undone");
                     return Compensation::Undone;
                 }
                 Err(err) => {
-                    tracing::warn!(step = "compensate", attempt, error = %err, "compensating delete failed");
+                    tracing::warn!(step = "compensate", attempt, error = %err, "undoing an auth0 change failed");
                     if self.deadline.remaining() < UNDO_FLOOR {
                         break;
                     }
@@ -195,9 +289,20 @@ impl<'a> Auth0Changes<'a> {
                 }
             }
         }
-        tracing::error!(step = "compensate", auth0_user_id = %id, "auth0 user left for the cleanup job");
-        metrics::count(Metric::CompensatingDeleteFailures, 1, None);
+        tracing::error!(step = "compensate", auth0_user_id = %id, "auth0 change left for the cleanup job");
         Compensation::Failed
+    }
+
+    async fn undo_once(&self, inverse: &Inverse) -> Result<(), Auth0Error> {
+        let auth0 = &self.state.auth0;
+        match inverse {
+            Inverse::Keep(_) => Ok(()),
+            Inverse::Delete(id) => auth0.delete_user(id, self.deadline).await,
+            Inverse::Patch(id, patch) => auth0
+                .update_user(id, patch, Budget::Cleanup, self.deadline)
+                .await
+                .map(drop),
+        }
     }
 
     /// After a create without an answer: finds the user Auth0 may have made for this attempt
@@ -215,12 +320,13 @@ impl<'a> Auth0Changes<'a> {
             .iter()
             .filter(|u| u.db_user_id() == Some(user.tags.db_user_id))
         {
-            outcome = worse(outcome, self.delete(&made.id).await);
+            let inverse = Inverse::Delete(made.id.clone());
+            outcome = worse(outcome, self.apply(&inverse).await);
         }
         outcome
     }
 
-    async fn users_with(&self, email: &Email) -> Result<Vec<Auth0User>, crate::auth0::Auth0Error> {
+    async fn users_with(&self, email: &Email) -> Result<Vec<Auth0User>, Auth0Error> {
         self.state.auth0.users_by_email(email, self.deadline).await
     }
 }

@@ -42,6 +42,8 @@ error_catalogue! {
     CallerInactive = FORBIDDEN, "CALLER_INACTIVE";
     NotAnAdmin = FORBIDDEN, "NOT_AN_ADMIN";
     RoleNotAllowed = FORBIDDEN, "ROLE_NOT_ALLOWED";
+    OwnerProtected = FORBIDDEN, "OWNER_PROTECTED";
+    CannotActOnSelf = FORBIDDEN, "CANNOT_ACT_ON_SELF";
     NotFound = NOT_FOUND, "NOT_FOUND";
     EmployeeNotFound = NOT_FOUND, "EMPLOYEE_NOT_FOUND";
     UserNotFound = NOT_FOUND, "USER_NOT_FOUND";
@@ -53,6 +55,8 @@ error_catalogue! {
     AlreadyActivated = CONFLICT, "ALREADY_ACTIVATED";
     UserInactive = CONFLICT, "USER_INACTIVE";
     RequestInProgress = CONFLICT, "REQUEST_IN_PROGRESS";
+    LastOwner = CONFLICT, "LAST_OWNER";
+    UserChangeInProgress = CONFLICT, "USER_CHANGE_IN_PROGRESS";
     LinkExpired = GONE, "LINK_EXPIRED";
     PayloadTooLarge = PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE";
     UnsupportedMediaType = UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE";

@@ -161,6 +161,20 @@ impl ApiRequest {
         .unwrap_or("/")
     }
 
+    /// The query string's value for `name` (API Gateway joins a repeated key's values with
+    /// commas in payload 2.0).
+    pub fn query(&self, name: &str) -> Option<&str> {
+        match self {
+            Self::Http(r) => r.query_string_parameters.first(name),
+            Self::Rest(r) => r.query_string_parameters.first(name),
+        }
+    }
+
+    /// Whether the request carries a body at all.
+    pub fn has_body(&self) -> bool {
+        !self.raw_body().0.trim().is_empty()
+    }
+
     pub fn headers(&self) -> &HeaderMap {
         match self {
             Self::Http(r) => &r.headers,

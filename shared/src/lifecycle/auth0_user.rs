@@ -76,6 +76,11 @@ async fn adopt_orphan(
         return Err(LifecycleError::Auth0UserExists);
     }
     tracing::info!(step = "auth0_adopt", auth0_user_id = %orphan.id, "adopting an orphan auth0 user of ours");
-    auth0.adopt(AUTH0_ADOPT, &orphan.id, tags).await?;
+    // A password of its own: nothing the login's last holder knew leads into the new account.
+    let password = temporary_password();
+    let revoke = cx.state.config.auth0_revoke_sessions;
+    auth0
+        .adopt(AUTH0_ADOPT, &orphan.id, tags, &password, revoke)
+        .await?;
     Ok(Some(orphan.id.clone()))
 }

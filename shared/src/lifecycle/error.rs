@@ -4,7 +4,7 @@
 
 use crate::access::Denied;
 use crate::domain::PageId;
-use crate::flow::{CarriesFailure, Compensation, Failure, FlowError, KeyRefusal};
+use crate::flow::{Busy, CarriesFailure, Compensation, Failure, FlowError, KeyRefusal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
@@ -12,6 +12,8 @@ pub enum LifecycleError {
     Denied(#[from] Denied),
     #[error(transparent)]
     Key(#[from] KeyRefusal),
+    #[error(transparent)]
+    Busy(#[from] Busy),
     #[error("unknown page ids")]
     UnknownPages(Vec<PageId>),
     #[error("employee not found in the caller's tenant")]
@@ -39,16 +41,6 @@ pub enum LifecycleError {
     },
 }
 
-impl LifecycleError {
-    /// What was done about Auth0 when the operation failed.
-    pub fn compensation(&self) -> Compensation {
-        match self {
-            Self::Failed { compensation, .. } => *compensation,
-            _ => Compensation::NotNeeded,
-        }
-    }
-}
-
 impl From<Failure> for LifecycleError {
     fn from(failure: Failure) -> Self {
         Self::Failed {
@@ -73,5 +65,12 @@ impl FlowError for LifecycleError {
             *compensation = outcome;
         }
         self
+    }
+
+    fn compensation(&self) -> Compensation {
+        match self {
+            Self::Failed { compensation, .. } => *compensation,
+            _ => Compensation::NotNeeded,
+        }
     }
 }

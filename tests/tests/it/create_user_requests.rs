@@ -347,7 +347,12 @@ async fn bad_requests_are_refused_with_the_field_named_and_change_nothing() {
         ),
         (
             "unknown path",
-            api_event("POST", "/api/direct-users/explode", Some(admin), Some("{}")),
+            api_event(
+                "POST",
+                "/api/direct-users/42/explode",
+                Some(admin),
+                Some("{}"),
+            ),
             404,
             "NOT_FOUND",
             None,

@@ -258,7 +258,12 @@ async fn the_handlers_answers_match_the_schema_documented_for_their_status() {
         (
             "unknown path",
             CREATE_PATH,
-            api_event("POST", "/api/direct-users/delete", Some(admin), Some("{}")),
+            api_event(
+                "POST",
+                "/api/direct-users/42/explode",
+                Some(admin),
+                Some("{}"),
+            ),
             404,
             "NOT_FOUND",
         ),
