@@ -534,8 +534,11 @@ async fn the_password_realm_grant_refuses_a_blocked_user_an_unknown_realm_and_mi
         .login_request("ann@example.com", STRONG_PASSWORD);
     let (status, body) = post_token(&tenant.double, &tenant.http, &request).await;
     assert_eq!(
-        (status, body["error"].as_str()),
-        (401, Some("unauthorized"))
+        (status, body),
+        (
+            403,
+            json!({"error": "invalid_grant", "error_description": "user is blocked"})
+        )
     );
 }
 

@@ -105,7 +105,7 @@ impl Tenant {
 
     /// The resource-owner password grant against one connection (a "realm"): what a login
     /// form does. Answers as Auth0 does: a wrong address or password is one 403, never telling
-    /// which; a blocked user is a 401.
+    /// which; a blocked user is a 403 `invalid_grant` too, saying so.
     fn log_in(&mut self, form: &HashMap<String, String>, now: DateTime<Utc>) -> Answer {
         let field = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
         let missing = |name: &str| {
@@ -137,8 +137,8 @@ impl Tenant {
             ));
         };
         if user.profile["blocked"] == json!(true) {
-            let status = StatusCode::UNAUTHORIZED;
-            return Err(oauth_error(status, "unauthorized", "user is blocked"));
+            let status = StatusCode::FORBIDDEN;
+            return Err(oauth_error(status, "invalid_grant", "user is blocked"));
         }
         let user_id = user.id().to_string();
         let scope = field("scope").unwrap_or("openid");
