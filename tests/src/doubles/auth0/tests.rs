@@ -92,6 +92,12 @@ impl Session {
         self.send(self.request(reqwest::Method::GET, path)).await
     }
 
+    async fn patch(&self, user_id: &str, body: &Value) -> (u16, Value) {
+        let path = user_path(user_id);
+        self.send(self.request(reqwest::Method::PATCH, &path).json(body))
+            .await
+    }
+
     async fn search(&self, params: &[(&str, &str)]) -> (u16, Value) {
         let url = url::Url::parse_with_params(&self.url("/api/v2/users"), params).unwrap();
         let request = self.http.get(url).bearer_auth(&self.token);
@@ -435,6 +441,47 @@ async fn patch_merges_app_metadata_at_the_top_level_and_drops_null_keys() {
     );
     assert_eq!(updated["blocked"], true);
     assert_eq!(tenant.get(&path).await.1, updated);
+}
+
+#[tokio::test]
+async fn patch_metadata_merges_key_by_key_and_an_empty_object_clears_it() {
+    let tenant = tenant().await;
+    let mut body = new_user("ann@example.com");
+    body["app_metadata"] =
+        json!({"created_by": "signup-api", "role": "admin", "plan": {"tier": 1, "seats": 3}});
+    let (_, user) = tenant.create(&body).await;
+    let user_id = user["user_id"].as_str().unwrap();
+    let metadata = |answer: (u16, Value)| {
+        assert_eq!(answer.0, 200, "{}", answer.1);
+        answer.1["app_metadata"].clone()
+    };
+
+    let change = json!({"app_metadata": {"role": null, "plan": {"tier": 2}}});
+    assert_eq!(
+        metadata(tenant.patch(user_id, &change).await),
+        json!({"created_by": "signup-api", "plan": {"tier": 2}}),
+        "null removes a key; a nested object is replaced whole"
+    );
+    let unrelated = json!({"user_metadata": {"colour": "teal"}});
+    assert_eq!(
+        metadata(tenant.patch(user_id, &unrelated).await),
+        json!({"created_by": "signup-api", "plan": {"tier": 2}}),
+        "a PATCH without app_metadata leaves it"
+    );
+    let absent = json!({"app_metadata": {"never_set": null}});
+    assert_eq!(
+        metadata(tenant.patch(user_id, &absent).await)["created_by"],
+        "signup-api"
+    );
+    let (_, cleared) = tenant.patch(user_id, &json!({"app_metadata": {}})).await;
+    assert_eq!(cleared["app_metadata"], json!({}));
+    assert_eq!(
+        cleared["user_metadata"],
+        json!({"colour": "teal"}),
+        "only the one sent"
+    );
+    let (_, stored) = tenant.get(&user_path(user_id)).await;
+    assert_eq!(stored["app_metadata"], json!({}));
 }
 
 #[tokio::test]

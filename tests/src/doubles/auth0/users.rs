@@ -168,9 +168,10 @@ fn copy_fields<'a>(
     }
 }
 
-/// Top-level merge as Auth0 does for metadata: a `null` value removes the key.
+/// Merges metadata as Auth0 does: key by key at the first level only (a nested object is
+/// replaced whole), a `null` value removes its key, and an empty object removes every key.
 fn merge_top_level(target: &mut Value, changes: &Map<String, Value>) {
-    if !target.is_object() {
+    if !target.is_object() || changes.is_empty() {
         *target = json!({});
     }
     let Value::Object(target) = target else {
