@@ -4,7 +4,12 @@ Run by tests/tests/it/auth0_sdk.rs with the double's base URL, client id and cli
 The SDK parses every answer into its own typed models and error classes, so it fails where
 the double's statuses, headers or JSON shapes drift from the real Management API's. Each
 check asserts what the SDK hands its caller. On success it prints one JSON line for the Rust
-test, which then looks at the double's users itself.
+test, which then looks at the double's users, refresh tokens and sessions itself.
+
+Besides the calls the provisioning makes, it covers what the user lifecycle needs: a person's
+login with a refresh token and its refresh (GetToken.login / refresh_token), blocking and
+unblocking (users.update), revoking refresh tokens and sessions (users.refresh_token.delete,
+users.sessions.delete) and the app_metadata merge of users.update.
 """
 
 import json
@@ -24,6 +29,14 @@ from auth0.management.errors import (
 
 CONNECTION = "Username-Password-Authentication"
 PASSWORD = "Correct-Horse-9-battery"
+NEW_PASSWORD = "Another-Good-Pass-7"
+OFFLINE = "openid offline_access"
+INEXISTENT_USER = {
+    "statusCode": 404,
+    "error": "Not Found",
+    "message": "The user does not exist.",
+    "errorCode": "inexistent_user",
+}
 
 
 def expect_error(kind, call):
@@ -94,7 +107,7 @@ def main(base, client_id, client_secret):
     fetched = api.users.get(created.user_id)
     assert fetched.app_metadata["db_user_id"] == "sdk-1", fetched.app_metadata
 
-    updated = api.users.update(created.user_id, password="Another-Good-Pass-7", connection=CONNECTION)
+    updated = api.users.update(created.user_id, password=NEW_PASSWORD, connection=CONNECTION)
     assert updated.user_id == created.user_id
 
     # A v3 search read page by page by the SDK's pager (include_totals is its default).
@@ -158,10 +171,87 @@ def main(base, client_id, client_secret):
     assert api.users.delete(deleted) is None
     assert api.users.delete(deleted) is None
 
+    lifecycle(domain, client_id, client_secret, api, created.user_id)
+    merged = metadata_merge(api, tagged[1])
+
     print(json.dumps({
         "kept": created.user_id,
         "deleted": deleted,
+        "merged": merged,
     }))
+
+
+def refused(call):
+    """(status, error, description) of the Authentication API error `call` raised."""
+    err = expect_error(Auth0Error, call)
+    return err.status_code, err.error_code, err.message
+
+
+def lifecycle(domain, client_id, client_secret, api, user_id):
+    """A person's login with a refresh token, blocking and unblocking, and revoking the
+    person's refresh tokens and sessions, through the SDK's Authentication and Management
+    clients. Leaves the user unblocked with one live refresh token and no session."""
+    email = "sdk.check@example.test"
+    person = GetToken(domain, client_id, client_secret=client_secret, protocol="http")
+
+    def log_in(scope=OFFLINE):
+        return person.login(email, NEW_PASSWORD, scope=scope, realm=CONNECTION)
+
+    login = log_in()
+    assert login["token_type"] == "Bearer" and login["id_token"], login
+    refresh_token = login["refresh_token"]
+    assert isinstance(refresh_token, str) and refresh_token, login
+    refreshed = person.refresh_token(refresh_token)
+    assert refreshed["access_token"] and refreshed["id_token"], refreshed
+    assert "refresh_token" not in refreshed, "no rotation"
+
+    # Blocked: the login and the refresh are both refused, saying why.
+    assert api.users.update(user_id, blocked=True).blocked is True
+    blocked = (403, "invalid_grant", "user is blocked")
+    assert refused(lambda: log_in("openid")) == blocked
+    assert refused(lambda: person.refresh_token(refresh_token)) == blocked
+    # Unblocked: the same password logs in again.
+    assert api.users.update(user_id, blocked=False).blocked is False
+    second = log_in()["refresh_token"]
+
+    # Revoking the refresh tokens (202, which the SDK returns as None) refuses every one of
+    # them; logging in still works.
+    assert api.users.refresh_token.delete(user_id) is None
+    unknown = (403, "invalid_grant", "Unknown or invalid refresh token.")
+    for token in (refresh_token, second):
+        assert refused(lambda: person.refresh_token(token)) == unknown
+    fresh = log_in()["refresh_token"]
+    assert person.refresh_token(fresh)["access_token"]
+
+    assert api.users.sessions.delete(user_id) is None
+
+    # An unknown user: 404 inexistent_user for the block and both revocations.
+    missing = "auth0|000000000000000000000000"
+    for call in (
+        lambda: api.users.update(missing, blocked=True),
+        lambda: api.users.sessions.delete(missing),
+        lambda: api.users.refresh_token.delete(missing),
+    ):
+        assert expect_error(NotFoundError, call).body == INEXISTENT_USER
+
+
+def metadata_merge(api, user_id):
+    """app_metadata through users.update: merged at the first level, null removes a key, a
+    nested object is replaced whole, {} removes it all. Answers the user's id."""
+    start = {"created_by_system": "sdk-pages", "role": "admin", "plan": {"tier": 1, "seats": 3}}
+    assert api.users.update(user_id, app_metadata=start).app_metadata == start
+    merged = api.users.update(
+        user_id, app_metadata={"role": None, "plan": {"tier": 2}, "team": "blue"}
+    )
+    assert merged.app_metadata == {
+        "created_by_system": "sdk-pages",
+        "plan": {"tier": 2},
+        "team": "blue",
+    }, merged.app_metadata
+    cleared = api.users.update(user_id, app_metadata={})
+    assert not cleared.app_metadata, cleared.app_metadata
+    assert not api.users.get(user_id).app_metadata
+    return user_id
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 //! Auth0's official Python SDK (`auth0-python`, pinned in requirements-dev.txt) against the Auth0
 //! double: the double is only worth its tests while a real Management API client accepts its
 //! answers. The SDK's side of the checks is `tests/sdk/auth0_official_sdk.py`; this test runs
-//! it and then reads the double's users for what the SDK did.
+//! it and then reads the double's users, their refresh tokens and sessions and its call counts
+//! for what the SDK did.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -62,6 +63,17 @@ async fn auth0s_own_sdk_accepts_every_answer_of_the_double() {
     assert_eq!(stored[0]["user_id"], kept);
     assert_eq!(stored[0]["app_metadata"]["db_user_id"], "sdk-1");
     assert!(auth0.password_matches(kept, "Another-Good-Pass-7"));
+    // The lifecycle checks left the person unblocked, with the one refresh token issued after
+    // the revocation and no session (the SDK revoked them after the last login).
+    assert!(!auth0.is_blocked(kept));
+    assert_eq!(auth0.refresh_tokens_of(kept), 1);
+    assert_eq!(auth0.sessions_of(kept), 0);
+    let merged = report["merged"].as_str().unwrap();
+    let merged = auth0
+        .users()
+        .into_iter()
+        .find(|user| user["user_id"] == merged);
+    assert_eq!(merged.unwrap()["app_metadata"], serde_json::json!({}));
     let deleted = report["deleted"].as_str().unwrap();
     assert!(auth0.users().iter().all(|user| user["user_id"] != deleted));
     assert_eq!(
@@ -69,7 +81,12 @@ async fn auth0s_own_sdk_accepts_every_answer_of_the_double() {
         5,
         "the check user and four of the five paged ones"
     );
-    // Two token requests (one granted, one refused for a wrong secret): every Management call
-    // carried the granted token.
-    assert_eq!(auth0.token_requests(), 2);
+    // Two client-credentials requests (one granted, one refused for a wrong secret), so every
+    // Management call carried the granted token; then the person's four logins.
+    assert_eq!(auth0.token_requests(), 2 + 4);
+    // Five refreshes: two granted, one refused while blocked, two refused once revoked.
+    assert_eq!(auth0.calls("refresh_token"), 5);
+    // For the person and for an unknown user.
+    assert_eq!(auth0.calls("revoke_sessions"), 2);
+    assert_eq!(auth0.calls("revoke_refresh_tokens"), 2);
 }

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::AUTH0_OPS;
-use super::state::{App, Tenant};
+use super::state::{App, StoredUser, Tenant};
 use crate::doubles::faults::Fault;
 use crate::doubles::server::Control;
 
@@ -16,6 +16,7 @@ impl Control for App {
             .collect();
         json!({
             "users": tenant.profiles(),
+            "access": tenant.access_by_user(),
             "token_requests": tenant.calls_to("token"),
             "calls": calls,
             "faults": tenant.faults.pending(),
@@ -38,5 +39,22 @@ impl Control for App {
 
     fn clear_faults(&self) {
         self.tenant().faults.clear();
+    }
+}
+
+impl Tenant {
+    /// `user_id` → whether it is blocked and how many live refresh tokens and open sessions
+    /// it has, for every user.
+    fn access_by_user(&self) -> Map<String, Value> {
+        let of = |user: &StoredUser| {
+            let id = user.id();
+            let state = json!({
+                "blocked": user.profile["blocked"] == json!(true),
+                "refresh_tokens": self.access.refresh_tokens_of(id),
+                "sessions": self.access.sessions_of(id),
+            });
+            (id.to_string(), state)
+        };
+        self.users.iter().map(of).collect()
     }
 }

@@ -1,5 +1,5 @@
-//! What every Management API call goes through (fault, rate limit, bearer token, then the
-//! work) and the fixed one-second rate-limit window behind the `x-ratelimit-*` headers.
+//! What every Management API call goes through (fault, rate limit, bearer token and its scope,
+//! then the work) and the fixed one-second rate-limit window behind the `x-ratelimit-*` headers.
 
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderMap, StatusCode};
@@ -31,13 +31,31 @@ impl App {
             let answer = if quota.exceeded {
                 Err(rate_limited())
             } else {
-                (tenant.authorize(headers, now)).and_then(|()| work(&mut tenant, now))
+                let authorized = match required_scope(op) {
+                    Some(scope) => tenant.authorize_scope(headers, now, scope),
+                    None => tenant.authorize(headers, now),
+                };
+                authorized.and_then(|()| work(&mut tenant, now))
             };
             let mut response = answer.into_response();
             quota.stamp(&mut response);
             response
         })
         .await
+    }
+}
+
+/// The scope a Management API operation needs in the caller's token (Auth0 also takes
+/// narrower ones, such as `read:current_user`, which the double's clients never hold).
+fn required_scope(op: &str) -> Option<&'static str> {
+    match op {
+        "create_user" => Some("create:users"),
+        "get_user" | "users_by_email" | "search_users" => Some("read:users"),
+        "update_user" => Some("update:users"),
+        "delete_user" => Some("delete:users"),
+        "revoke_sessions" => Some("delete:sessions"),
+        "revoke_refresh_tokens" => Some("delete:refresh_tokens"),
+        _ => None,
     }
 }
 

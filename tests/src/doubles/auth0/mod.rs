@@ -1,6 +1,8 @@
-//! Auth0 double: the client-credentials token endpoint and the Management API v2 user
-//! endpoints, answering with the statuses, bodies and headers listed in docs/auth0.md.
+//! Auth0 double: the token endpoint (client credentials, a person's password-realm login and
+//! refresh) and the Management API v2 user endpoints, answering with the statuses, bodies and
+//! headers listed in docs/auth0.md.
 
+mod access;
 mod control;
 mod errors;
 mod lucene;
@@ -17,7 +19,7 @@ mod tests;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -27,7 +29,7 @@ use state::{App, digest};
 use token::PASSWORD_REALM_GRANT;
 
 /// Operations that faults and call counters name.
-pub const AUTH0_OPS: [&str; 7] = [
+pub const AUTH0_OPS: [&str; 10] = [
     "token",
     "create_user",
     "get_user",
@@ -35,6 +37,11 @@ pub const AUTH0_OPS: [&str; 7] = [
     "delete_user",
     "users_by_email",
     "search_users",
+    // `DELETE /api/v2/users/{id}/sessions` and `…/refresh-tokens`.
+    "revoke_sessions",
+    "revoke_refresh_tokens",
+    // The token endpoint's refresh-token grant (every other grant is `token`).
+    "refresh_token",
 ];
 
 #[derive(Clone, Debug)]
@@ -44,6 +51,9 @@ pub struct Auth0Config {
     pub connection: String,
     /// `None` = unlimited.
     pub rate_limit_per_sec: Option<u32>,
+    /// The Management API scopes the client is granted, space-separated: every token it gets
+    /// carries them, and a call needing another is refused with 403 `insufficient_scope`.
+    pub scope: String,
 }
 
 impl Default for Auth0Config {
@@ -53,6 +63,7 @@ impl Default for Auth0Config {
             client_secret: "test-client-secret".into(),
             connection: "Username-Password-Authentication".into(),
             rate_limit_per_sec: None,
+            scope: token::SCOPE.into(),
         }
     }
 }
@@ -115,6 +126,54 @@ impl Auth0Double {
         })
     }
 
+    /// Logs `email` in with the password-realm grant asking for `scope` (`offline_access` in
+    /// it also asks for a refresh token), as a login form would: the status and the body.
+    pub async fn log_in(&self, email: &str, password: &str, scope: &str) -> (u16, Value) {
+        let mut request = self.login_request(email, password);
+        request["scope"] = scope.into();
+        self.post_token(&request).await
+    }
+
+    /// Exchanges `refresh_token` for new tokens (the refresh-token grant): status and body.
+    pub async fn refresh(&self, refresh_token: &str) -> (u16, Value) {
+        let config = self.app.tenant().config.clone();
+        let request = json!({
+            "grant_type": "refresh_token",
+            "client_id": config.client_id,
+            "client_secret": config.client_secret,
+            "refresh_token": refresh_token,
+        });
+        self.post_token(&request).await
+    }
+
+    async fn post_token(&self, request: &Value) -> (u16, Value) {
+        let url = format!("{}/oauth/token", self.base_url());
+        let sent = reqwest::Client::new().post(url).json(request).send().await;
+        let response = sent.expect("the Auth0 double answers on loopback");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Whether `user_id` is blocked (`"blocked": true` in its profile); false for a user
+    /// that does not exist.
+    pub fn is_blocked(&self, user_id: &str) -> bool {
+        let tenant = self.app.tenant();
+        tenant
+            .find(user_id)
+            .is_some_and(|user| user.profile["blocked"] == json!(true))
+    }
+
+    /// How many refresh tokens of `user_id` are live (issued and not revoked).
+    pub fn refresh_tokens_of(&self, user_id: &str) -> usize {
+        self.app.tenant().access.refresh_tokens_of(user_id)
+    }
+
+    /// How many sessions `user_id` has open.
+    pub fn sessions_of(&self, user_id: &str) -> usize {
+        self.app.tenant().access.sessions_of(user_id)
+    }
+
     pub fn token_requests(&self) -> usize {
         self.calls("token")
     }
@@ -151,6 +210,11 @@ impl Auth0Double {
         self.app.tenant().config.rate_limit_per_sec = per_sec;
     }
 
+    /// Changes the scopes the client is granted; tokens issued before keep theirs, as in Auth0.
+    pub fn set_scope(&self, scope: &str) {
+        self.app.tenant().config.scope = scope.to_string();
+    }
+
     /// Makes every issued token expired, to exercise token refresh.
     pub fn expire_tokens(&self) {
         let past = Utc::now() - chrono::Duration::seconds(1);
@@ -170,6 +234,7 @@ impl Auth0Double {
 
 fn router(app: App) -> Router {
     use users::{create_user, delete_user, get_user, update_user, users_by_email};
+    use users::{revoke_refresh_tokens, revoke_sessions};
 
     Router::new()
         .route("/oauth/token", post(token::token))
@@ -179,6 +244,11 @@ fn router(app: App) -> Router {
             get(get_user).patch(update_user).delete(delete_user),
         )
         .route("/api/v2/users-by-email", get(users_by_email))
+        .route("/api/v2/users/{id}/sessions", delete(revoke_sessions))
+        .route(
+            "/api/v2/users/{id}/refresh-tokens",
+            delete(revoke_refresh_tokens),
+        )
         .merge(control_routes::<App>())
         .fallback(errors::not_found)
         .with_state(app)

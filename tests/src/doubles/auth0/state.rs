@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::Auth0Config;
+use super::access::Access;
 use super::management::RateWindow;
 use crate::doubles::faults::{Fault, FaultQueue};
 use crate::doubles::server::lock;
@@ -37,6 +38,8 @@ pub(super) struct Tenant {
     pub(super) calls: BTreeMap<String, usize>,
     pub(super) faults: FaultQueue,
     pub(super) window: RateWindow,
+    /// Users' refresh tokens and sessions.
+    pub(super) access: Access,
 }
 
 pub(super) struct StoredUser {
@@ -140,6 +143,7 @@ impl Tenant {
             calls: BTreeMap::new(),
             faults: FaultQueue::default(),
             window: RateWindow::default(),
+            access: Access::default(),
         }
     }
 

@@ -92,6 +92,12 @@ impl Session {
         self.send(self.request(reqwest::Method::GET, path)).await
     }
 
+    async fn patch(&self, user_id: &str, body: &Value) -> (u16, Value) {
+        let path = user_path(user_id);
+        self.send(self.request(reqwest::Method::PATCH, &path).json(body))
+            .await
+    }
+
     async fn search(&self, params: &[(&str, &str)]) -> (u16, Value) {
         let url = url::Url::parse_with_params(&self.url("/api/v2/users"), params).unwrap();
         let request = self.http.get(url).bearer_auth(&self.token);
@@ -438,6 +444,47 @@ async fn patch_merges_app_metadata_at_the_top_level_and_drops_null_keys() {
 }
 
 #[tokio::test]
+async fn patch_metadata_merges_key_by_key_and_an_empty_object_clears_it() {
+    let tenant = tenant().await;
+    let mut body = new_user("ann@example.com");
+    body["app_metadata"] =
+        json!({"created_by": "signup-api", "role": "admin", "plan": {"tier": 1, "seats": 3}});
+    let (_, user) = tenant.create(&body).await;
+    let user_id = user["user_id"].as_str().unwrap();
+    let metadata = |answer: (u16, Value)| {
+        assert_eq!(answer.0, 200, "{}", answer.1);
+        answer.1["app_metadata"].clone()
+    };
+
+    let change = json!({"app_metadata": {"role": null, "plan": {"tier": 2}}});
+    assert_eq!(
+        metadata(tenant.patch(user_id, &change).await),
+        json!({"created_by": "signup-api", "plan": {"tier": 2}}),
+        "null removes a key; a nested object is replaced whole"
+    );
+    let unrelated = json!({"user_metadata": {"colour": "teal"}});
+    assert_eq!(
+        metadata(tenant.patch(user_id, &unrelated).await),
+        json!({"created_by": "signup-api", "plan": {"tier": 2}}),
+        "a PATCH without app_metadata leaves it"
+    );
+    let absent = json!({"app_metadata": {"never_set": null}});
+    assert_eq!(
+        metadata(tenant.patch(user_id, &absent).await)["created_by"],
+        "signup-api"
+    );
+    let (_, cleared) = tenant.patch(user_id, &json!({"app_metadata": {}})).await;
+    assert_eq!(cleared["app_metadata"], json!({}));
+    assert_eq!(
+        cleared["user_metadata"],
+        json!({"colour": "teal"}),
+        "only the one sent"
+    );
+    let (_, stored) = tenant.get(&user_path(user_id)).await;
+    assert_eq!(stored["app_metadata"], json!({}));
+}
+
+#[tokio::test]
 async fn patch_checks_a_new_password_against_the_policy() {
     let tenant = tenant().await;
     let (_, user) = tenant.create(&new_user("ann@example.com")).await;
@@ -534,8 +581,11 @@ async fn the_password_realm_grant_refuses_a_blocked_user_an_unknown_realm_and_mi
         .login_request("ann@example.com", STRONG_PASSWORD);
     let (status, body) = post_token(&tenant.double, &tenant.http, &request).await;
     assert_eq!(
-        (status, body["error"].as_str()),
-        (401, Some("unauthorized"))
+        (status, body),
+        (
+            403,
+            json!({"error": "invalid_grant", "error_description": "user is blocked"})
+        )
     );
 }
 
@@ -567,6 +617,463 @@ async fn delete_answers_204_whether_or_not_the_user_exists() {
         assert!(response.text().await.unwrap().is_empty());
     }
     assert!(tenant.double.users().is_empty());
+}
+
+// --- the user lifecycle: blocking, refresh tokens, sessions ---
+
+const OFFLINE: &str = "openid offline_access";
+
+fn user_is_blocked() -> Value {
+    json!({"error": "invalid_grant", "error_description": "user is blocked"})
+}
+
+fn unknown_refresh_token() -> Value {
+    json!({"error": "invalid_grant", "error_description": "Unknown or invalid refresh token."})
+}
+
+fn inexistent_user() -> Value {
+    json!({
+        "statusCode": 404,
+        "error": "Not Found",
+        "message": "The user does not exist.",
+        "errorCode": "inexistent_user",
+    })
+}
+
+impl Session {
+    /// A user created through the API, so it has a password to log in with.
+    async fn created_user(&self, email: &str) -> String {
+        let (status, user) = self.create(&new_user(email)).await;
+        assert_eq!(status, 201, "{user}");
+        user["user_id"].as_str().unwrap().to_string()
+    }
+
+    /// `DELETE` of `path`: the status, the raw body and the response's headers.
+    async fn delete(&self, path: &str) -> (u16, String, reqwest::header::HeaderMap) {
+        let response = self
+            .request(reqwest::Method::DELETE, path)
+            .send()
+            .await
+            .unwrap();
+        let (status, headers) = (response.status().as_u16(), response.headers().clone());
+        (status, response.text().await.unwrap(), headers)
+    }
+
+    /// A login asking for a refresh token; answers the refresh token.
+    async fn offline_login(&self, email: &str) -> String {
+        let (status, body) = self.double.log_in(email, STRONG_PASSWORD, OFFLINE).await;
+        assert_eq!(status, 200, "{body}");
+        body["refresh_token"].as_str().unwrap().to_string()
+    }
+}
+
+fn sessions_path(user_id: &str) -> String {
+    format!("{}/sessions", user_path(user_id))
+}
+
+fn refresh_tokens_path(user_id: &str) -> String {
+    format!("{}/refresh-tokens", user_path(user_id))
+}
+
+fn assert_rate_limit_headers(headers: &reqwest::header::HeaderMap) {
+    for header in [
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+    ] {
+        assert!(headers.contains_key(header), "{header}");
+    }
+}
+
+#[tokio::test]
+async fn a_login_with_offline_access_answers_a_refresh_token_that_gets_new_tokens() {
+    let tenant = tenant().await;
+    let user_id = tenant.created_user("ann@example.com").await;
+    let (status, login) = (tenant.double)
+        .log_in("ann@example.com", STRONG_PASSWORD, OFFLINE)
+        .await;
+    assert_eq!(status, 200, "{login}");
+    assert_eq!(login["scope"], OFFLINE);
+    assert!(login["id_token"].is_string() && login["access_token"].is_string());
+    let refresh_token = login["refresh_token"].as_str().unwrap();
+    assert!(!refresh_token.is_empty() && !refresh_token.contains(&user_id));
+
+    let (status, refreshed) = tenant.double.refresh(refresh_token).await;
+    assert_eq!(status, 200, "{refreshed}");
+    assert_eq!(
+        (
+            &refreshed["token_type"],
+            &refreshed["expires_in"],
+            &refreshed["scope"]
+        ),
+        (&json!("Bearer"), &json!(86_400), &json!(OFFLINE))
+    );
+    assert!(refreshed["access_token"].is_string() && refreshed["id_token"].is_string());
+    assert_ne!(refreshed["access_token"], login["access_token"]);
+    assert!(refreshed.get("refresh_token").is_none(), "no rotation");
+    // Usable again: without rotation a refresh token lasts until it is revoked.
+    assert_eq!(tenant.double.refresh(refresh_token).await.0, 200);
+
+    let (_, no_offline) = tenant
+        .double
+        .log_in("ann@example.com", STRONG_PASSWORD, "openid")
+        .await;
+    assert!(no_offline.get("refresh_token").is_none(), "{no_offline}");
+    assert_eq!(tenant.double.refresh_tokens_of(&user_id), 1);
+    assert_eq!(tenant.double.sessions_of(&user_id), 2, "one per login");
+    // Every grant but the refresh is the `token` op: the two logins and the M2M token.
+    assert_eq!(
+        (
+            tenant.double.calls("token"),
+            tenant.double.calls("refresh_token")
+        ),
+        (3, 2)
+    );
+}
+
+#[tokio::test]
+async fn the_refresh_grant_refuses_an_unknown_token_a_missing_one_and_a_wrong_secret() {
+    let tenant = tenant().await;
+    tenant.created_user("ann@example.com").await;
+    let refresh_token = tenant.offline_login("ann@example.com").await;
+    assert_eq!(
+        tenant.double.refresh("not-a-refresh-token").await,
+        (403, unknown_refresh_token())
+    );
+    let request = |change: &dyn Fn(&mut Value)| {
+        let mut body = json!({
+            "grant_type": "refresh_token",
+            "client_id": "test-client-id",
+            "client_secret": "test-client-secret",
+            "refresh_token": refresh_token,
+        });
+        change(&mut body);
+        body
+    };
+    let cases = [
+        (
+            request(&|body| drop(body.as_object_mut().unwrap().remove("refresh_token"))),
+            (400, "invalid_request"),
+        ),
+        (
+            request(&|body| body["client_secret"] = "wrong".into()),
+            (401, "access_denied"),
+        ),
+        (
+            request(&|body| body["client_id"] = "someone-else".into()),
+            (401, "access_denied"),
+        ),
+    ];
+    for (body, expected) in cases {
+        let (status, answer) = post_token(&tenant.double, &tenant.http, &body).await;
+        assert_eq!(
+            (status, answer["error"].as_str().unwrap()),
+            expected,
+            "{body}"
+        );
+    }
+    assert_eq!(tenant.double.refresh(&refresh_token).await.0, 200);
+}
+
+#[tokio::test]
+async fn blocking_refuses_login_and_refresh_with_403_and_unblocking_lets_the_same_password_in() {
+    let tenant = tenant().await;
+    let user_id = tenant.created_user("ann@example.com").await;
+    let refresh_token = tenant.offline_login("ann@example.com").await;
+    assert!(!tenant.double.is_blocked(&user_id));
+
+    let (status, blocked) = tenant.patch(&user_id, &json!({"blocked": true})).await;
+    assert_eq!(status, 200, "{blocked}");
+    assert_eq!(
+        (&blocked["user_id"], &blocked["blocked"]),
+        (&json!(user_id), &json!(true))
+    );
+    assert!(tenant.double.is_blocked(&user_id));
+    let login = (tenant.double)
+        .log_in("ann@example.com", STRONG_PASSWORD, OFFLINE)
+        .await;
+    assert_eq!(login, (403, user_is_blocked()));
+    assert_eq!(
+        tenant.double.refresh(&refresh_token).await,
+        (403, user_is_blocked())
+    );
+    // A wrong password still gets the answer that tells nothing.
+    let (status, wrong) = (tenant.double)
+        .log_in("ann@example.com", "N0t-the-passw0rd", "openid")
+        .await;
+    assert_eq!(
+        (status, wrong["error_description"].as_str()),
+        (403, Some("Wrong email or password."))
+    );
+    // Blocking revokes nothing: the refresh token is still there, only refused.
+    assert_eq!(tenant.double.refresh_tokens_of(&user_id), 1);
+    assert_eq!(
+        tenant.double.sessions_of(&user_id),
+        1,
+        "no session for a refused login"
+    );
+
+    let (status, unblocked) = tenant.patch(&user_id, &json!({"blocked": false})).await;
+    assert_eq!((status, &unblocked["blocked"]), (200, &json!(false)));
+    assert!(!tenant.double.is_blocked(&user_id));
+    let (status, body) = (tenant.double)
+        .log_in("ann@example.com", STRONG_PASSWORD, "openid")
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn revoking_refresh_tokens_answers_202_refuses_them_and_leaves_login_and_sessions() {
+    let tenant = tenant().await;
+    let user_id = tenant.created_user("ann@example.com").await;
+    let other_id = tenant.created_user("bob@example.com").await;
+    let first = tenant.offline_login("ann@example.com").await;
+    let second = tenant.offline_login("ann@example.com").await;
+    let bobs = tenant.offline_login("bob@example.com").await;
+    assert_eq!(tenant.double.refresh_tokens_of(&user_id), 2);
+
+    let (status, body, headers) = tenant.delete(&refresh_tokens_path(&user_id)).await;
+    assert_eq!((status, body.as_str()), (202, ""));
+    assert_rate_limit_headers(&headers);
+    for token in [&first, &second] {
+        assert_eq!(
+            tenant.double.refresh(token).await,
+            (403, unknown_refresh_token())
+        );
+    }
+    assert_eq!(tenant.double.refresh_tokens_of(&user_id), 0);
+    assert_eq!(tenant.double.sessions_of(&user_id), 2);
+    assert_eq!(
+        tenant.double.refresh(&bobs).await.0,
+        200,
+        "another user's stay"
+    );
+    assert_eq!(tenant.double.refresh_tokens_of(&other_id), 1);
+    // Logging in again works, and may ask for a new refresh token.
+    let fresh = tenant.offline_login("ann@example.com").await;
+    assert_eq!(tenant.double.refresh(&fresh).await.0, 200);
+    // Again with nothing left to revoke: still 202.
+    tenant.delete(&refresh_tokens_path(&user_id)).await;
+    assert_eq!(tenant.delete(&refresh_tokens_path(&user_id)).await.0, 202);
+    assert_eq!(tenant.double.calls("revoke_refresh_tokens"), 3);
+}
+
+#[tokio::test]
+async fn revoking_sessions_answers_202_and_ends_them_but_not_refresh_tokens() {
+    let tenant = tenant().await;
+    let user_id = tenant.created_user("ann@example.com").await;
+    let refresh_token = tenant.offline_login("ann@example.com").await;
+    assert_eq!(tenant.double.sessions_of(&user_id), 1);
+
+    let (status, body, headers) = tenant.delete(&sessions_path(&user_id)).await;
+    assert_eq!((status, body.as_str()), (202, ""));
+    assert_rate_limit_headers(&headers);
+    assert_eq!(tenant.double.sessions_of(&user_id), 0);
+    assert_eq!(tenant.double.refresh_tokens_of(&user_id), 1);
+    assert_eq!(tenant.double.refresh(&refresh_token).await.0, 200);
+    assert_eq!(tenant.double.calls("revoke_sessions"), 1);
+}
+
+#[tokio::test]
+async fn a_new_password_ends_the_sessions_and_keeps_the_refresh_tokens() {
+    let tenant = tenant().await;
+    let user_id = tenant.created_user("ann@example.com").await;
+    let refresh_token = tenant.offline_login("ann@example.com").await;
+    let renamed = tenant.patch(&user_id, &json!({"name": "Ann Lee"})).await;
+    assert_eq!(renamed.0, 200);
+    assert_eq!(
+        tenant.double.sessions_of(&user_id),
+        1,
+        "other fields leave them"
+    );
+    let body =
+        json!({"password": "N3w-Passw0rd", "connection": "Username-Password-Authentication"});
+    assert_eq!(tenant.patch(&user_id, &body).await.0, 200);
+    assert_eq!(tenant.double.sessions_of(&user_id), 0);
+    assert_eq!(tenant.double.refresh(&refresh_token).await.0, 200);
+}
+
+#[tokio::test]
+async fn an_unknown_user_is_404_inexistent_user_for_block_and_both_revocations() {
+    let tenant = tenant().await;
+    let missing = "auth0|000000000000000000000000";
+    let (status, body) = tenant.patch(missing, &json!({"blocked": true})).await;
+    assert_eq!((status, body), (404, inexistent_user()));
+    for path in [sessions_path(missing), refresh_tokens_path(missing)] {
+        let (status, body, headers) = tenant.delete(&path).await;
+        assert_eq!(status, 404, "{path}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap(),
+            inexistent_user()
+        );
+        assert_rate_limit_headers(&headers);
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_user_ends_its_refresh_tokens_and_sessions() {
+    let tenant = tenant().await;
+    let user_id = tenant.created_user("ann@example.com").await;
+    let refresh_token = tenant.offline_login("ann@example.com").await;
+    assert_eq!(tenant.delete(&user_path(&user_id)).await.0, 204);
+    assert_eq!(
+        tenant.double.refresh(&refresh_token).await,
+        (403, unknown_refresh_token())
+    );
+    assert_eq!(
+        (
+            tenant.double.refresh_tokens_of(&user_id),
+            tenant.double.sessions_of(&user_id)
+        ),
+        (0, 0)
+    );
+    // A new user with the same address does not inherit them.
+    let again = tenant.created_user("ann@example.com").await;
+    assert_eq!(tenant.double.refresh(&refresh_token).await.0, 403);
+    assert_eq!(tenant.double.sessions_of(&again), 0);
+}
+
+#[tokio::test]
+async fn a_client_without_a_scope_gets_403_insufficient_scope_for_the_calls_that_need_it() {
+    let tenant = tenant().await;
+    let user_id = tenant.created_user("ann@example.com").await;
+    tenant
+        .double
+        .set_scope("read:users update:users delete:users create:users");
+    let narrow = fetch_token(&tenant.double, &tenant.http).await;
+    let call = |path: String| {
+        let request = tenant.http.delete(tenant.url(&path)).bearer_auth(&narrow);
+        tenant.send(request)
+    };
+    for (path, scope) in [
+        (sessions_path(&user_id), "delete:sessions"),
+        (refresh_tokens_path(&user_id), "delete:refresh_tokens"),
+    ] {
+        let message = format!("Insufficient scope, expected any of: {scope}");
+        let expected = json!({
+            "statusCode": 403,
+            "error": "Forbidden",
+            "message": message,
+            "errorCode": "insufficient_scope",
+        });
+        assert_eq!(call(path).await, (403, expected));
+    }
+    // The token issued before the change keeps its scopes.
+    assert_eq!(tenant.delete(&sessions_path(&user_id)).await.0, 202);
+}
+
+#[tokio::test]
+async fn the_new_operations_take_faults_like_the_others() {
+    let tenant = tenant().await;
+    let user_id = tenant.created_user("ann@example.com").await;
+    let refresh_token = tenant.offline_login("ann@example.com").await;
+    let double = &tenant.double;
+
+    double.inject(Fault::status("revoke_sessions", 503).times(2));
+    for _ in 0..2 {
+        let (status, body, headers) = tenant.delete(&sessions_path(&user_id)).await;
+        assert_eq!(status, 503);
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (body["statusCode"].as_u64(), body["error"].as_str()),
+            (Some(503), Some("Service Unavailable"))
+        );
+        assert_rate_limit_headers(&headers);
+    }
+    assert_eq!(
+        double.sessions_of(&user_id),
+        1,
+        "a status fault does no work"
+    );
+    assert_eq!(tenant.delete(&sessions_path(&user_id)).await.0, 202);
+    assert_eq!(double.calls("revoke_sessions"), 3);
+
+    double.inject(Fault::drop_connection("revoke_refresh_tokens"));
+    let dropped = tenant
+        .request(reqwest::Method::DELETE, &refresh_tokens_path(&user_id))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        dropped.status().is_none() && !dropped.is_timeout(),
+        "{dropped:?}"
+    );
+    assert_eq!(
+        double.refresh_tokens_of(&user_id),
+        1,
+        "a dropped call does no work"
+    );
+
+    double.inject(Fault::delay("revoke_refresh_tokens", 250));
+    let late = tenant
+        .request(reqwest::Method::DELETE, &refresh_tokens_path(&user_id))
+        .timeout(Duration::from_millis(50))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(late.is_timeout());
+    assert_eq!(
+        double.refresh_tokens_of(&user_id),
+        0,
+        "a delay does the work first"
+    );
+
+    let blocking = tenant.offline_login("ann@example.com").await;
+    double.inject(Fault::status("update_user", 500));
+    assert_eq!(
+        tenant.patch(&user_id, &json!({"blocked": true})).await.0,
+        500
+    );
+    assert!(!double.is_blocked(&user_id));
+    assert_eq!(
+        double.refresh(&refresh_token).await,
+        (403, unknown_refresh_token())
+    );
+
+    double.inject(Fault::status("refresh_token", 503));
+    let (status, body) = double.refresh(&blocking).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("temporarily_unavailable"))
+    );
+    assert_eq!(double.refresh(&blocking).await.0, 200);
+    assert_eq!(double.calls("refresh_token"), 3);
+}
+
+#[tokio::test]
+async fn the_control_state_shows_each_users_block_refresh_tokens_and_sessions() {
+    let tenant = tenant().await;
+    let ann = tenant.created_user("ann@example.com").await;
+    let bob = tenant.created_user("bob@example.com").await;
+    let tokens = [
+        tenant.offline_login("ann@example.com").await,
+        tenant.offline_login("ann@example.com").await,
+    ];
+    tenant.patch(&bob, &json!({"blocked": true})).await;
+    tenant.delete(&sessions_path(&ann)).await;
+
+    let (_, state) = read(
+        tenant
+            .http
+            .get(tenant.url("/__control/state"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        state["access"],
+        json!({
+            ann.as_str(): {"blocked": false, "refresh_tokens": 2, "sessions": 0},
+            bob.as_str(): {"blocked": true, "refresh_tokens": 0, "sessions": 0},
+        })
+    );
+    assert_eq!(state["calls"]["revoke_sessions"], 1);
+    assert_eq!(state["calls"]["revoke_refresh_tokens"], 0);
+    assert_eq!(state["calls"]["refresh_token"], 0);
+    for token in tokens {
+        assert!(!state.to_string().contains(&token), "only digests are kept");
+    }
 }
 
 // --- search ---

@@ -1,4 +1,5 @@
-//! `/api/v2/users` create, get, patch and delete, and `/api/v2/users-by-email`.
+//! `/api/v2/users` create, get, patch and delete, `/api/v2/users-by-email`, and the revocation
+//! of a user's sessions and refresh tokens.
 
 use std::collections::HashMap;
 
@@ -58,9 +59,41 @@ pub(super) async fn delete_user(
 ) -> Response {
     let work = |tenant: &mut Tenant, _| {
         tenant.users.remove(&id);
+        tenant.access.forget(&id);
         Ok(StatusCode::NO_CONTENT.into_response())
     };
     app.management("delete_user", &headers, work).await
+}
+
+/// `DELETE /api/v2/users/{id}/sessions`: 202 with no body (Auth0 ends them asynchronously,
+/// the double at once); 404 `inexistent_user` for an unknown user.
+pub(super) async fn revoke_sessions(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let work = |tenant: &mut Tenant, _| {
+        tenant.find(&id).ok_or_else(user_not_found)?;
+        tenant.access.end_sessions(&id);
+        Ok(StatusCode::ACCEPTED.into_response())
+    };
+    app.management("revoke_sessions", &headers, work).await
+}
+
+/// `DELETE /api/v2/users/{id}/refresh-tokens`: 202 with no body (asynchronous on Auth0, at
+/// once here); 404 `inexistent_user` for an unknown user.
+pub(super) async fn revoke_refresh_tokens(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let work = |tenant: &mut Tenant, _| {
+        tenant.find(&id).ok_or_else(user_not_found)?;
+        tenant.access.revoke_refresh_tokens(&id);
+        Ok(StatusCode::ACCEPTED.into_response())
+    };
+    app.management("revoke_refresh_tokens", &headers, work)
+        .await
 }
 
 pub(super) async fn users_by_email(
@@ -151,7 +184,15 @@ impl Tenant {
             user.password_digest = Some(digest(password));
         }
         user.profile["updated_at"] = timestamp(now).into();
-        Ok(json_response(StatusCode::OK, &user.profile))
+        let profile = json_response(StatusCode::OK, &user.profile);
+        // A new password, email or phone number ends the user's sessions; refresh tokens stay.
+        if ["password", "email", "phone_number"]
+            .iter()
+            .any(|field| payload.contains_key(*field))
+        {
+            self.access.end_sessions(user_id);
+        }
+        Ok(profile)
     }
 }
 
@@ -168,9 +209,10 @@ fn copy_fields<'a>(
     }
 }
 
-/// Top-level merge as Auth0 does for metadata: a `null` value removes the key.
+/// Merges metadata as Auth0 does: key by key at the first level only (a nested object is
+/// replaced whole), a `null` value removes its key, and an empty object removes every key.
 fn merge_top_level(target: &mut Value, changes: &Map<String, Value>) {
-    if !target.is_object() {
+    if !target.is_object() || changes.is_empty() {
         *target = json!({});
     }
     let Value::Object(target) = target else {
