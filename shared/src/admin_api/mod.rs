@@ -191,11 +191,18 @@ fn answer(err: &LifecycleError, route: Route) -> ApiError {
         )
         .field("email")
         .friendly("A user with this email address already exists. Use a different email address."),
-        E::CreationInProgress => ApiError::new(
+        E::CreationInProgress if route.by_id() => ApiError::new(
             ErrorCode::UserCreationInProgress,
             "This user is still being created (or its creation was cut off and the cleanup job \
              will remove it); try again in a moment.",
         )
+        .friendly("This user is being created right now. Refresh the list in a moment."),
+        E::CreationInProgress => ApiError::new(
+            ErrorCode::UserCreationInProgress,
+            "email: this user is still being created (or its creation was cut off and the \
+             cleanup job will remove it); try again in a moment.",
+        )
+        .field("email")
         .friendly("This user is being created right now. Refresh the list in a moment."),
         E::UserNotFound if route.by_id() => ApiError::new(
             ErrorCode::UserNotFound,

@@ -12,8 +12,8 @@
 
 mod auth0_orphans;
 mod budget;
-mod intents;
 mod database_orphans;
+mod intents;
 pub mod request;
 mod retention;
 mod run;

@@ -400,6 +400,7 @@ async fn a_dry_run_reports_what_it_would_remove_and_changes_nothing() {
                     auth0_orphans: 1,
                     reset_tokens: 1,
                     employees_unlinked: 1,
+                    intents: 0,
                 },
                 "{summary:?}"
             );

@@ -49,6 +49,7 @@ fn sum(a: Counts, b: Counts) -> Counts {
         auth0_orphans: a.auth0_orphans + b.auth0_orphans,
         reset_tokens: a.reset_tokens + b.reset_tokens,
         employees_unlinked: a.employees_unlinked + b.employees_unlinked,
+        intents: a.intents + b.intents,
     }
 }
 
@@ -93,6 +94,7 @@ async fn two_overlapping_runs_remove_each_orphan_exactly_once() {
         auth0_orphans: 3,
         reset_tokens: 2,
         employees_unlinked: 0,
+        intents: 0,
     };
     assert_eq!(sum(a.found, b.found), expected, "{a:?}\n{b:?}");
     assert_eq!(sum(a.removed, b.removed), expected, "{a:?}\n{b:?}");

@@ -17,6 +17,7 @@ mod events;
 mod failure_answers;
 mod idempotency;
 mod lambda_binary;
+mod lifecycle;
 mod migrate;
 mod one_connection;
 mod openapi;

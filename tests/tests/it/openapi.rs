@@ -55,20 +55,24 @@ fn schema_errors(schema: &Value, instance: &Value) -> Vec<String> {
 }
 
 fn operation(path: &str) -> &'static Value {
-    let operation = &document()["paths"][path]["post"];
+    operation_at("POST", path)
+}
+
+fn operation_at(method: &str, path: &str) -> &'static Value {
+    let operation = &document()["paths"][path][method.to_ascii_lowercase()];
     assert!(
         operation.is_object(),
-        "openapi.yaml documents no POST {path}"
+        "openapi.yaml documents no {method} {path}"
     );
     operation
 }
 
-/// The documented response of POST `path` with `status`.
-fn response_spec(path: &str, status: u16) -> &'static Value {
-    let spec = &operation(path)["responses"][status.to_string()];
+/// The documented response of `method` `path` with `status`.
+fn response_spec(method: &str, path: &str, status: u16) -> &'static Value {
+    let spec = &operation_at(method, path)["responses"][status.to_string()];
     assert!(
         spec.is_object(),
-        "openapi.yaml documents no {status} for POST {path}"
+        "openapi.yaml documents no {status} for {method} {path}"
     );
     resolve(spec)
 }
@@ -76,12 +80,18 @@ fn response_spec(path: &str, status: u16) -> &'static Value {
 /// Checks an answer of the handler against what openapi.yaml says POST `path` answers with
 /// its status: the body against the schema, the documented headers against theirs.
 pub fn assert_documented(path: &str, response: &Response, label: &str) {
-    let spec = response_spec(path, response.status);
+    assert_documented_at("POST", path, response, label)
+}
+
+/// As [`assert_documented`], for `method` on the documented path `path` (a template such as
+/// `/api/direct-users/{id}`).
+pub fn assert_documented_at(method: &str, path: &str, response: &Response, label: &str) {
+    let spec = response_spec(method, path, response.status);
     let schema = &spec["content"]["application/json"]["schema"];
     let errors = schema_errors(schema, &response.body);
     assert!(
         errors.is_empty(),
-        "{label}: the {} answer of POST {path} does not match openapi.yaml:\n  {}\nbody: {}",
+        "{label}: the {} answer of {method} {path} does not match openapi.yaml:\n  {}\nbody: {}",
         response.status,
         errors.join("\n  "),
         response.body
@@ -458,12 +468,17 @@ fn every_error_code_of_the_handler_is_documented_under_its_status() {
 fn examples() -> Vec<(String, &'static Value, &'static Value)> {
     let mut found = Vec::new();
     for (path, item) in document()["paths"].as_object().unwrap() {
-        let operation = &item["post"];
-        let request = &operation["requestBody"]["content"]["application/json"];
-        collect_examples(&format!("{path} request"), request, &mut found);
-        for (status, response) in operation["responses"].as_object().unwrap() {
-            let media = &resolve(response)["content"]["application/json"];
-            collect_examples(&format!("{path} {status}"), media, &mut found);
+        for method in ["get", "post", "patch", "delete"] {
+            let operation = &item[method];
+            if operation.is_null() {
+                continue;
+            }
+            let request = &operation["requestBody"]["content"]["application/json"];
+            collect_examples(&format!("{method} {path} request"), request, &mut found);
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                let media = &resolve(response)["content"]["application/json"];
+                collect_examples(&format!("{method} {path} {status}"), media, &mut found);
+            }
         }
     }
     found
