@@ -74,6 +74,7 @@ optional LOG_RETENTION_DAYS LogRetentionDays
 optional ALARM_TOPIC_ARN AlarmTopicArn
 optional ROLLBACK_ALARM_THRESHOLD RollbackAlarmThreshold
 optional EMAIL_API_URL EmailApiUrl
+optional AUTH0_REVOKE_SESSIONS Auth0RevokeSessions
 optional PUBLIC_THROTTLING_RATE_LIMIT PublicThrottlingRateLimit
 optional PUBLIC_THROTTLING_BURST_LIMIT PublicThrottlingBurstLimit
 

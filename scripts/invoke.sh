@@ -9,6 +9,7 @@ event=${1:-events/create-user.json}
 function=${2:-create-user}
 watch_port=${WATCH_PORT:-9000}
 email_port=${EMAIL_DOUBLE_PORT:-4020}
+auth0_port=${AUTH0_DOUBLE_PORT:-4010}
 
 [ -s .local/pids ] || { echo "the local stack is not running: \`make dev\` first" >&2; exit 1; }
 export PATH="$PWD/.venv/bin:$PATH"
@@ -31,6 +32,24 @@ text = open(event_file).read().replace(placeholder, query["token"][0])
 open(out, "w").write(text)
 ' "$placeholder" "$event" "$filled"
   event=$filled
+fi
+
+# The user-* events name new.hire@acme.test by a placeholder id: put in its id (it changes
+# with every create), read from the tags of its Auth0 user in the Auth0 double.
+user_placeholder=00000000-0000-4000-8000-00000000cafe
+if grep -q "$user_placeholder" "$event"; then
+  with_id=$(mktemp "${TMPDIR:-/tmp}/invoke-event.XXXXXX")
+  trap 'rm -f "$with_id" ${filled:-}' EXIT
+  curl -s "http://127.0.0.1:$auth0_port/__control/state" | python3 -c '
+import json, sys
+placeholder, event_file, out = sys.argv[1:4]
+users = json.load(sys.stdin).get("users") or []
+ids = [u.get("app_metadata", {}).get("db_user_id") for u in users if u.get("email") == "new.hire@acme.test"]
+if not ids or not ids[0]:
+    sys.exit("new.hire@acme.test has no Auth0 user in the double: create it first (make invoke)")
+open(out, "w").write(open(event_file).read().replace(placeholder, ids[0]))
+' "$user_placeholder" "$event" "$with_id"
+  event=$with_id
 fi
 
 echo "== $function <- $event"

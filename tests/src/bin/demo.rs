@@ -4,7 +4,9 @@
 //! `events/create-user.json`, and shows what each system now holds. The invited person then
 //! completes the invitation through the real `set-password` binary: the link from the email
 //! double's outbox is verified, a password set, and a login with it tried on the Auth0
-//! double; a second use of the link is refused. Then it leaves one
+//! double; a second use of the link is refused. The admin then deactivates the user (its
+//! login and refresh token are refused), reactivates it (the same password works), deletes it
+//! (its Auth0 user is gone) and creates the address again. Then it leaves one
 //! orphan on each side and lets the real `cleanup` binary remove them
 //! (`events/cleanup-scheduled.json`), printing its summary.
 
@@ -94,6 +96,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     function.kill().await;
 
     complete_the_invitation(&root, &vars, &auth0, &email, new_hire).await?;
+    the_rest_of_a_life(&root, &vars, &auth0, new_hire).await?;
 
     // Cleanup: one leftover on each side, an hour old, as a crash or the old code leaves them.
     let pending_id = Uuid::new_v4();
@@ -195,6 +198,79 @@ async fn complete_the_invitation(
         "== logging in with any other password: {}",
         log_in(auth0, address, "Guessed-Passw0rd").await?
     );
+    Ok(())
+}
+
+/// The admin's side after the invitation, through the real create-user binary: deactivate,
+/// reactivate, delete, and the same address created again; the person's login and refresh
+/// token tried on the Auth0 double after each.
+async fn the_rest_of_a_life(
+    root: &std::path::Path,
+    vars: &std::collections::HashMap<String, String>,
+    auth0: &Auth0Double,
+    address: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let password = "Corr3ct-Horse-Battery";
+    let (status, tokens) = auth0
+        .log_in(address, password, "openid offline_access")
+        .await;
+    let refresh_token = tokens["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    println!(
+        "\n== the person signs in (with offline_access): HTTP {status}, a refresh token: {}",
+        !refresh_token.is_empty()
+    );
+    let id = auth0.users_with_email(address)[0]["app_metadata"]["db_user_id"]
+        .as_str()
+        .ok_or("the user's Auth0 tags name no row")?
+        .to_string();
+    let function = LambdaProcess::start("create-user", vars).await?;
+    let send = async |label: &str, file: &str| -> Result<(), Box<dyn std::error::Error>> {
+        // The user-* events name the user by a placeholder id.
+        let text = std::fs::read_to_string(root.join(file))?
+            .replace("00000000-0000-4000-8000-00000000cafe", &id);
+        let invocation = function.invoke(serde_json::from_str(&text)?).await?;
+        let Outcome::Response(raw) = invocation.outcome else {
+            return Err(format!("the function failed: {:?}", invocation.outcome).into());
+        };
+        let response = Response::from_lambda(raw);
+        println!("\n== {label} ({file}) -> HTTP {}", response.status);
+        println!("{}", serde_json::to_string_pretty(&response.body)?);
+        Ok(())
+    };
+    let try_both = async || {
+        let (login, body) = auth0.log_in(address, password, "openid").await;
+        let (refresh, refreshed) = auth0.refresh(&refresh_token).await;
+        format!(
+            "login HTTP {login} {}, refresh HTTP {refresh} {}",
+            body["error_description"], refreshed["error_description"]
+        )
+    };
+    send(
+        "the admin deactivates the user",
+        "events/user-deactivate.json",
+    )
+    .await?;
+    println!("== the person tries: {}", try_both().await);
+    send(
+        "the admin reactivates the user",
+        "events/user-reactivate.json",
+    )
+    .await?;
+    println!(
+        "== the person signs in with the same password: login HTTP {}",
+        auth0.log_in(address, password, "openid").await.0
+    );
+    send("the admin deletes the user", "events/user-delete.json").await?;
+    println!(
+        "== Auth0 users for {address} now: {}; the person tries: {}",
+        auth0.users_with_email(address).len(),
+        try_both().await
+    );
+    send("the same address created again", "events/create-user.json").await?;
+    function.kill().await;
     Ok(())
 }
 

@@ -8,62 +8,82 @@ use testkit::harness::{
     CHECK_PATH, CREATE_PATH, RESEND_PATH, SET_PASSWORD_PATH, TestStack, VERIFY_PATH,
 };
 
-use crate::openapi::{assert_documented, repo_root};
+use crate::openapi::{assert_documented_at, repo_root};
 
-/// What each event is documented to get: status and `code` ("" for a success).
-fn expected(file: &str) -> (u16, &'static str) {
-    match file {
-        "create-user.json" => (201, ""),
-        "create-user-link-employee.json" => (201, ""),
-        "create-user-idempotent.json" => (201, ""),
-        "create-user-bad-email.json" => (400, "VALIDATION_ERROR"),
-        "create-user-malformed.json" => (400, "INVALID_JSON"),
-        "create-user-no-claims.json" => (401, "UNAUTHENTICATED"),
-        "create-user-not-admin.json" => (403, "NOT_AN_ADMIN"),
-        "create-user-duplicate.json" => (409, "USER_ALREADY_EXISTS"),
-        "check-exists.json" => (200, ""),
-        "check-exists-unknown-email.json" => (200, ""),
-        // Run after create-user.json made new.hire@acme.test (files go in name order).
-        "resend-invitation.json" => (200, ""),
-        "set-password-verify.json" => (200, ""),
-        "set-password-weak.json" => (400, "WEAK_PASSWORD"),
-        "set-password.json" => (200, ""),
-        other => panic!("events/{other} has no documented answer: add it to this table"),
-    }
-}
+/// Every API event, in the order they run (each builds on the ones before, as in the
+/// README's walk through `make invoke`), with what it is documented to get: status and `code`
+/// ("" for a success).
+const EVENTS: &[(&str, u16, &str)] = &[
+    ("create-user.json", 201, ""),
+    ("create-user-link-employee.json", 201, ""),
+    ("create-user-idempotent.json", 201, ""),
+    ("create-user-bad-email.json", 400, "VALIDATION_ERROR"),
+    ("create-user-malformed.json", 400, "INVALID_JSON"),
+    ("create-user-no-claims.json", 401, "UNAUTHENTICATED"),
+    ("create-user-not-admin.json", 403, "NOT_AN_ADMIN"),
+    ("create-user-duplicate.json", 409, "USER_ALREADY_EXISTS"),
+    ("check-exists.json", 200, ""),
+    ("check-exists-unknown-email.json", 200, ""),
+    // After create-user.json made new.hire@acme.test.
+    ("resend-invitation.json", 200, ""),
+    ("set-password-verify.json", 200, ""),
+    ("set-password-weak.json", 400, "WEAK_PASSWORD"),
+    ("set-password.json", 200, ""),
+    // new.hire@acme.test's life after the invitation; `USER_PLACEHOLDER` is its id.
+    ("users-list.json", 200, ""),
+    ("user-get.json", 200, ""),
+    ("user-update.json", 200, ""),
+    ("user-deactivate.json", 200, ""),
+    ("user-reactivate.json", 200, ""),
+    ("user-delete.json", 200, ""),
+];
 
 /// The placeholder token of the set-password events: `make invoke` and this test put the
 /// token of the newest emailed link in its place, as the person's browser would.
 pub const PLACEHOLDER_TOKEN: &str =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// The API Gateway events of the HTTP API's routes, in name order.
+/// The placeholder user id of the `user-*` events: `make invoke` and this test put the id of
+/// new.hire@acme.test in its place (it changes with every create).
+pub const USER_PLACEHOLDER: &str = "00000000-0000-4000-8000-00000000cafe";
+
+/// The routes of openapi.yaml the events use, as `(method, template)`.
+const ROUTES: &[(&str, &str)] = &[
+    ("POST", CREATE_PATH),
+    ("POST", CHECK_PATH),
+    ("POST", RESEND_PATH),
+    ("POST", VERIFY_PATH),
+    ("POST", SET_PASSWORD_PATH),
+    ("GET", "/api/direct-users"),
+    ("GET", "/api/direct-users/{id}"),
+    ("PATCH", "/api/direct-users/{id}"),
+    ("DELETE", "/api/direct-users/{id}"),
+    ("POST", "/api/direct-users/{id}/deactivate"),
+    ("POST", "/api/direct-users/{id}/reactivate"),
+];
+
+/// The API Gateway events of the HTTP API's routes: every JSON file of `events/` but the
+/// cleanup function's.
 fn api_events() -> Vec<(String, Value)> {
-    let mut files: Vec<_> = std::fs::read_dir(repo_root().join("events"))
+    let mut found: Vec<String> = std::fs::read_dir(repo_root().join("events"))
         .expect("events/ exists")
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| {
-            let name = path.file_name().unwrap().to_string_lossy();
-            [
-                "create-user",
-                "check-exists",
-                "resend-invitation",
-                "set-password",
-            ]
-            .iter()
-            .any(|prefix| name.starts_with(prefix))
-                && name.ends_with(".json")
-        })
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".json") && !name.starts_with("cleanup"))
         .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|path| {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let text = std::fs::read_to_string(&path).unwrap();
+    found.sort();
+    let mut listed: Vec<String> = EVENTS.iter().map(|(name, ..)| name.to_string()).collect();
+    listed.sort();
+    assert_eq!(
+        found, listed,
+        "every API event in events/ has its line in EVENTS"
+    );
+    EVENTS
+        .iter()
+        .map(|(name, ..)| {
+            let text = std::fs::read_to_string(repo_root().join("events").join(name)).unwrap();
             let event = serde_json::from_str(&text)
                 .unwrap_or_else(|e| panic!("events/{name} is not JSON: {e}"));
-            (name, event)
+            (name.to_string(), event)
         })
         .collect()
 }
@@ -71,9 +91,8 @@ fn api_events() -> Vec<(String, Value)> {
 #[tokio::test]
 async fn every_api_event_parses_and_gets_its_documented_answer() {
     let events = api_events();
-    assert!(events.len() >= 9, "only {} events found", events.len());
     let stack = TestStack::start().await;
-    for (name, event) in events {
+    for ((name, event), (_, status, code)) in events.into_iter().zip(EVENTS) {
         let request: ApiGatewayV2httpRequest = serde_json::from_value(event.clone())
             .unwrap_or_else(|e| panic!("events/{name} is not an API Gateway v2 event: {e}"));
         assert_eq!(request.version.as_deref(), Some("2.0"), "events/{name}");
@@ -86,22 +105,18 @@ async fn every_api_event_parses_and_gets_its_documented_answer() {
             Some(path.as_str()),
             "events/{name}: rawPath and requestContext.http.path agree"
         );
+        let method = request.request_context.http.method.as_str().to_string();
+        let (_, template) = ROUTES
+            .iter()
+            .find(|(m, template)| *m == method && matches_template(template, &path))
+            .unwrap_or_else(|| {
+                panic!("events/{name}: {method} {path} is not a route of openapi.yaml")
+            });
         assert_eq!(
             request.route_key.as_deref(),
-            Some(format!("POST {path}").as_str()),
+            Some(format!("{method} {template}").as_str()),
             "events/{name}: the routeKey is one of template.yaml's routes"
         );
-        let documented_path = [
-            CHECK_PATH,
-            CREATE_PATH,
-            RESEND_PATH,
-            VERIFY_PATH,
-            SET_PASSWORD_PATH,
-        ]
-        .into_iter()
-        .find(|documented| *documented == path)
-        .unwrap_or_else(|| panic!("events/{name}: {path} is not a route of openapi.yaml"));
-        let (status, code) = expected(&name);
         let public = path.contains("/auth/set-password");
         if public {
             assert!(
@@ -109,6 +124,7 @@ async fn every_api_event_parses_and_gets_its_documented_answer() {
                 "events/{name}: the public routes have no JWT authorizer"
             );
         }
+        let mut event = event;
         let response = if public {
             let (token, _) = stack
                 .email
@@ -116,7 +132,6 @@ async fn every_api_event_parses_and_gets_its_documented_answer() {
                 .last()
                 .and_then(|email| email.setup_token_and_email())
                 .expect("an invitation to new.hire@acme.test was emailed");
-            let mut event = event;
             let body = event["body"]
                 .as_str()
                 .unwrap()
@@ -124,16 +139,43 @@ async fn every_api_event_parses_and_gets_its_documented_answer() {
             event["body"] = body.into();
             stack.call_public(event).await
         } else {
+            if event.to_string().contains(USER_PLACEHOLDER) {
+                let id = stack.auth0.users_with_email("new.hire@acme.test")[0]["app_metadata"]
+                    ["db_user_id"]
+                    .as_str()
+                    .expect("new.hire@acme.test was created")
+                    .to_string();
+                event = serde_json::from_str(&event.to_string().replace(USER_PLACEHOLDER, &id))
+                    .unwrap();
+            }
             stack.call(event).await
         };
         assert_eq!(
             (response.status, response.code()),
-            (status, code),
+            (*status, *code),
             "events/{name}: {}",
             response.body
         );
-        assert_documented(documented_path, &response, &name);
+        assert_documented_at(&method, template, &response, &name);
     }
     // The three successful creations and the resend each sent one password-setup email.
     assert_eq!(stack.email.emails().len(), 4);
+    // And the last event deleted new.hire@acme.test from both systems.
+    assert!(
+        stack
+            .auth0
+            .users_with_email("new.hire@acme.test")
+            .is_empty()
+    );
+}
+
+/// Whether `path` is one of `template`'s (`{…}` stands for one segment).
+fn matches_template(template: &str, path: &str) -> bool {
+    let (template, path): (Vec<_>, Vec<_>) =
+        (template.split('/').collect(), path.split('/').collect());
+    template.len() == path.len()
+        && template
+            .iter()
+            .zip(&path)
+            .all(|(t, p)| t.starts_with('{') || t == p)
 }

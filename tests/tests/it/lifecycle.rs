@@ -794,3 +794,171 @@ async fn a_repeated_deactivate_with_its_key_is_replayed() {
     assert_eq!(stack.auth0.calls("update_user"), updates);
     let _ = CREATE_PATH;
 }
+
+/// A process killed at each Auth0 call of each operation (the call hangs, the process dies
+/// there, as in a Lambda timeout), then a cleanup run: both systems say what the row says.
+#[tokio::test]
+async fn a_kill_at_any_auth0_step_of_any_operation_is_converged_by_cleanup() {
+    use std::time::Duration;
+    use testkit::lambda_process::LambdaProcess;
+
+    let cases: &[(&str, &str, Option<Value>, &str)] = &[
+        ("deactivate", "POST", None, "update_user"),
+        ("deactivate", "POST", None, "revoke_sessions"),
+        ("deactivate", "POST", None, "revoke_refresh_tokens"),
+        ("reactivate", "POST", None, "update_user"),
+        (
+            "update",
+            "PATCH",
+            Some(json!({"role": "ADMIN"})),
+            "update_user",
+        ),
+        ("delete", "DELETE", None, "update_user"),
+        ("delete", "DELETE", None, "delete_user"),
+    ];
+    for (operation, method, body, hung) in cases {
+        let label = format!("{operation} killed in {hung}");
+        let stack = TestStack::start().await;
+        let email = "killed.midway@acme.test";
+        let (id, _) = active_user(&stack, email).await;
+        if *operation == "reactivate" {
+            deactivate(&stack, seed::ACME_ADMIN_SUB, &id)
+                .await
+                .assert_answer(200, "");
+        }
+        let path = match *operation {
+            "deactivate" | "reactivate" => format!("{}/{operation}", user_path(&id)),
+            _ => user_path(&id),
+        };
+        let body = body.as_ref().map(Value::to_string);
+        let event = api_event(method, &path, Some(seed::ACME_ADMIN_SUB), body.as_deref());
+        let mut vars = stack.vars.clone();
+        vars.insert("HTTP_TIMEOUT_MS".into(), "15000".into());
+        vars.insert("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS".into(), "30000".into());
+        let function = LambdaProcess::start("create-user", &vars)
+            .await
+            .expect("`cargo build --bins` ran before the tests");
+        let calls = stack.auth0.calls(hung);
+        stack.auth0.inject(Fault::delay(hung, 20_000));
+        let invocation = function.invoke(event);
+        let hanging = async {
+            while stack.auth0.calls(hung) == calls {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::select! {
+            outcome = invocation => panic!("{label}: meant to hang: {outcome:?}"),
+            () = hanging => {}
+        }
+        function.kill().await;
+        wait_for_rollbacks(&stack).await;
+        assert_eq!(
+            intents(&stack).await,
+            1,
+            "{label}: the intent outlived the process"
+        );
+
+        stack
+            .execute("UPDATE lifecycle_intents SET created_at = now() - interval '1 hour'")
+            .await;
+        let summary = cleanup(&stack, scheduled_event()).await;
+
+        assert_eq!(summary.removed.intents, 1, "{label}: {summary:?}");
+        assert_eq!(intents(&stack).await, 0, "{label}");
+        match row_state(&stack, &id).await {
+            None => assert!(
+                stack.auth0.users_with_email(email).is_empty(),
+                "{label}: no row, no login"
+            ),
+            Some((role, active)) => {
+                let profile = auth0_profile(&stack, email).expect("the login of a row");
+                assert_eq!(profile["blocked"] == json!(true), !active, "{label}");
+                assert_eq!(profile["app_metadata"]["role"], role, "{label}");
+                let login = log_in(&stack, email, PASSWORD).await.0;
+                assert_eq!(login == 200, active, "{label}: login {login}");
+            }
+        }
+    }
+}
+
+/// Postgres noticed the killed process's connection and rolled its transaction back.
+async fn wait_for_rollbacks(stack: &TestStack) {
+    let sql = stack.sql().await;
+    for _ in 0..500 {
+        let open: i64 = sql
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = $1 AND state LIKE 'idle in transaction%'",
+                &[&stack.db.name],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if open == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("a killed process's transaction is still open");
+}
+
+/// Two admins, or two operations, on one user at once: one wins, the other gets a clear
+/// answer, and the two systems agree after both.
+#[tokio::test]
+async fn concurrent_operations_on_one_user_serialize_and_the_systems_agree() {
+    let pairs: &[(&str, &str)] = &[
+        ("deactivate", "deactivate"),
+        ("deactivate", "delete"),
+        ("update", "deactivate"),
+        ("update", "resend"),
+        ("delete", "delete"),
+    ];
+    for (first, second) in pairs {
+        let label = format!("{first} beside {second}");
+        let stack = TestStack::start().await;
+        let email = "contested@acme.test";
+        let (id, _) = if *second == "resend" {
+            invited_user(&stack, email).await
+        } else {
+            active_user(&stack, email).await
+        };
+        // Auth0 slow enough that the two overlap.
+        stack
+            .auth0
+            .inject(Fault::delay("update_user", 300).times(4));
+        let run = async |operation: &str, sub: &str| -> Response {
+            match operation {
+                "deactivate" => deactivate(&stack, sub, &id).await,
+                "delete" => delete(&stack, sub, &id).await,
+                "update" => update(&stack, sub, &id, json!({"role": "ADMIN"})).await,
+                _ => stack.call(testkit::harness::resend_event(sub, email)).await,
+            }
+        };
+        let (a, b) = tokio::join!(
+            run(first, seed::ACME_ADMIN_SUB),
+            run(second, seed::ACME_OWNER_SUB)
+        );
+        for answer in [&a, &b] {
+            let ok = matches!(answer.status, 200);
+            let clear = matches!(
+                answer.code(),
+                "USER_CHANGE_IN_PROGRESS" | "USER_NOT_FOUND" | "DATABASE_BUSY"
+            );
+            assert!(ok || clear, "{label}: {} {}", answer.status, answer.body);
+        }
+        assert!(
+            a.status == 200 || b.status == 200,
+            "{label}: one of them wins"
+        );
+        // The two systems agree.
+        match row_state(&stack, &id).await {
+            None => assert!(stack.auth0.users_with_email(email).is_empty(), "{label}"),
+            Some((role, active)) => {
+                let profile = auth0_profile(&stack, email).unwrap();
+                assert_eq!(profile["blocked"] == json!(true), !active, "{label}");
+                assert_eq!(profile["app_metadata"]["role"], role, "{label}");
+            }
+        }
+        assert_eq!(intents(&stack).await, 0, "{label}");
+    }
+}
