@@ -538,7 +538,7 @@ fn deleted_body(deleted: &DeletedUser) -> Value {
     json!({
         "id": deleted.id.to_string(),
         "deleted": true,
-        "message": "The user was deleted from the application and from Auth0; its employee record was kept.",
+        "message": "The user was deleted: its login no longer works and its Auth0 user is removed (by the cleanup job if Auth0 could not be reached just now); its employee record was kept.",
     })
 }
 

@@ -200,7 +200,8 @@ impl<O: Operation> Attempt<'_, O> {
             return self.work(tx, &cx, key, reads, None).await;
         };
         if !intent::record(tx.client(), db, &intent, self.id).await? {
-            return Err(self.refused(tx, tenant, key, Busy.into(), None).await);
+            // Not stored for the key: it says "not now", and the key's retry must run.
+            return Err(Busy.into());
         }
         db.on(tx.commit())
             .await

@@ -962,3 +962,37 @@ async fn concurrent_operations_on_one_user_serialize_and_the_systems_agree() {
         assert_eq!(intents(&stack).await, 0, "{label}");
     }
 }
+
+/// "In progress" says "not now": it is not stored for the key, so the key's retry runs.
+#[tokio::test]
+async fn a_keyed_request_refused_as_in_progress_runs_when_retried_with_its_key() {
+    let stack = TestStack::start().await;
+    let (id, _) = active_user(&stack, "waits@acme.test").await;
+    stack
+        .execute(&format!(
+            "INSERT INTO lifecycle_intents (user_id, tenant_id, auth0_user_id, operation, attempt)
+             SELECT id, tenant_id, auth0_sub, 'update', gen_random_uuid() FROM users WHERE id = '{id}'"
+        ))
+        .await;
+    let key = Uuid::new_v4().to_string();
+    let keyed = || {
+        let mut event = api_event(
+            "POST",
+            &format!("{}/deactivate", user_path(&id)),
+            Some(seed::ACME_ADMIN_SUB),
+            None,
+        );
+        event["headers"]["idempotency-key"] = json!(key);
+        event
+    };
+    stack
+        .call(keyed())
+        .await
+        .assert_answer(409, "USER_CHANGE_IN_PROGRESS");
+    stack.execute("DELETE FROM lifecycle_intents").await;
+
+    let retried = stack.call(keyed()).await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    assert!(retried.headers["idempotent-replayed"].is_null());
+    assert_eq!(retried.body["status"], "deactivated");
+}
