@@ -27,6 +27,11 @@ pub fn is_lock_timeout(err: &tokio_postgres::Error) -> bool {
     err.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
 }
 
+/// Two transactions waited for each other and the server cancelled this one.
+pub fn is_deadlock(err: &tokio_postgres::Error) -> bool {
+    err.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED)
+}
+
 /// The connection is gone (server restart, idle kill, Lambda thaw): a fresh one may work.
 pub fn is_connection_lost(err: &tokio_postgres::Error) -> bool {
     err.is_closed()
@@ -88,6 +93,13 @@ impl DbError {
 
     pub fn is_lock_timeout(&self) -> bool {
         self.postgres().is_some_and(is_lock_timeout)
+    }
+
+    /// A wait for a lock that ended badly: held too long, or a deadlock. Transient: the same
+    /// request again may well pass.
+    pub fn is_contention(&self) -> bool {
+        self.postgres()
+            .is_some_and(|err| is_lock_timeout(err) || is_deadlock(err))
     }
 
     pub fn is_connection_lost(&self) -> bool {

@@ -39,7 +39,8 @@ pub enum Compensation {
     Failed,
     /// Not attempted: the COMMIT got no answer and may have landed, and undoing the Auth0 side
     /// of a committed row would leave the two systems disagreeing. Cleanup removes what no row
-    /// holds.
+    /// holds. Also: undone, but after a change that got no answer, which may still land after
+    /// its undo; cleanup looks again once it surely has (the operation's intent stays).
     LeftForCleanup,
     /// Not undone on purpose: an orphan this attempt adopted (it was one before the request and
     /// stays one), or a user whose password-setup email may have gone out. A retry adopts it,
@@ -84,6 +85,9 @@ pub struct Auth0Changes<'a> {
     made: Vec<Inverse>,
     /// What was done about a change whose call got no usable answer (it may have happened).
     unanswered: Compensation,
+    /// A state change got no usable answer: it may still land after its undo, so only a later
+    /// look (cleanup's, by the intent) can tell the two systems agree.
+    unconfirmed: bool,
 }
 
 impl<'a> Auth0Changes<'a> {
@@ -93,6 +97,7 @@ impl<'a> Auth0Changes<'a> {
             deadline,
             made: Vec::new(),
             unanswered: Compensation::NotNeeded,
+            unconfirmed: false,
         }
     }
 
@@ -217,9 +222,11 @@ impl<'a> Auth0Changes<'a> {
             .auth0
             .update_user(id, &change, Budget::Work, self.deadline)
             .await;
-        if result.as_ref().is_ok() || result.as_ref().is_err_and(Auth0Error::may_have_acted) {
+        let unanswered = result.as_ref().is_err_and(Auth0Error::may_have_acted);
+        if result.is_ok() || unanswered {
             self.made.push(Inverse::Patch(id.clone(), inverse));
         }
+        self.unconfirmed |= unanswered;
         result.map(drop).map_err(Failure::auth0(step))
     }
 
@@ -245,6 +252,10 @@ impl<'a> Auth0Changes<'a> {
                 let mut outcome = Compensation::Undone;
                 for inverse in self.made.iter().rev() {
                     outcome = worse(outcome, self.apply(inverse).await);
+                }
+                if self.unconfirmed && outcome == Compensation::Undone {
+                    // Undone as far as anyone can tell now; the intent stays for cleanup.
+                    outcome = Compensation::LeftForCleanup;
                 }
                 // Dropping the unfinished transaction rolls it back; this says so in the log.
                 tracing::warn!(step = "rollback", error = %err, compensation = ?outcome, "rolled back");

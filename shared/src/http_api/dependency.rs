@@ -81,11 +81,11 @@ pub fn answer(failure: &Failure, compensation: Compensation, outcome: Outcome) -
         }
         // A lock held too long: on `users` while checking the caller, or on an insert, where
         // waiting for a table lock and for another insert of the same address look the same
-        // to us. Transient either way.
-        Failure::Database { step, source } if source.is_lock_timeout() => ApiError::new(
+        // to us; or two requests that waited for each other. Transient either way.
+        Failure::Database { step, source } if source.is_contention() => ApiError::new(
             ErrorCode::DatabaseBusy,
             format!(
-                "The database was busy (a lock was held too long) while {}. {kept}{leftover}",
+                "The database was busy (a lock was held too long, or two requests waited for each other) while {}. {kept}{leftover}",
                 step.doing()
             ),
         ),

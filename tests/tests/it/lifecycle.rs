@@ -552,23 +552,46 @@ async fn every_guard_answers_its_own_code_and_changes_nothing() {
 
 #[tokio::test]
 async fn an_auth0_failure_at_any_step_of_deactivate_leaves_both_systems_as_they_were() {
-    for (fault, status, code) in [
-        (Fault::status("update_user", 500), 502, "AUTH0_FAILED"),
+    // `unanswered`: the block got no usable answer (a 5xx, a dropped connection, no answer in
+    // time), so it might still land after its undo.
+    for (fault, status, code, unanswered) in [
+        (Fault::status("update_user", 500), 502, "AUTH0_FAILED", true),
         (
             Fault::status("update_user", 429).times(5),
             503,
             "AUTH0_UNAVAILABLE",
+            false,
         ),
         (
             Fault::drop_connection("update_user"),
             503,
             "AUTH0_UNAVAILABLE",
+            true,
         ),
-        (Fault::status("revoke_sessions", 503), 502, "AUTH0_FAILED"),
+        // The double does the work, then answers after HTTP_TIMEOUT_MS (5 s).
+        (
+            Fault::delay("update_user", 6_000),
+            503,
+            "AUTH0_UNAVAILABLE",
+            true,
+        ),
+        (
+            Fault::status("revoke_sessions", 503),
+            502,
+            "AUTH0_FAILED",
+            false,
+        ),
+        (
+            Fault::drop_connection("revoke_refresh_tokens"),
+            503,
+            "AUTH0_UNAVAILABLE",
+            false,
+        ),
         (
             Fault::status("revoke_refresh_tokens", 500),
             502,
             "AUTH0_FAILED",
+            false,
         ),
     ] {
         let stack = TestStack::start().await;
@@ -591,11 +614,24 @@ async fn an_auth0_failure_at_any_step_of_deactivate_leaves_both_systems_as_they_
         );
         assert!(!is_blocked(&stack, email), "{code}: the block was undone");
         assert_eq!(log_in(&stack, email, PASSWORD).await.0, 200, "{code}");
+        if unanswered {
+            // The intent stays (the user answers USER_CHANGE_IN_PROGRESS) until cleanup has
+            // looked again, once the block surely landed or not.
+            assert_eq!(intents(&stack).await, 1, "{code}");
+            deactivate(&stack, seed::ACME_ADMIN_SUB, &id)
+                .await
+                .assert_answer(409, "USER_CHANGE_IN_PROGRESS");
+            stack
+                .execute("UPDATE lifecycle_intents SET created_at = now() - interval '1 hour'")
+                .await;
+            let summary = cleanup(&stack, scheduled_event()).await;
+            assert_eq!(summary.removed.intents, 1, "{code}: {summary:?}");
+            assert!(!is_blocked(&stack, email), "{code}: the row is active");
+        }
         assert_eq!(intents(&stack).await, 0, "{code}");
         // And it works once Auth0 does.
-        deactivate(&stack, seed::ACME_ADMIN_SUB, &id)
-            .await
-            .assert_answer(200, "");
+        let again = deactivate(&stack, seed::ACME_ADMIN_SUB, &id).await;
+        assert_eq!(again.status, 200, "{code} then: {}", again.body);
         assert!(is_blocked(&stack, email));
     }
 }
