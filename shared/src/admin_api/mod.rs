@@ -505,16 +505,17 @@ fn user_body(user: &UserView) -> Value {
     let created_by = user
         .created_by
         .map(|id| json!({ "id": id.to_string(), "email": user.created_by_email }));
+    let row = &user.user;
     json!({
-        "id": user.id.to_string(),
-        "email": user.email,
-        "role": user.role.as_str(),
+        "id": row.id.to_string(),
+        "email": row.email,
+        "role": row.role.as_str(),
         "status": user.status().as_str(),
-        "isActive": user.is_active,
-        "tenantId": user.tenant_id.to_string(),
-        "auth0UserId": user.auth0.auth0_user_id().map(|id| id.as_str()),
-        "setupCompletedAt": user.setup_completed_at.map(timestamp),
-        "createdAt": timestamp(user.created_at),
+        "isActive": row.is_active,
+        "tenantId": row.tenant_id.to_string(),
+        "auth0UserId": row.auth0.auth0_user_id().map(|id| id.as_str()),
+        "setupCompletedAt": row.setup_completed_at.map(timestamp),
+        "createdAt": timestamp(row.created_at),
         "createdBy": created_by,
         "employee": employee,
         "permissions": permissions_body(&user.permissions),
@@ -525,7 +526,7 @@ fn user_body(user: &UserView) -> Value {
 fn list_body(mut users: Vec<UserView>, limit: usize) -> Value {
     let next = (users.len() > limit).then(|| {
         users.truncate(limit);
-        let last = users.last().expect("a full page");
+        let last = &users.last().expect("a full page").user;
         encode_cursor(last.created_at, last.id)
     });
     json!({

@@ -40,10 +40,21 @@ pub async fn grant(
     if permissions.is_empty() {
         return Ok(0);
     }
+    with_columns(tx, GRANT, user_id, permissions).await
+}
+
+/// `sql` with `$1` the user and `$2`…`$6` the permissions as the arrays `unnest` takes: page
+/// ids, then the four flags in their column order.
+async fn with_columns(
+    tx: &impl GenericClient,
+    sql: &str,
+    user_id: UserId,
+    permissions: &[PagePermission],
+) -> Result<u64, tokio_postgres::Error> {
     let column = |f: fn(&PagePermission) -> bool| permissions.iter().map(f).collect::<Vec<bool>>();
     let page_ids: Vec<Uuid> = permissions.iter().map(|p| p.page_id.uuid()).collect();
     tx.execute(
-        &tx.prepare_cached(GRANT).await?,
+        &tx.prepare_cached(sql).await?,
         &[
             &user_id.uuid(),
             &page_ids,
@@ -72,19 +83,7 @@ pub async fn replace(
     user_id: UserId,
     permissions: &[PagePermission],
 ) -> Result<(), tokio_postgres::Error> {
-    let column = |f: fn(&PagePermission) -> bool| permissions.iter().map(f).collect::<Vec<bool>>();
-    let page_ids: Vec<Uuid> = permissions.iter().map(|p| p.page_id.uuid()).collect();
-    tx.execute(
-        &tx.prepare_cached(REPLACE).await?,
-        &[
-            &user_id.uuid(),
-            &page_ids,
-            &column(|p| p.can_read),
-            &column(|p| p.can_write),
-            &column(|p| p.can_edit),
-            &column(|p| p.can_delete),
-        ],
-    )
-    .await
-    .map(drop)
+    with_columns(tx, REPLACE, user_id, permissions)
+        .await
+        .map(drop)
 }

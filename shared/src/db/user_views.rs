@@ -6,18 +6,13 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::domain::{Auth0Link, EmployeeId, PageId, PagePermission, Role, TenantId, UserId};
+use super::users::{UserRecord, user_record};
+use crate::domain::{EmployeeId, PageId, PagePermission, TenantId, UserId};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct UserView {
-    pub id: UserId,
-    pub tenant_id: TenantId,
-    pub email: String,
-    pub role: Role,
-    pub auth0: Auth0Link,
-    pub is_active: bool,
-    pub setup_completed_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
+    /// The row itself.
+    pub user: UserRecord,
     pub created_by: Option<UserId>,
     pub created_by_email: Option<String>,
     pub employee: Option<EmployeeView>,
@@ -72,7 +67,7 @@ impl Status {
 
 impl UserView {
     pub fn status(&self) -> Status {
-        Status::of(self.is_active, self.setup_completed_at)
+        Status::of(self.user.is_active, self.user.setup_completed_at)
     }
 }
 
@@ -232,14 +227,8 @@ fn view(r: &tokio_postgres::Row) -> Result<UserView, tokio_postgres::Error> {
         })
         .collect();
     Ok(UserView {
-        id: UserId::new(r.try_get(0)?),
-        tenant_id: TenantId::new(r.try_get(1)?),
-        email: r.try_get(2)?,
-        role: r.try_get(3)?,
-        auth0: r.try_get(4)?,
-        is_active: r.try_get(5)?,
-        setup_completed_at: r.try_get(6)?,
-        created_at: r.try_get(7)?,
+        // The row's columns come first, in the order `users::user_record` reads them.
+        user: user_record(r)?,
         created_by: r.try_get::<_, Option<Uuid>>(8)?.map(UserId::new),
         created_by_email: r.try_get(9)?,
         employee,

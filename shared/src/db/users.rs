@@ -182,7 +182,9 @@ pub async fn lock_by_id(
     row.map(|r| user_record(&r)).transpose()
 }
 
-fn user_record(r: &tokio_postgres::Row) -> Result<UserRecord, tokio_postgres::Error> {
+/// A row whose first eight columns are `id, tenant_id, email, role, auth0_sub, is_active,
+/// setup_completed_at, created_at`.
+pub(super) fn user_record(r: &tokio_postgres::Row) -> Result<UserRecord, tokio_postgres::Error> {
     Ok(UserRecord {
         id: UserId::new(r.try_get(0)?),
         tenant_id: TenantId::new(r.try_get(1)?),

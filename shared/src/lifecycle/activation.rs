@@ -87,6 +87,6 @@ impl Operation for SetActive {
     }
 
     fn committed(&self, user: &UserView) {
-        tracing::info!(step = "commit", user_id = %user.id, operation = self.name(), "user {}d", self.name());
+        tracing::info!(step = "commit", user_id = %user.user.id, operation = self.name(), "user {}d", self.name());
     }
 }

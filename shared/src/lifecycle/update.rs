@@ -112,7 +112,7 @@ impl Operation for UpdateUser<'_> {
     fn committed(&self, user: &UserView) {
         tracing::info!(
             step = "commit",
-            user_id = %user.id,
+            user_id = %user.user.id,
             role = self.changes.role.map(Role::as_str),
             pages = self.changes.permissions.as_ref().map(Vec::len),
             "user updated"

@@ -30,9 +30,9 @@ pub async fn user(
         let result = principal.and_then(|principal| {
             let user = found
                 .map_err(|err| LifecycleError::from(Failure::database(FIND_USER)(err)))?
-                .filter(|user| principal.sees(user.tenant_id))
+                .filter(|view| principal.sees(view.user.tenant_id))
                 .ok_or(LifecycleError::UserNotFound)?;
-            if user.auth0 == Auth0Link::Pending {
+            if user.user.auth0 == Auth0Link::Pending {
                 return Err(LifecycleError::CreationInProgress);
             }
             Ok(user)
