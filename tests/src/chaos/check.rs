@@ -348,9 +348,12 @@ async fn emails_per_user(
                     .is_some_and(|(token, _)| hashes.contains(hash_token(&token).as_slice()))
             })
             .count();
+        // The user of a kill once its email was accepted is not known any more if the address's
+        // user was deleted since (its token rows went with it).
         let mine: Vec<&Attempt> = attempts
             .iter()
             .filter(|a| a.address == row.email && a.op == Op::Create)
+            .filter(|_| !deleted.contains(row.email.as_str()))
             .collect();
         for (index, attempt) in mine.iter().enumerate() {
             let Some(token) = attempt.token_before_kill.as_deref() else {
@@ -410,6 +413,12 @@ async fn emails_per_user(
     }
     for (cause, count) in causes.into_iter().rev() {
         replaced.notes.insert(0, format!("{count} × {cause}"));
+    }
+    if deleted_before > 0 {
+        replaced.notes.insert(
+            0,
+            format!("{deleted_before} addresses whose earlier user was deleted are not counted"),
+        );
     }
     Ok([live, adopted, replaced, strict])
 }

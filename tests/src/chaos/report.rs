@@ -388,8 +388,8 @@ impl Report {
              with no grace (nothing can be in flight), and the checks below run over Postgres, \
              the Auth0 double (its users, and logins and refresh grants against it), the email \
              double and every line the processes wrote; every address no row holds (never \
-             committed, or deleted) is created again by a fresh process and the checks that \
-             concern it run again.\n"
+             committed, or deleted) is created again by fresh processes (as many as the \
+             campaign ran) and the checks that concern it run again.\n"
         );
         let _ = writeln!(out, "## Last run\n");
         let _ = writeln!(
@@ -531,8 +531,10 @@ impl Report {
              (the email API answering after the HTTP timeout, a commit that failed) and its \
              compensation deleted its Auth0 user. An accepted email cannot be recalled. Each such address is \
              listed with its attempts (answer, last step logged, whether it adopted). An \
-             address whose user was deleted and created again has the deleted user's email \
-             too; those are counted apart.\n\
+             address whose user was deleted has the deleted user's email too, and the user an \
+             earlier attempt left is gone with its token rows: such addresses are left out of \
+             the checks on kills once the email was accepted and of the strict count (the \
+             working-link invariant still counts them).\n\
              - A kill \"at a random moment\" lands uniformly within 1.5 times the usual duration \
              of an invocation, so most land before the first step is logged (the process is \
              receiving the event or checking the caller); the aimed kills of creates land \
