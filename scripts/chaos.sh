@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make chaos`: the fault campaign (tests/src/bin/chaos.rs) on a throwaway Postgres, with the
-# debug binaries. Knobs: CHAOS_INSTANCES, CHAOS_SECONDS, CHAOS_SEED, CHAOS_KILL_PERCENT,
+# debug binaries: creates and the user lifecycle (update, deactivate, reactivate, delete) under
+# kills and faults. Knobs: CHAOS_INSTANCES, CHAOS_SECONDS, CHAOS_SEED, CHAOS_KILL_PERCENT,
+# CHAOS_LIFECYCLE_PERCENT (the share of lifecycle requests, default 40),
 # CHAOS_FAULT_EVERY_MS, CHAOS_FUNCTION_TIMEOUT_MS, CHAOS_CLEANUP_EVERY_MS, CHAOS_GRACE_MS
 # (below the hard timeout it breaks cleanup's contract, to see the checker catch it);
 # CHAOS_REPORT is the file written (default docs/RELIABILITY.md, empty for none). Exits

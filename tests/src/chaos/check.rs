@@ -1,6 +1,7 @@
 //! The invariant checker: runs after the faults stopped and every create-user process is dead.
 //! A final cleanup pass with no grace (nothing can be in flight), then both systems, the
-//! emails and every log line are checked against what the admin panel was told.
+//! emails and every log line are checked against what the admin panel was told; the
+//! lifecycle's own checks are in `lifecycle.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
@@ -10,8 +11,9 @@ use shared::auth0::CREATED_BY_MARKER;
 use shared::reset_token::hash_token;
 use shared::state::AppState;
 
+use super::lifecycle::{self, describe};
 use super::report::{Check, Report};
-use super::{Attempt, DOMAIN, Ledger, Outcome, Settings, cleanup_once};
+use super::{Attempt, DOMAIN, Ledger, Op, Outcome, Settings, cleanup_once};
 use crate::doubles::{Auth0Double, EmailDouble};
 use crate::harness::{Response, TestDb, connect, create_event, seed};
 use crate::lambda_process::LambdaProcess;
@@ -68,7 +70,25 @@ pub(crate) async fn run(
         .checks
         .push(answered_201s_exist(&ledger.attempts, &rows, auth0));
 
-    // Every address no row holds: nobody got it, so an admin must be able to create it now.
+    // The lifecycle: each row's Auth0 user is what the row says, before any address is
+    // created again.
+    report.deactivated = rows.iter().filter(|r| !r.is_active).count() as u64;
+    report.checks.push(lifecycle::no_intent_left(&sql).await?);
+    report
+        .checks
+        .extend(lifecycle::equivalences(&rows, &ledger.attempts, auth0));
+    report
+        .checks
+        .extend(lifecycle::acknowledged(&sql, &rows, &ledger.attempts, auth0).await?);
+    report
+        .checks
+        .push(lifecycle::documented_answers(&ledger.attempts));
+    report
+        .checks
+        .extend(lifecycle::access(&rows, &ledger.logins, &ledger.attempts, auth0).await);
+
+    // Every address no row holds: nobody got it, or its user was deleted, so an admin must be
+    // able to create it now.
     let committed: HashSet<&str> = rows.iter().map(|r| r.email.as_str()).collect();
     let abandoned: BTreeSet<String> = ledger
         .attempts
@@ -77,7 +97,7 @@ pub(crate) async fn run(
         .filter(|a| !committed.contains(a.as_str()))
         .collect();
     report.abandoned = abandoned.len() as u64;
-    let (recreated, output) = create_again(&abandoned, vars).await?;
+    let (recreated, output) = create_again(&abandoned, vars, settings.instances).await?;
     ledger.outputs.push(output);
     report.checks.push(recreated);
 
@@ -87,6 +107,16 @@ pub(crate) async fn run(
         check.name.push_str(" (after the retries)");
         report.checks.push(check);
     }
+    report.checks.push(
+        lifecycle::deleted_logins(
+            &rows,
+            &ledger.logins,
+            &ledger.attempts,
+            auth0,
+            " (after its address was created again)",
+        )
+        .await,
+    );
     report
         .checks
         .extend(emails_per_user(&sql, &rows, email, &ledger.attempts).await?);
@@ -96,16 +126,19 @@ pub(crate) async fn run(
     Ok(report)
 }
 
-struct Row {
-    id: String,
-    email: String,
-    auth0_sub: String,
+pub(super) struct Row {
+    pub id: String,
+    pub email: String,
+    pub auth0_sub: String,
+    pub role: String,
+    pub is_active: bool,
 }
 
 async fn campaign_rows(sql: &tokio_postgres::Client) -> Result<Vec<Row>, String> {
     let rows = sql
         .query(
-            "SELECT id::text, email, auth0_sub FROM users WHERE email LIKE '%@' || $1",
+            "SELECT id::text, email, auth0_sub, role, is_active FROM users
+              WHERE email LIKE '%@' || $1",
             &[&DOMAIN],
         )
         .await
@@ -116,6 +149,8 @@ async fn campaign_rows(sql: &tokio_postgres::Client) -> Result<Vec<Row>, String>
             id: r.get(0),
             email: r.get(1),
             auth0_sub: r.get(2),
+            role: r.get(3),
+            is_active: r.get(4),
         })
         .collect())
 }
@@ -168,8 +203,20 @@ fn answered_201s_exist(attempts: &[Attempt], rows: &[Row], auth0: &Auth0Double) 
         .iter()
         .filter_map(|u| u["user_id"].as_str().map(str::to_string))
         .collect();
-    let mut check = Check::new("every request answered 201 has its row and its Auth0 user");
+    let mut check = Check::new(
+        "every request answered 201 has its row and its Auth0 user (unless a delete was sent for it)",
+    );
+    let deleted: HashSet<&str> = attempts
+        .iter()
+        .filter(|a| a.op == Op::Delete)
+        .filter_map(|a| a.user_id.as_deref())
+        .collect();
+    let mut exempt = 0;
     for (id, auth0_id) in attempts.iter().filter_map(|a| a.created.as_ref()) {
+        if deleted.contains(id.as_str()) {
+            exempt += 1;
+            continue;
+        }
         let ok = by_id
             .get(id.as_str())
             .is_some_and(|r| &r.auth0_sub == auth0_id)
@@ -178,55 +225,82 @@ fn answered_201s_exist(attempts: &[Attempt], rows: &[Row], auth0: &Auth0Double) 
             format!("201 for user {id} / {auth0_id}: row or Auth0 user gone")
         });
     }
+    if exempt > 0 {
+        check.notes.push(format!(
+            "{exempt} answered 201 and later sent a delete: checked by the lifecycle's checks"
+        ));
+    }
     check
 }
 
-/// Creates every abandoned address once more, with a fresh process and no faults.
+/// Creates every abandoned address once more, with fresh processes (as many as the campaign
+/// ran, each taking its share of the addresses) and no faults.
 async fn create_again(
     abandoned: &BTreeSet<String>,
     vars: &HashMap<String, String>,
+    instances: usize,
 ) -> Result<(Check, String), String> {
-    let mut check = Check::new("every abandoned address can be created again (201)");
+    let mut check = Check::new(
+        "every address no row holds (never committed, or deleted) can be created again (201)",
+    );
     if abandoned.is_empty() {
         return Ok((check, String::new()));
     }
-    let function = LambdaProcess::start("create-user", vars).await?;
-    for address in abandoned {
-        let event = create_event(
-            seed::ACME_ADMIN_SUB,
-            &json!({"email": address, "role": "USER"}),
-        );
-        // A 5xx here is the loaded machine, not the campaign: up to three tries, counted.
-        let mut tries = 0;
-        let answer = loop {
-            tries += 1;
-            let answer = function
-                .invoke_within(event.clone(), Duration::from_secs(20))
-                .await
-                .map(|invocation| Response::of(&invocation));
-            match &answer {
-                Ok(response) if response.status >= 500 && tries < 3 => {}
-                _ => break answer,
-            }
-        };
-        if tries > 1 {
-            check.notes.push(format!(
-                "{}: {tries} tries",
-                shared::domain::redact_email(address)
-            ));
+    let addresses: Vec<&String> = abandoned.iter().collect();
+    let share = addresses.len().div_ceil(instances.max(1));
+    let runs = addresses.chunks(share).map(|chunk| async move {
+        let function = LambdaProcess::start("create-user", vars).await?;
+        let mut answers = Vec::new();
+        for address in chunk {
+            answers.push((*address, create_once(&function, address).await));
         }
-        let ok = matches!(&answer, Ok(response) if response.status == 201);
-        check.record(ok, || match &answer {
-            Ok(response) => format!(
-                "{}: {} {}",
-                shared::domain::redact_email(address),
-                response.status,
-                response.code()
-            ),
-            Err(err) => format!("{}: {err}", shared::domain::redact_email(address)),
-        });
+        Ok::<_, String>((answers, function.kill().await.text))
+    });
+    let mut output = String::new();
+    for run in futures::future::join_all(runs).await {
+        let (answers, text) = run?;
+        output.push_str(&text);
+        for (address, (tries, answer)) in answers {
+            if tries > 1 {
+                check.notes.push(format!(
+                    "{}: {tries} tries",
+                    shared::domain::redact_email(address)
+                ));
+            }
+            let ok = matches!(&answer, Ok(response) if response.status == 201);
+            check.record(ok, || match &answer {
+                Ok(response) => format!(
+                    "{}: {} {}",
+                    shared::domain::redact_email(address),
+                    response.status,
+                    response.code()
+                ),
+                Err(err) => format!("{}: {err}", shared::domain::redact_email(address)),
+            });
+        }
     }
-    Ok((check, function.kill().await.text))
+    Ok((check, output))
+}
+
+/// One create of `address`: its answer, and how many tries it took.
+async fn create_once(function: &LambdaProcess, address: &str) -> (u32, Result<Response, String>) {
+    let event = create_event(
+        seed::ACME_ADMIN_SUB,
+        &json!({"email": address, "role": "USER"}),
+    );
+    // A 5xx here is the loaded machine, not the campaign: up to three tries, counted.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let answer = function
+            .invoke_within(event.clone(), Duration::from_secs(20))
+            .await
+            .map(|invocation| Response::of(&invocation));
+        match &answer {
+            Ok(response) if response.status >= 500 && tries < 3 => {}
+            _ => return (tries, answer),
+        }
+    }
 }
 
 /// One email with a working link per committed user; emails whose link works for nobody are
@@ -247,6 +321,13 @@ async fn emails_per_user(
     let mut causes: BTreeMap<&str, u64> = BTreeMap::new();
     let mut strict =
         Check::observed("every committed user got exactly one email (no earlier dead-link email)");
+    // An address whose user was deleted has that user's email too.
+    let deleted: HashSet<&str> = attempts
+        .iter()
+        .filter(|a| a.op == Op::Delete)
+        .map(|a| a.address.as_str())
+        .collect();
+    let mut deleted_before = 0;
     for row in rows {
         let hashes: HashSet<Vec<u8>> = sql
             .query(
@@ -267,7 +348,13 @@ async fn emails_per_user(
                     .is_some_and(|(token, _)| hashes.contains(hash_token(&token).as_slice()))
             })
             .count();
-        let mine: Vec<&Attempt> = attempts.iter().filter(|a| a.address == row.email).collect();
+        // The user of a kill once its email was accepted is not known any more if the address's
+        // user was deleted since (its token rows went with it).
+        let mine: Vec<&Attempt> = attempts
+            .iter()
+            .filter(|a| a.address == row.email && a.op == Op::Create)
+            .filter(|_| !deleted.contains(row.email.as_str()))
+            .collect();
         for (index, attempt) in mine.iter().enumerate() {
             let Some(token) = attempt.token_before_kill.as_deref() else {
                 continue;
@@ -310,37 +397,41 @@ async fn emails_per_user(
                 sent.len()
             )
         });
-        strict.record(sent.len() == 1, || {
-            story(&row.email, attempts, sent.len(), working)
-        });
+        if deleted.contains(row.email.as_str()) {
+            deleted_before += 1;
+        } else {
+            strict.record(sent.len() == 1, || {
+                story(&row.email, attempts, sent.len(), working)
+            });
+        }
+    }
+    if deleted_before > 0 {
+        strict.notes.insert(
+            0,
+            format!("{deleted_before} addresses whose earlier user was deleted are not counted"),
+        );
     }
     for (cause, count) in causes.into_iter().rev() {
         replaced.notes.insert(0, format!("{count} × {cause}"));
     }
+    if deleted_before > 0 {
+        replaced.notes.insert(
+            0,
+            format!("{deleted_before} addresses whose earlier user was deleted are not counted"),
+        );
+    }
     Ok([live, adopted, replaced, strict])
 }
 
-/// What happened to `address`, without the address: each attempt's answer and last step.
+/// What happened to `address`, without the address: each request's answer and last step.
 fn story(address: &str, attempts: &[Attempt], sent: usize, working: usize) -> String {
     let story: Vec<String> = attempts
         .iter()
         .filter(|a| a.address == address)
-        .map(|a| {
-            let outcome = match &a.outcome {
-                Outcome::Answered { status, code } => format!("{status} {code}"),
-                Outcome::Killed { after_email: true } => {
-                    "killed once its email was accepted".into()
-                }
-                Outcome::Killed { after_email: false } => "killed".into(),
-                Outcome::TimedOut => "timed out".into(),
-            };
-            let step = a.last_step.as_deref().unwrap_or("none");
-            let adopted = if a.adopted { ", adopted" } else { "" };
-            format!("{outcome} (last step {step}{adopted})")
-        })
+        .map(describe)
         .collect();
     format!(
-        "{}: {} emails, {} dead; attempts: {}",
+        "{}: {} emails, {} dead; requests: {}",
         shared::domain::redact_email(address),
         sent,
         sent - working,

@@ -57,8 +57,20 @@ pub(crate) async fn run(campaign: Arc<Campaign>, targets: Targets) {
     targets.proxy.thaw();
 }
 
+/// The Auth0 operations the app calls, each as likely to fail: every Management API operation
+/// (create-user's, the lifecycle's `update_user`, `delete_user`, `revoke_sessions`,
+/// `revoke_refresh_tokens`, cleanup's searches) and the token endpoint. Not `refresh_token`:
+/// only a person's refresh grant is counted as that, and the app never makes one.
+fn auth0_fault_ops() -> Vec<&'static str> {
+    AUTH0_OPS
+        .into_iter()
+        .filter(|op| *op != "refresh_token")
+        .collect()
+}
+
 async fn auth0_fault(http: &reqwest::Client, base: &str, rng: &mut StdRng) -> String {
-    let op = AUTH0_OPS[rng.random_range(0..AUTH0_OPS.len())];
+    let ops = auth0_fault_ops();
+    let op = ops[rng.random_range(0..ops.len())];
     let (fault, what) = variant(op, rng);
     post_fault(http, base, fault).await;
     format!("auth0 {op}: {what}")

@@ -1,6 +1,8 @@
 //! The fault campaign behind `make chaos`: real create-user processes behind the Runtime API
-//! emulator, killed at random (`kill -9`), with Auth0, email and database faults injected and
-//! cleanup looping beside them; then an invariant checker over both systems and the logs.
+//! emulator, serving creates and the lifecycle operations (update, deactivate, reactivate,
+//! delete) on the users created before, killed at random (`kill -9`), with Auth0, email and
+//! database faults injected and cleanup looping beside them; then an invariant checker over both
+//! systems and the logs.
 //!
 //! Cleanup runs in this process (`shared::cleanup::handle`, the binary's own entry) with a
 //! state whose grace period is the campaign's: the configuration's floor is one minute, which
@@ -11,6 +13,7 @@
 
 mod check;
 mod inject;
+mod lifecycle;
 mod report;
 mod workers;
 
@@ -19,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lambda_runtime::{Context, LambdaEvent};
-use serde_json::json;
+use serde_json::{Value, json};
 use shared::cleanup::{CleanupError, CleanupSummary};
 use shared::config::Config;
 use shared::state::AppState;
@@ -27,7 +30,7 @@ use tokio::sync::watch;
 
 pub use report::{Check, Report};
 
-use crate::doubles::EmailDouble;
+use crate::doubles::{Auth0Double, EmailDouble};
 use crate::freezable_proxy::FreezableProxy;
 use crate::harness::{TestStack, epoch_millis};
 
@@ -50,6 +53,9 @@ pub struct Settings {
     pub kill_percent: u32,
     /// Chance, in percent, that a failed request is sent again (same body, same key).
     pub retry_percent: u32,
+    /// Share, in percent, of fresh requests that are lifecycle operations on a user the
+    /// campaign created before (once there is one); the rest are creates.
+    pub lifecycle_percent: u32,
     /// Mean time between two injected faults.
     pub fault_every: Duration,
     /// Time between two cleanup runs.
@@ -68,6 +74,7 @@ impl Settings {
             grace: safe_grace(function_timeout),
             kill_percent: 15,
             retry_percent: 70,
+            lifecycle_percent: 40,
             fault_every: Duration::from_millis(300),
             cleanup_every: Duration::from_millis(1_500),
         }
@@ -75,7 +82,7 @@ impl Settings {
 
     /// `CHAOS_INSTANCES`, `CHAOS_SECONDS`, `CHAOS_SEED`, `CHAOS_KILL_PERCENT`,
     /// `CHAOS_FAULT_EVERY_MS`, `CHAOS_FUNCTION_TIMEOUT_MS`, `CHAOS_CLEANUP_EVERY_MS`,
-    /// `CHAOS_GRACE_MS` (default [`safe_grace`]).
+    /// `CHAOS_GRACE_MS` (default [`safe_grace`]), `CHAOS_LIFECYCLE_PERCENT`.
     pub fn from_env() -> Result<Settings, String> {
         fn number(key: &str, default: u64) -> Result<u64, String> {
             match std::env::var(key) {
@@ -103,6 +110,13 @@ impl Settings {
         if kill_percent > 100 {
             return Err("CHAOS_KILL_PERCENT must be from 0 to 100".into());
         }
+        let lifecycle_percent = number(
+            "CHAOS_LIFECYCLE_PERCENT",
+            u64::from(defaults.lifecycle_percent),
+        )?;
+        if lifecycle_percent > 100 {
+            return Err("CHAOS_LIFECYCLE_PERCENT must be from 0 to 100".into());
+        }
         Ok(Settings {
             instances,
             duration: Duration::from_secs(
@@ -115,6 +129,7 @@ impl Settings {
                 ms(safe_grace(function_timeout)),
             )?),
             kill_percent: kill_percent as u32,
+            lifecycle_percent: lifecycle_percent as u32,
             fault_every: Duration::from_millis(
                 number("CHAOS_FAULT_EVERY_MS", ms(defaults.fault_every))?.max(10),
             ),
@@ -136,11 +151,63 @@ pub fn safe_grace(function_timeout: Duration) -> Duration {
     function_timeout + Duration::from_secs(1) + LONGEST_SILENCE + Duration::from_millis(500)
 }
 
-/// What happened to one create-user request, as the admin panel saw it.
+/// What a request asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Op {
+    Create,
+    /// `PATCH {role}`: ADMIN or USER.
+    UpdateRole,
+    /// `PATCH {permissions}`: a random set of the seeded pages.
+    UpdatePermissions,
+    Deactivate,
+    Reactivate,
+    Delete,
+}
+
+impl Op {
+    pub const ALL: [Op; 6] = [
+        Op::Create,
+        Op::UpdateRole,
+        Op::UpdatePermissions,
+        Op::Deactivate,
+        Op::Reactivate,
+        Op::Delete,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::UpdateRole => "update role",
+            Op::UpdatePermissions => "update permissions",
+            Op::Deactivate => "deactivate",
+            Op::Reactivate => "reactivate",
+            Op::Delete => "delete",
+        }
+    }
+
+    /// A lifecycle operation: on a user by its id, answered 200.
+    pub fn on_a_user(self) -> bool {
+        self != Op::Create
+    }
+}
+
+/// What happened to one request, as the admin panel saw it.
 #[derive(Clone, Debug)]
 pub(crate) struct Attempt {
+    pub op: Op,
+    /// The address created, or of the user a lifecycle operation was on.
     pub address: String,
+    /// The user a lifecycle operation was on.
+    pub user_id: Option<String>,
     pub outcome: Outcome,
+    /// Answered from the `Idempotency-Key`'s stored answer (`Idempotent-Replayed: true`).
+    pub replayed: bool,
+    /// The body of a lifecycle operation's 200.
+    pub answer: Option<Value>,
+    /// When the request was sent and when it ended (answered or killed), from the campaign's
+    /// start.
+    pub sent_at: Duration,
+    pub ended_at: Duration,
     /// The last `step` the process logged for this request.
     pub last_step: Option<String>,
     /// The request took over (or began to take over) an Auth0 user of an earlier attempt.
@@ -157,19 +224,44 @@ pub(crate) enum Outcome {
         status: u16,
         code: String,
     },
-    /// `kill -9` while the request was in flight: at a random moment, or as soon as the
-    /// email API accepted a message to its address (before the COMMIT, if it got there first).
+    /// `kill -9` while the request was in flight: at a random moment, or aimed: a create as
+    /// soon as the email API accepted a message to its address (before the COMMIT, if it got
+    /// there first), a lifecycle operation as soon as its Auth0 user changed (blocked,
+    /// unblocked, its role tag, or gone).
     Killed {
-        after_email: bool,
+        aimed: bool,
     },
     /// No answer by the hard timeout: killed like Lambda would.
     TimedOut,
+}
+
+/// A user the campaign was answered 201 for, that lifecycle operations may pick.
+#[derive(Clone, Debug)]
+pub(crate) struct KnownUser {
+    pub id: String,
+    pub address: String,
+    pub auth0_id: String,
+    /// Active as far as the last 200 said.
+    pub active: bool,
+}
+
+/// A password the campaign set on a user it created (standing in for the invited person),
+/// and the login made with it right then.
+#[derive(Clone, Debug)]
+pub(crate) struct Login {
+    pub user_id: String,
+    pub address: String,
+    pub auth0_id: String,
+    pub password: String,
+    /// From the login, with `offline_access`, before any lifecycle operation on the user.
+    pub refresh_token: Option<String>,
 }
 
 /// What the campaign's tasks record.
 #[derive(Default)]
 pub(crate) struct Ledger {
     pub attempts: Vec<Attempt>,
+    pub logins: Vec<Login>,
     /// Everything each ended create-user process wrote.
     pub outputs: Vec<String>,
     pub process_starts: u64,
@@ -185,6 +277,8 @@ pub struct CleanupStats {
     pub unavailable: u64,
     pub db_orphans_removed: u64,
     pub auth0_orphans_removed: u64,
+    /// Lifecycle intents converged (their Auth0 user made to match the row) and removed.
+    pub intents_converged: u64,
     pub errors: u64,
 }
 
@@ -203,6 +297,7 @@ impl CleanupStats {
         self.db_orphans_removed += summary.removed.db_orphans;
         self.auth0_orphans_removed +=
             summary.removed.auth0_orphans + summary.removed.auth0_users_of_db_orphans;
+        self.intents_converged += summary.removed.intents;
         self.errors += summary.errors.len() as u64 + summary.errors_not_listed;
     }
 }
@@ -213,7 +308,11 @@ pub(crate) struct Campaign {
     /// create-user's environment (database through the proxy).
     pub vars: HashMap<String, String>,
     pub email: Arc<EmailDouble>,
+    pub auth0: Arc<Auth0Double>,
     pub ledger: Mutex<Ledger>,
+    /// Users created (answered 201) and not known to be deleted: lifecycle operations pick
+    /// from these.
+    pub users: Mutex<Vec<KnownUser>>,
     pub stop: watch::Receiver<bool>,
     pub started: Instant,
 }
@@ -228,6 +327,17 @@ impl Campaign {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    pub fn users(&self) -> std::sync::MutexGuard<'_, Vec<KnownUser>> {
+        self.users
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Time since the campaign started.
+    pub fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
 }
 
 /// Runs one campaign and checks what it left. Needs `TEST_DATABASE_URL` (or `DATABASE_URL`)
@@ -240,6 +350,7 @@ pub async fn run(settings: Settings) -> Result<Report, String> {
         mut vars,
     } = TestStack::prepare().await;
     let email = Arc::new(email);
+    let auth0 = Arc::new(auth0);
     let direct_url = vars["DATABASE_URL"].clone();
     let direct = url::Url::parse(&direct_url).map_err(|e| e.to_string())?;
     let upstream = format!(
@@ -261,7 +372,9 @@ pub async fn run(settings: Settings) -> Result<Report, String> {
         settings: settings.clone(),
         vars: vars.clone(),
         email: email.clone(),
+        auth0: auth0.clone(),
         ledger: Mutex::new(Ledger::default()),
+        users: Mutex::new(Vec::new()),
         stop,
         started: Instant::now(),
     });

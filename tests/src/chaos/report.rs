@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{CleanupStats, Ledger, Outcome, Settings};
+use super::{CleanupStats, Ledger, Op, Outcome, Settings};
 
 /// One rule checked over many cases.
 #[derive(Debug, Clone)]
@@ -66,13 +66,17 @@ pub struct Report {
     pub settings: Settings,
     pub campaign_time: Duration,
     pub requests: u64,
-    /// Answers by status and code; kills and timeouts under their own names.
-    pub outcomes: BTreeMap<String, u64>,
+    /// Answers by operation, then by status and code (a replayed `Idempotency-Key` answer
+    /// apart); kills and timeouts under their own names.
+    pub outcomes: BTreeMap<Op, BTreeMap<String, u64>>,
     pub kills: u64,
-    /// Kills by the last step the killed request had logged.
-    pub kills_after: BTreeMap<String, u64>,
+    /// Kills by operation and the last step the killed request had logged.
+    pub kills_after: BTreeMap<(Op, String), u64>,
     pub timeouts: u64,
     pub adopted: u64,
+    /// Passwords the campaign set (and logged in with), and refresh tokens it got.
+    pub passwords_set: u64,
+    pub refresh_tokens: u64,
     pub process_starts: u64,
     pub failed_starts: u64,
     pub faults: BTreeMap<String, u64>,
@@ -80,27 +84,37 @@ pub struct Report {
     pub final_cleanup: CleanupStats,
     pub abandoned: u64,
     pub committed: u64,
+    pub deactivated: u64,
     pub emails_sent: u64,
     pub checks: Vec<Check>,
 }
 
 impl Report {
     pub(crate) fn new(settings: Settings, campaign_time: Duration, ledger: &Ledger) -> Report {
-        let mut outcomes = BTreeMap::new();
+        let mut outcomes: BTreeMap<Op, BTreeMap<String, u64>> = BTreeMap::new();
         let mut kills_after = BTreeMap::new();
         let (mut kills, mut timeouts, mut adopted) = (0, 0, 0);
         for attempt in &ledger.attempts {
             let key = match &attempt.outcome {
-                Outcome::Answered { status, code } if code.is_empty() => status.to_string(),
-                Outcome::Answered { status, code } => format!("{status} {code}"),
-                Outcome::Killed { after_email } => {
+                Outcome::Answered { status, code } => {
+                    let mut key = if code.is_empty() {
+                        status.to_string()
+                    } else {
+                        format!("{status} {code}")
+                    };
+                    if attempt.replayed {
+                        key.push_str(" (Idempotency-Key replay)");
+                    }
+                    key
+                }
+                Outcome::Killed { aimed } => {
                     kills += 1;
                     let step = attempt.last_step.clone().unwrap_or("(none yet)".into());
-                    *kills_after.entry(step).or_default() += 1;
-                    if *after_email {
-                        "killed (kill -9) once its email was accepted".into()
-                    } else {
-                        "killed (kill -9) at a random moment".into()
+                    *kills_after.entry((attempt.op, step)).or_default() += 1;
+                    match (aimed, attempt.op) {
+                        (false, _) => "killed (kill -9) at a random moment".into(),
+                        (true, Op::Create) => "killed (kill -9) once its email was accepted".into(),
+                        (true, _) => "killed (kill -9) once its Auth0 user changed".into(),
                     }
                 }
                 Outcome::TimedOut => {
@@ -108,7 +122,11 @@ impl Report {
                     "no answer by the hard timeout (killed)".into()
                 }
             };
-            *outcomes.entry(key).or_default() += 1;
+            *outcomes
+                .entry(attempt.op)
+                .or_default()
+                .entry(key)
+                .or_default() += 1;
             adopted += u64::from(attempt.adopted);
         }
         Report {
@@ -120,6 +138,12 @@ impl Report {
             kills_after,
             timeouts,
             adopted,
+            passwords_set: ledger.logins.len() as u64,
+            refresh_tokens: ledger
+                .logins
+                .iter()
+                .filter(|l| l.refresh_token.is_some())
+                .count() as u64,
             process_starts: ledger.process_starts,
             failed_starts: ledger.failed_starts,
             faults: ledger.faults.iter().map(|(k, v)| (k.clone(), *v)).collect(),
@@ -127,9 +151,38 @@ impl Report {
             final_cleanup: CleanupStats::default(),
             abandoned: 0,
             committed: 0,
+            deactivated: 0,
             emails_sent: 0,
             checks: Vec::new(),
         }
+    }
+
+    /// How many requests of `op` got `answer` ("201", "409 USER_ALREADY_EXISTS", …).
+    pub fn count(&self, op: Op, answer: &str) -> u64 {
+        self.outcomes
+            .get(&op)
+            .and_then(|answers| answers.get(answer))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// How many requests of `op` were sent.
+    pub fn sent(&self, op: Op) -> u64 {
+        self.outcomes
+            .get(&op)
+            .map_or(0, |answers| answers.values().sum())
+    }
+
+    /// How many requests of `op` were answered `status`, replayed or not.
+    pub fn answered(&self, op: Op, status: u16) -> u64 {
+        let prefix = status.to_string();
+        self.outcomes.get(&op).map_or(0, |answers| {
+            answers
+                .iter()
+                .filter(|(answer, _)| answer.split(' ').next() == Some(prefix.as_str()))
+                .map(|(_, n)| n)
+                .sum()
+        })
     }
 
     /// Every invariant held.
@@ -148,37 +201,50 @@ impl Report {
         self.faults.values().sum()
     }
 
+    fn lifecycle_requests(&self) -> u64 {
+        Op::ALL
+            .iter()
+            .filter(|op| op.on_a_user())
+            .map(|op| self.sent(*op))
+            .sum()
+    }
+
     /// The counts and checks, for a terminal.
     pub fn text(&self) -> String {
         let mut out = String::new();
         let s = &self.settings;
         let _ = writeln!(
             out,
-            "chaos: seed {}, {} create-user processes, {:.0} s, kill {}%, a fault every ~{} ms",
+            "chaos: seed {}, {} create-user processes, {:.0} s, kill {}%, a fault every ~{} ms, lifecycle {}%",
             s.seed,
             s.instances,
             self.campaign_time.as_secs_f64(),
             s.kill_percent,
-            s.fault_every.as_millis()
+            s.fault_every.as_millis(),
+            s.lifecycle_percent
         );
         let _ = writeln!(
             out,
-            "requests {}  201s {}  kills {}  hard timeouts {}  adoptions (begun) {}  process starts {} (failed {})",
+            "requests {} (lifecycle {})  201s {}  kills {}  hard timeouts {}  adoptions (begun) {}  passwords set {}  process starts {} (failed {})",
             self.requests,
-            self.outcomes.get("201").copied().unwrap_or(0),
+            self.lifecycle_requests(),
+            self.answered(Op::Create, 201),
             self.kills,
             self.timeouts,
             self.adopted,
+            self.passwords_set,
             self.process_starts,
             self.failed_starts
         );
         let _ = writeln!(out, "answers:");
-        for (outcome, n) in &self.outcomes {
-            let _ = writeln!(out, "  {n:>6}  {outcome}");
+        for (op, answers) in &self.outcomes {
+            for (outcome, n) in answers {
+                let _ = writeln!(out, "  {n:>6}  {}: {outcome}", op.name());
+            }
         }
         let _ = writeln!(out, "kills by the last step logged:");
-        for (step, n) in &self.kills_after {
-            let _ = writeln!(out, "  {n:>6}  {step}");
+        for ((op, step), n) in &self.kills_after {
+            let _ = writeln!(out, "  {n:>6}  {}: {step}", op.name());
         }
         let _ = writeln!(out, "faults injected ({}):", self.faults_total());
         for (fault, n) in &self.faults {
@@ -186,21 +252,24 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "cleanup during the campaign: {} runs, {} partial, {} unavailable, removed {} pending rows and {} Auth0 users",
+            "cleanup during the campaign: {} runs, {} partial, {} unavailable, removed {} pending rows and {} Auth0 users, converged {} lifecycle intents",
             self.cleanup.runs,
             self.cleanup.partial,
             self.cleanup.unavailable,
             self.cleanup.db_orphans_removed,
-            self.cleanup.auth0_orphans_removed
+            self.cleanup.auth0_orphans_removed,
+            self.cleanup.intents_converged
         );
         let _ = writeln!(
             out,
-            "final cleanup: {} runs, removed {} pending rows and {} Auth0 users; {} abandoned addresses retried; {} users, {} emails",
+            "final cleanup: {} runs, removed {} pending rows and {} Auth0 users, converged {} lifecycle intents; {} addresses without a row created again; {} users ({} deactivated), {} emails",
             self.final_cleanup.runs,
             self.final_cleanup.db_orphans_removed,
             self.final_cleanup.auth0_orphans_removed,
+            self.final_cleanup.intents_converged,
             self.abandoned,
             self.committed,
+            self.deactivated,
             self.emails_sent
         );
         let _ = writeln!(out, "checks:");
@@ -249,27 +318,51 @@ impl Report {
         let _ = writeln!(
             out,
             "- {} real `create-user` processes, each behind its own Lambda Runtime API emulator, \
-             serve create requests for {:.0} s like an admin panel that retries: half the \
-             requests carry an `Idempotency-Key`, a failed request is sent again (same body, same \
-             key) {}% of the time and otherwise given up, and one fresh request in ten reuses an \
-             address another process used recently.",
+             serve the admin API for {:.0} s like an admin panel that retries: half the \
+             requests carry an `Idempotency-Key`, a failed request (5xx, a `409` saying the \
+             user or the request is still in progress, a kill) is sent again (same body, same \
+             key) {}% of the time and otherwise given up.",
             s.instances,
             self.campaign_time.as_secs_f64(),
             s.retry_percent
         );
         let _ = writeln!(
             out,
-            "- Each invocation has a {} ms deadline; {}% of them are killed (`kill -9`) at a \
-             random moment within their usual duration, and any without an answer a second after \
-             the deadline is killed as Lambda would. A killed process is replaced by a new one.",
+            "- Creates: one fresh create in ten reuses an address another process used \
+             recently. Half the users answered 201 get a password (set in the Auth0 double \
+             directly, as the set-password flow's PATCH does, standing in for the invited \
+             person) and log in with it once, asking for a refresh token (`offline_access`); \
+             these in-process calls of the double are not counted and take no injected fault.",
+        );
+        let _ = writeln!(
+            out,
+            "- Lifecycle: {}% of fresh requests (once a user exists) are an operation on a \
+             user the campaign was answered 201 for, picked at random (one pick in five among \
+             the users last seen deactivated, when there are any), sent by Acme's admin or its \
+             owner: on a user last seen active, a new role (ADMIN or USER, 30%), new page \
+             permissions (20%), deactivate (35%) or delete (15%); on one last seen deactivated, \
+             reactivate (60%), a new role (15%), deactivate again (10%) or delete (15%). A \
+             user answered deleted (or `404`) is no longer picked.",
+            s.lifecycle_percent
+        );
+        let _ = writeln!(
+            out,
+            "- Each invocation has a {} ms deadline; {}% of them are killed (`kill -9`): half \
+             at a random moment within their usual duration, half at an aimed one (a create \
+             once the email API accepted its message, a lifecycle operation once its Auth0 \
+             user changed: blocked, unblocked, a new role tag, or deleted). Any without an \
+             answer a second after the deadline is killed as Lambda would. A killed process is \
+             replaced by a new one.",
             s.function_timeout.as_millis(),
             s.kill_percent
         );
         let _ = writeln!(
             out,
             "- A fault every {} ms on average (uniformly 0 to twice that apart): on the Auth0 \
-             double (any Management API operation or the token endpoint) and the email double a \
-             503, a 500, a 429, a dropped connection, work done but answered after the app's \
+             double (any operation the app calls, each as likely: the token endpoint, \
+             `create_user`, `get_user`, `update_user`, `delete_user`, `users_by_email`, \
+             `search_users`, `revoke_sessions`, `revoke_refresh_tokens`) and the email double \
+             a 503, a 500, a 429, a dropped connection, work done but answered after the app's \
              2 s HTTP timeout, or work done and answered 400 ms late; on the database a \
              `pg_terminate_backend` of a random session, or 0.2-1.5 s of network silence (a \
              proxy between every process and Postgres holds all traffic).",
@@ -292,36 +385,45 @@ impl Report {
         let _ = writeln!(
             out,
             "- Then the faults stop, every create-user process is killed, a final cleanup runs \
-             with no grace (nothing can be in flight), every address no row holds is created \
-             again by a fresh process, and the checks below run over Postgres, the Auth0 double, \
-             the email double and every line the processes wrote.\n"
+             with no grace (nothing can be in flight), and the checks below run over Postgres, \
+             the Auth0 double (its users, and logins and refresh grants against it), the email \
+             double and every line the processes wrote; every address no row holds (never \
+             committed, or deleted) is created again by fresh processes (as many as the \
+             campaign ran) and the checks that concern it run again.\n"
         );
         let _ = writeln!(out, "## Last run\n");
         let _ = writeln!(
             out,
             "Seed {} (`CHAOS_SEED={} make chaos` repeats its choices; the interleaving differs \
-             from run to run). {} requests, {:.0} a minute; {} answered 201; {} kills, {} hard \
-             timeouts; {} requests took over (or began to take over) an earlier attempt's Auth0 user; {} processes started.\n",
+             from run to run). {} requests, {:.0} a minute, {} of them lifecycle operations; \
+             {} creates answered 201; {} kills, {} hard timeouts; {} requests took over (or \
+             began to take over) an earlier attempt's Auth0 user; {} passwords set ({} with a \
+             refresh token); {} processes started.\n",
             s.seed,
             s.seed,
             self.requests,
             per_minute(self.requests),
-            self.outcomes.get("201").copied().unwrap_or(0),
+            self.lifecycle_requests(),
+            self.answered(Op::Create, 201),
             self.kills,
             self.timeouts,
             self.adopted,
+            self.passwords_set,
+            self.refresh_tokens,
             self.process_starts
         );
-        let _ = writeln!(out, "| Answer | Count |\n|---|---:|");
-        for (outcome, n) in &self.outcomes {
-            let _ = writeln!(out, "| {outcome} | {n} |");
+        let _ = writeln!(out, "| Operation | Answer | Count |\n|---|---|---:|");
+        for (op, answers) in &self.outcomes {
+            for (outcome, n) in answers {
+                let _ = writeln!(out, "| {} | {outcome} | {n} |", op.name());
+            }
         }
         let _ = writeln!(
             out,
-            "\nKills by the last step the killed request had logged:\n\n| Step | Kills |\n|---|---:|"
+            "\nKills by the last step the killed request had logged:\n\n| Operation | Step | Kills |\n|---|---|---:|"
         );
-        for (step, n) in &self.kills_after {
-            let _ = writeln!(out, "| {step} | {n} |");
+        for ((op, step), n) in &self.kills_after {
+            let _ = writeln!(out, "| {} | {step} | {n} |", op.name());
         }
         let _ = writeln!(
             out,
@@ -335,19 +437,23 @@ impl Report {
         let _ = writeln!(
             out,
             "\nCleanup during the campaign: {} runs, {} partial, {} failed as \
-             `DependencyUnavailable`; they removed {} pending rows and {} Auth0 users. The final \
-             pass ({} run(s)) removed {} pending rows and {} Auth0 users. {} abandoned addresses \
-             were created again; at the end {} users and {} emails.\n",
+             `DependencyUnavailable`; they removed {} pending rows and {} Auth0 users and \
+             converged {} lifecycle intents. The final pass ({} run(s)) removed {} pending rows \
+             and {} Auth0 users and converged {} lifecycle intents. {} addresses without a row \
+             were created again; at the end {} users ({} deactivated) and {} emails.\n",
             self.cleanup.runs,
             self.cleanup.partial,
             self.cleanup.unavailable,
             self.cleanup.db_orphans_removed,
             self.cleanup.auth0_orphans_removed,
+            self.cleanup.intents_converged,
             self.final_cleanup.runs,
             self.final_cleanup.db_orphans_removed,
             self.final_cleanup.auth0_orphans_removed,
+            self.final_cleanup.intents_converged,
             self.abandoned,
             self.committed,
+            self.deactivated,
             self.emails_sent
         );
         let _ = writeln!(out, "## What held\n");
@@ -385,7 +491,32 @@ impl Report {
         let _ = writeln!(out, "## Reading the checks\n");
         let _ = writeln!(
             out,
-            "- A committed user's working link is the email whose token hashes to the user's \
+            "- The lifecycle's equivalences (docs/lifecycle.md) are checked for every row of \
+             the campaign's domain and every user id it was answered 201 for: an active row's \
+             Auth0 user exists, is not blocked and carries the row's id and role \
+             (`app_metadata.db_user_id`, `app_metadata.role`); a deactivated row's is blocked \
+             (and carries them too); a user id without a row has no Auth0 user tagged with it; \
+             and no lifecycle intent is left. They are checked after the final cleanup, before \
+             any address is created again.\n\
+             - An acknowledged change lasts: a delete answered 200 left neither row nor Auth0 \
+             user, and when the last request on a user was answered 200 (not a replay) and \
+             started after every other request on it had ended (answered, or its process dead), \
+             the row holds what that answer said (active or not, role, page permissions). A \
+             replayed answer is the first request's, which later ones may have changed, so it \
+             is not held to this.\n\
+             - Every lifecycle answer is one the API documents for what happened: 200, `409 \
+             USER_CHANGE_IN_PROGRESS` (another operation on the user, or a killed one's intent \
+             until cleanup converges it), `409 REQUEST_IN_PROGRESS`, a 502 or 503, and `404 \
+             USER_NOT_FOUND` only for a user a delete had been sent for. A 500 (what looks like \
+             a bug) or any other refusal fails it.\n\
+             - Who can get in: with the passwords the campaign set, a deactivated row's user is \
+             refused at login (403 \"user is blocked\"), a deleted user's address refuses the \
+             old password (before and after the address is created again), and an active row's \
+             user logs in; a refresh token issued before a deactivation that was answered 200 \
+             is refused, also when the user was reactivated since (the deactivation revoked \
+             it); a deactivated row's Auth0 user has no open session or live refresh token. \
+             Users without a password set by the campaign are left out of the login checks.\n\
+             - A committed user's working link is the email whose token hashes to the user's \
              stored token. The setup token is derived from the Auth0 user id and the email's \
              `Idempotency-Key` is a hash of the message, so a retry that adopts the Auth0 user \
              of a killed attempt sends the identical message and the email API keeps one: the \
@@ -399,16 +530,23 @@ impl Report {
              deleted the adopted user; or the attempt itself failed after its email was accepted \
              (the email API answering after the HTTP timeout, a commit that failed) and its \
              compensation deleted its Auth0 user. An accepted email cannot be recalled. Each such address is \
-             listed with its attempts (answer, last step logged, whether it adopted).\n\
+             listed with its attempts (answer, last step logged, whether it adopted). An \
+             address whose user was deleted has the deleted user's email too, and the user an \
+             earlier attempt left is gone with its token rows: such addresses are left out of \
+             the checks on kills once the email was accepted and of the strict count (the \
+             working-link invariant still counts them).\n\
              - A kill \"at a random moment\" lands uniformly within 1.5 times the usual duration \
              of an invocation, so most land before the first step is logged (the process is \
-             receiving the event or checking the caller); the kills \"once its email was \
-             accepted\" are aimed at the window between the email and the COMMIT.\n\
-             - Not covered: a kill of cleanup itself, Secrets Manager faults, and cleanup's own \
-             log lines (it runs in the campaign's process, whose output is not scanned).\n\
+             receiving the event or checking the caller); the aimed kills of creates land \
+             between the email and the COMMIT, those of lifecycle operations between an Auth0 \
+             change and the COMMIT (or, for a delete, between the Auth0 delete and the intent's \
+             removal).\n\
+             - Not covered: a kill of cleanup itself, Secrets Manager faults, the set-password \
+             flow (passwords are set in the double directly), and cleanup's own log lines (it \
+             runs in the campaign's process, whose output is not scanned).\n\
              - Knobs: `CHAOS_INSTANCES`, `CHAOS_SECONDS`, `CHAOS_SEED`, `CHAOS_KILL_PERCENT`, \
-             `CHAOS_FAULT_EVERY_MS`, `CHAOS_FUNCTION_TIMEOUT_MS`, `CHAOS_CLEANUP_EVERY_MS`, \
-             `CHAOS_GRACE_MS`; \
+             `CHAOS_LIFECYCLE_PERCENT`, `CHAOS_FAULT_EVERY_MS`, `CHAOS_FUNCTION_TIMEOUT_MS`, \
+             `CHAOS_CLEANUP_EVERY_MS`, `CHAOS_GRACE_MS`; \
              `CHAOS_REPORT` names the file written (empty: none)."
         );
         out

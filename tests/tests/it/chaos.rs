@@ -1,9 +1,11 @@
 //! The fault campaign of `make chaos` with a small budget: real create-user processes killed
-//! at random, Auth0/email/database faults, cleanup beside them, then every invariant checked.
+//! at random, serving creates and lifecycle operations (update, deactivate, reactivate,
+//! delete) on the users created before, Auth0/email/database faults, cleanup beside them, then
+//! every invariant checked.
 
 use std::time::Duration;
 
-use testkit::chaos::{self, Settings};
+use testkit::chaos::{self, Op, Settings};
 
 /// Fixed, so that a red run makes the same choices (requests, kills, faults) when run again;
 /// `CHAOS_SEED=<n> make test` tries another. `make chaos` draws a new one each run.
@@ -26,10 +28,7 @@ async fn a_short_fault_campaign_keeps_every_invariant_of_both_systems() {
     let report = chaos::run(settings).await.expect("the campaign runs");
     let text = report.text();
     // The campaign did what it is for: requests answered, kills, faults of each kind.
-    assert!(
-        report.outcomes.get("201").copied().unwrap_or(0) > 0,
-        "{text}"
-    );
+    assert!(report.answered(Op::Create, 201) > 0, "{text}");
     assert!(report.kills > 0, "{text}");
     for kind in ["auth0 ", "email ", "database: "] {
         assert!(
@@ -37,6 +36,15 @@ async fn a_short_fault_campaign_keeps_every_invariant_of_both_systems() {
             "no {kind}fault injected:\n{text}"
         );
     }
+    // Every kind of lifecycle operation ran, and some of each got through.
+    for op in Op::ALL.into_iter().filter(|op| op.on_a_user()) {
+        assert!(
+            report.answered(op, 200) > 0,
+            "no {} answered 200:\n{text}",
+            op.name()
+        );
+    }
+    assert!(report.passwords_set > 0 && report.deactivated > 0, "{text}");
     assert!(
         report.failed_invariants().is_empty(),
         "invariants failed (seed {seed}):\n{text}"

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::faults::Fault;
-use super::server::{Control, RunningServer, any_loopback_port, control_routes};
+use super::server::{self, Control, RunningServer, any_loopback_port, control_routes};
 use state::{App, digest};
 use token::PASSWORD_REALM_GRANT;
 
@@ -134,6 +134,39 @@ impl Auth0Double {
         self.post_token(&request).await
     }
 
+    /// As [`Auth0Double::log_in`], answered in-process: the same grant and the same answer,
+    /// but neither counted nor open to an injected fault. For a harness that stands in for the
+    /// person while faults are injected (the fault campaign): its logins must not use up the
+    /// `token` faults meant for the app.
+    pub async fn log_in_unfaulted(&self, email: &str, password: &str, scope: &str) -> (u16, Value) {
+        let mut request = self.login_request(email, password);
+        request["scope"] = scope.into();
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        );
+        let body = request.to_string();
+        let answer = self
+            .app
+            .tenant()
+            .issue_token(&headers, body.as_bytes(), Utc::now());
+        answered(answer).await
+    }
+
+    /// Sets `user_id`'s password as the set-password flow's `PATCH {password, connection}`
+    /// does (its sessions end), in-process: not counted, no fault. False if there is no such
+    /// user or the double refuses the password (too weak).
+    pub async fn set_password_unfaulted(&self, user_id: &str, password: &str) -> bool {
+        let connection = self.app.tenant().config.connection.clone();
+        let body = json!({"password": password, "connection": connection}).to_string();
+        let answer = self
+            .app
+            .tenant()
+            .update_user(user_id, body.as_bytes(), Utc::now());
+        answered(answer).await.0 == 200
+    }
+
     /// Exchanges `refresh_token` for new tokens (the refresh-token grant): status and body.
     pub async fn refresh(&self, refresh_token: &str) -> (u16, Value) {
         let config = self.app.tenant().config.clone();
@@ -230,6 +263,19 @@ impl Auth0Double {
     pub fn reset(&self) {
         self.app.reset();
     }
+}
+
+/// The status and JSON body of an answer the double made in-process.
+async fn answered(answer: server::Answer) -> (u16, Value) {
+    use axum::response::IntoResponse;
+    let response = answer.into_response();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await;
+    let body = bytes
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or(Value::Null);
+    (status, body)
 }
 
 fn router(app: App) -> Router {

@@ -65,7 +65,12 @@ fn faulted_token(status: StatusCode) -> Response {
 }
 
 impl Tenant {
-    fn issue_token(&mut self, headers: &HeaderMap, body: &[u8], now: DateTime<Utc>) -> Answer {
+    pub(super) fn issue_token(
+        &mut self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Answer {
         let bad_request = |description: &str| {
             oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description)
         };

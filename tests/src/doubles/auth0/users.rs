@@ -151,7 +151,7 @@ impl Tenant {
         Ok(json_response(StatusCode::CREATED, &profile))
     }
 
-    fn update_user(&mut self, user_id: &str, body: &[u8], now: DateTime<Utc>) -> Answer {
+    pub(super) fn update_user(&mut self, user_id: &str, body: &[u8], now: DateTime<Utc>) -> Answer {
         let payload = validate_payload(body, UPDATE_FIELDS, &[])?;
         let text = |name: &str| payload.get(name).and_then(Value::as_str);
         self.find(user_id).ok_or_else(user_not_found)?;
