@@ -14,15 +14,25 @@ use crate::reset_token::temporary_password;
 /// cleanup while we waited for its address.
 const PROVISION_ROUNDS: usize = 2;
 
+/// How the row got its Auth0 user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Provisioned {
+    Created,
+    /// An orphan of ours: a crashed attempt's (a retry's own) or the like.
+    Adopted,
+    /// An orphan of ours that was blocked: the login of a user deleted since.
+    AdoptedOldLogin,
+}
+
 /// Creates the Auth0 user; on 409 adopts an orphan of ours that no row points at. Returns the
-/// user and whether it was adopted.
+/// user and how it was had.
 pub(super) async fn provision(
     cx: &Context<'_>,
     tx: &Tx<'_>,
     auth0: &mut Auth0Changes<'_>,
     email: &Email,
     tags: &OwnershipTags,
-) -> Result<(Auth0UserId, bool), LifecycleError> {
+) -> Result<(Auth0UserId, Provisioned), LifecycleError> {
     let password = temporary_password();
     let request = NewAuth0User {
         email,
@@ -31,10 +41,10 @@ pub(super) async fn provision(
     };
     for _ in 0..PROVISION_ROUNDS {
         if let Some(id) = auth0.create_user(AUTH0_CREATE, &request).await? {
-            return Ok((id, false));
+            return Ok((id, Provisioned::Created));
         }
-        if let Some(id) = adopt_orphan(cx, tx, auth0, email, tags).await? {
-            return Ok((id, true));
+        if let Some(adopted) = adopt_orphan(cx, tx, auth0, email, tags).await? {
+            return Ok(adopted);
         }
     }
     Err(LifecycleError::Auth0UserExists)
@@ -42,13 +52,14 @@ pub(super) async fn provision(
 
 /// Takes over an orphan Auth0 user of ours with this address. `None`: the address has no
 /// Auth0 user any more (cleanup removed it while we waited for the address lock).
+/// A crashed create leaves its user unblocked; a delete blocks its user before its row goes.
 async fn adopt_orphan(
     cx: &Context<'_>,
     tx: &Tx<'_>,
     auth0: &mut Auth0Changes<'_>,
     email: &Email,
     tags: &OwnershipTags,
-) -> Result<Option<Auth0UserId>, LifecycleError> {
+) -> Result<Option<(Auth0UserId, Provisioned)>, LifecycleError> {
     // Held until COMMIT or ROLLBACK: cleanup cannot delete the user we adopt meanwhile. A
     // wait past `lock_timeout` is a busy database (503 DATABASE_BUSY), like any lock wait.
     cx.db
@@ -82,5 +93,10 @@ async fn adopt_orphan(
     auth0
         .adopt(AUTH0_ADOPT, &orphan.id, tags, &password, revoke)
         .await?;
-    Ok(Some(orphan.id.clone()))
+    let how = if orphan.blocked {
+        Provisioned::AdoptedOldLogin
+    } else {
+        Provisioned::Adopted
+    };
+    Ok(Some((orphan.id.clone(), how)))
 }

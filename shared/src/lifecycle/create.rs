@@ -16,7 +16,7 @@ use deadpool_postgres::Object;
 use uuid::Uuid;
 
 use super::LifecycleError;
-use super::auth0_user::provision;
+use super::auth0_user::{Provisioned, provision};
 use super::invitation::{self, Invitee, Issue};
 use super::steps::{EMPLOYEE, INSERT_USER, PERMISSIONS, STORE_AUTH0_ID, VALIDATE};
 use crate::auth0::OwnershipTags;
@@ -107,7 +107,8 @@ impl Operation for CreateUser<'_> {
             role: new_user.role,
             db_user_id: self.user_id,
         };
-        let (auth0_user_id, adopted) = provision(cx, tx, auth0, &new_user.email, &tags).await?;
+        let (auth0_user_id, provisioned) = provision(cx, tx, auth0, &new_user.email, &tags).await?;
+        let adopted = provisioned != Provisioned::Created;
         tracing::debug!(step = "auth0_create", adopted, "auth0 user ready");
         let user = CreatedUser {
             id: self.user_id,
@@ -120,7 +121,7 @@ impl Operation for CreateUser<'_> {
             created_at,
             adopted_auth0_user: adopted,
         };
-        self.invite(cx, tx, &user).await?;
+        self.invite(cx, tx, &user, provisioned).await?;
         Ok(user)
     }
 
@@ -293,9 +294,13 @@ impl CreateUser<'_> {
         cx: &Context<'_>,
         tx: &Tx<'_>,
         user: &CreatedUser,
+        provisioned: Provisioned,
     ) -> Result<(), LifecycleError> {
-        let issue = Issue::First {
-            auth0_id: &user.auth0_user_id,
+        let issue = match provisioned {
+            Provisioned::AdoptedOldLogin => Issue::FirstOfAnOldLogin,
+            Provisioned::Created | Provisioned::Adopted => Issue::First {
+                auth0_id: &user.auth0_user_id,
+            },
         };
         let token = invitation::new_token(cx.state, issue).await?;
         // In this order (prepared first): the token's savepoint comes after the id is stored,

@@ -30,6 +30,10 @@ pub(super) enum Issue<'a> {
     /// that adopts the Auth0 user of a crashed attempt sends the very same message (which the
     /// email API then delivers only once) and the link already sent starts to work.
     First { auth0_id: &'a Auth0UserId },
+    /// create-user taking over the login of a user that was deleted (its Auth0 user was
+    /// blocked before its row went): a fresh random token, so that a link the deleted user
+    /// was sent for that login does not come back to life.
+    FirstOfAnOldLogin,
     /// resend-invitation: a fresh random token; every open token of the user stops working.
     Replacing,
 }
@@ -67,7 +71,7 @@ pub(super) async fn new_token(state: &AppState, issue: Issue<'_>) -> Result<Rese
                 auth0_id,
             ))
         }
-        Issue::Replacing => Ok(ResetToken::generate()),
+        Issue::FirstOfAnOldLogin | Issue::Replacing => Ok(ResetToken::generate()),
     }
 }
 
@@ -125,7 +129,7 @@ pub(super) async fn store_token(
         let token = next.take().unwrap_or_else(ResetToken::generate);
         let store = async {
             match issue {
-                Issue::First { .. } => {
+                Issue::First { .. } | Issue::FirstOfAnOldLogin => {
                     db.on(reset_tokens::insert(tx, user_id, token.hash(), expires_at))
                         .await
                 }

@@ -1032,3 +1032,37 @@ async fn a_keyed_request_refused_as_in_progress_runs_when_retried_with_its_key()
     assert!(retried.headers["idempotent-replayed"].is_null());
     assert_eq!(retried.body["status"], "deactivated");
 }
+
+/// The invitation token of a first create is derived from its Auth0 user (so a retry that
+/// adopts a crashed attempt's user makes the link already sent work). The login of a deleted
+/// user is blocked; taken over again, it gets a fresh token, and the deleted user's link stays
+/// dead.
+#[tokio::test]
+async fn a_deleted_users_unused_link_does_not_open_the_account_that_adopts_its_login() {
+    let stack = TestStack::start().await;
+    let email = "second.life@acme.test";
+    let (id, auth0_id) = invited_user(&stack, email).await;
+    let (old_token, address) = newest_link(&stack, email);
+    // A delete that blocked the login and removed the row, and whose Auth0 delete failed.
+    block_in_auth0(&stack, &auth0_id).await;
+    stack
+        .execute(&format!("DELETE FROM users WHERE id = '{id}'"))
+        .await;
+
+    let again = stack
+        .call(create_event(seed::ACME_ADMIN_SUB, &json!({"email": email})))
+        .await;
+
+    assert_eq!(again.status, 201, "{}", again.body);
+    assert_eq!(again.body["user"]["auth0UserId"], auth0_id, "adopted");
+    let old = json!({"token": old_token, "email": address});
+    stack
+        .call_public(public_event(VERIFY_PATH, &old))
+        .await
+        .assert_answer(400, "INVALID_LINK");
+    let (new_token, address) = newest_link(&stack, email);
+    assert_ne!(new_token, old_token);
+    let new = json!({"token": new_token, "email": address});
+    let verified = stack.call_public(public_event(VERIFY_PATH, &new)).await;
+    assert_eq!(verified.status, 200, "{}", verified.body);
+}
