@@ -132,7 +132,8 @@ impl Run<'_> {
     }
 
     async fn auth0_sweep(&mut self, client: &mut Object) -> Result<(), BoxError> {
-        let cutoff = Utc::now() - chrono_duration(self.settings.grace_period);
+        // To the millisecond, as Auth0 writes `created_at` and as the searches send it.
+        let cutoff = to_millis(clock() - chrono_duration(self.settings.grace_period));
         match self.email_scope().cloned() {
             Some(email) => {
                 if !self.pace().await {
@@ -165,7 +166,7 @@ impl Run<'_> {
         client: &mut Object,
         cutoff: DateTime<Utc>,
     ) -> Result<(), BoxError> {
-        let run_at = Utc::now();
+        let run_at = clock();
         let state = self.db().on(queries::sweep_state(pg(client))).await?;
         let previous_run = state.last_run_at;
         let mut sweep = Sweep {
@@ -204,7 +205,7 @@ impl Run<'_> {
         } else {
             self.report_full_pass(&mut sweep, None, 0, None, false);
         }
-        let now = Utc::now();
+        let now = clock();
         let report = &mut sweep.report;
         report.watermark = sweep.state.watermark;
         report.watermark_lag_seconds = sweep
@@ -224,7 +225,7 @@ impl Run<'_> {
         end: DateTime<Utc>,
         previous_run: Option<DateTime<Utc>>,
     ) -> Result<(), BoxError> {
-        let now = Utc::now();
+        let now = clock();
         let state = &mut sweep.state;
         let started_at = match state.round_started_at {
             Some(at) => at,
@@ -260,7 +261,7 @@ impl Run<'_> {
         if completed {
             let state = &mut sweep.state;
             state.last_round_started_at = state.round_started_at.take();
-            state.last_round_ended_at = Some(Utc::now());
+            state.last_round_ended_at = Some(clock());
             state.rounds_completed += 1;
             state.round_cursor = None;
             state.round_visited = 0;
@@ -280,7 +281,7 @@ impl Run<'_> {
         completed: bool,
     ) {
         let state = &sweep.state;
-        let now = Utc::now();
+        let now = clock();
         let visited = state.round_visited.max(0) as u64;
         let full = &mut sweep.report.full_pass;
         full.round = state.rounds_completed.max(0) as u64 + u64::from(!completed);
@@ -698,6 +699,16 @@ fn due_searches(
         .clamp(MIN_RUN_INTERVAL.as_secs_f64(), period);
     let runs_left = (left / interval).floor().max(1.0) as u64;
     searches.div_ceil(runs_left).max(1)
+}
+
+/// Now, to the microsecond, as Postgres keeps it.
+fn clock() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+fn to_millis(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
 }
 
 fn chrono_duration(d: Duration) -> chrono::Duration {
