@@ -5,141 +5,53 @@
 //! killed mid-slice loses at most a page, and a user a run could not settle is looked at again
 //! by the next one. The sweep's state is set up as a sweep running for a while leaves it.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use shared::cleanup::CleanupSummary;
 use shared::cleanup::summary::{Kind, SkipReason, SweepReport};
-use testkit::doubles::{
-    BulkUsers, Fault, bulk_db_user_id, bulk_db_user_id_sql, bulk_user_id, bulk_user_id_sql,
-};
-use testkit::harness::{TestDb, TestStack, seed};
+use testkit::bulk_tenant::BulkTenant;
+use testkit::doubles::Fault;
+use testkit::harness::{TestStack, seed};
 use testkit::lambda_process::LambdaProcess;
 use testkit::runtime_api::Outcome;
 use uuid::Uuid;
 
-use crate::cleanup::{HOUR, cleanup, our_tags, scheduled_event, tagged_auth0_user};
+use crate::cleanup::{HOUR, cleanup, scheduled_event, tagged_auth0_user};
 
 const MILLION: u64 = 1_000_000;
-/// One user every 30 seconds: a million over the last 347 days.
-const SPACING_S: i64 = 30;
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// `users` tagged Auth0 users of Acme in the double and their rows, the last created when the
-/// template was built.
-struct BigTenant {
-    stack: TestStack,
-    bulk: BulkUsers,
+/// A tenant of `users` bulk users (`testkit::bulk_tenant`), cleanup's Auth0 calls unpaced:
+/// what is measured here is calls, the budget has its own tests (cleanup_budget.rs).
+async fn tenant(users: u64, adjust: impl FnOnce(&mut HashMap<String, String>)) -> BulkTenant {
+    BulkTenant::start(users, |vars| {
+        vars.insert("CLEANUP_AUTH0_MAX_RPS".into(), "0".into());
+        adjust(vars);
+    })
+    .await
 }
 
-impl BigTenant {
-    async fn start(
-        users: u64,
-        adjust: impl FnOnce(&mut std::collections::HashMap<String, String>),
-    ) -> BigTenant {
-        let db = TestDb::create_with(&fixture_sql(users)).await;
-        let stack = TestStack::start_on(db, |vars| {
-            // Speed, not the tenant's rate limit, is measured elsewhere (cleanup_budget.rs).
-            vars.insert("CLEANUP_AUTH0_MAX_RPS".into(), "0".into());
-            adjust(vars);
-        })
-        .await;
-        let sql = stack.sql().await;
-        let row = sql
-            .query_one("SELECT users, first_created_at FROM bulk_tenant", &[])
-            .await
-            .unwrap();
-        let bulk = BulkUsers {
-            count: row.get::<_, i64>(0) as u64,
-            first_created_at: row.get(1),
-            spacing: chrono::Duration::seconds(SPACING_S),
-            email_prefix: "user".into(),
-            email_domain: "big.test".into(),
-            app_metadata: our_tags(Uuid::nil()),
-        };
-        stack.auth0.insert_bulk(bulk.clone());
-        // The rows hold the users the double made.
-        let n = (users / 2) as i64;
-        let row = sql
-            .query_one(
-                "SELECT id, auth0_sub, email, created_at FROM users WHERE auth0_sub = $1",
-                &[&bulk_user_id(n as u64)],
-            )
-            .await
-            .unwrap();
-        let profile = stack.auth0.user(&bulk_user_id(n as u64)).unwrap();
-        assert_eq!(row.get::<_, Uuid>(0), bulk_db_user_id(n as u64));
-        assert_eq!(row.get::<_, String>(2), profile["email"].as_str().unwrap());
-        assert_eq!(row.get::<_, DateTime<Utc>>(3), bulk.created_at(n as u64));
-        assert_eq!(
-            profile["app_metadata"]["db_user_id"],
-            bulk_db_user_id(n as u64).to_string()
-        );
-        BigTenant { stack, bulk }
-    }
-
-    /// Bulk user `n`'s creation time.
-    fn at(&self, n: u64) -> DateTime<Utc> {
-        self.bulk.created_at(n)
-    }
-
-    /// Deletes bulk user `n`'s row directly, as the old backend or a person might: its Auth0
-    /// user is an orphan among old users.
-    async fn delete_row(&self, n: u64) {
-        let deleted = self
-            .stack
-            .sql()
-            .await
-            .execute(
-                "DELETE FROM users WHERE auth0_sub = $1",
-                &[&bulk_user_id(n)],
-            )
-            .await
-            .unwrap();
-        assert_eq!(deleted, 1);
-    }
-
-    fn exists(&self, n: u64) -> bool {
-        self.stack.auth0.user(&bulk_user_id(n)).is_some()
-    }
-
-    /// Sets the sweep's state as runs before would have left it.
-    async fn sweep_was(&self, state: State) {
-        self.stack
-            .sql()
-            .await
-            .execute(
-                "UPDATE auth0_sweep SET watermark = $1, round_started_at = $2, round_cursor = $3,
-                        round_visited = $4, rounds_completed = $5, last_run_at = $6",
-                &[
-                    &state.watermark,
-                    &state.round_started_at,
-                    &state.round_cursor,
-                    &state.round_visited,
-                    &state.rounds_completed,
-                    &state.last_run_at,
-                ],
-            )
-            .await
-            .unwrap();
-    }
-
-    async fn sweep(&self) -> State {
-        sweep_state(&self.stack).await
-    }
-
-    /// Management API calls the double has seen (the token endpoint is not one).
-    fn calls(&self) -> u64 {
-        management_calls(&self.stack)
-    }
-}
-
-fn management_calls(stack: &TestStack) -> u64 {
-    testkit::doubles::AUTH0_OPS
-        .iter()
-        .filter(|op| **op != "token")
-        .map(|op| stack.auth0.calls(op) as u64)
-        .sum()
+/// Sets the sweep's state as runs before would have left it.
+async fn sweep_was(big: &BulkTenant, state: State) {
+    big.stack
+        .sql()
+        .await
+        .execute(
+            "UPDATE auth0_sweep SET watermark = $1, round_started_at = $2, round_cursor = $3,
+                    round_visited = $4, rounds_completed = $5, last_run_at = $6",
+            &[
+                &state.watermark,
+                &state.round_started_at,
+                &state.round_cursor,
+                &state.round_visited,
+                &state.rounds_completed,
+                &state.last_run_at,
+            ],
+        )
+        .await
+        .unwrap();
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -173,23 +85,6 @@ async fn sweep_state(stack: &TestStack) -> State {
     }
 }
 
-/// The rows of `users` bulk users, the last created now, and where they began.
-fn fixture_sql(users: u64) -> String {
-    format!(
-        "CREATE TABLE bulk_tenant AS
-           SELECT {users}::bigint AS users,
-                  date_trunc('milliseconds', now()) - make_interval(secs => {SPACING_S} * ({users} - 1))
-                    AS first_created_at;
-         INSERT INTO users (id, tenant_id, email, role, auth0_sub, created_at)
-         SELECT {id}, '{acme}', 'user' || g || '@big.test', 'USER', {sub},
-                b.first_created_at + g * interval '{SPACING_S} seconds'
-           FROM bulk_tenant b, generate_series(0, b.users - 1) g;",
-        id = bulk_db_user_id_sql("g"),
-        sub = bulk_user_id_sql("g"),
-        acme = seed::ACME,
-    )
-}
-
 fn ago(d: Duration) -> DateTime<Utc> {
     Utc::now() - chrono::Duration::from_std(d).unwrap()
 }
@@ -200,7 +95,7 @@ fn report(summary: &CleanupSummary) -> &SweepReport {
 
 /// The sweep of a tenant whose last run was 15 minutes ago, its full pass `done` of the way
 /// through a round begun `round_age` ago.
-fn running(big: &BigTenant, done: u64, round_age: Duration) -> State {
+fn running(big: &BulkTenant, done: u64, round_age: Duration) -> State {
     State {
         watermark: Some(ago(30 * MINUTE)),
         round_started_at: Some(ago(round_age)),
@@ -213,13 +108,12 @@ fn running(big: &BigTenant, done: u64, round_age: Duration) -> State {
 
 #[tokio::test]
 async fn a_new_orphan_among_a_million_tagged_users_is_removed_by_the_next_run_in_a_few_searches() {
-    let big = BigTenant::start(MILLION, |vars| {
+    let big = tenant(MILLION, |vars| {
         vars.insert("CLEANUP_AUTH0_FULL_PASS_HOURS".into(), "168".into());
     })
     .await;
     let stack = &big.stack;
-    big.sweep_was(running(&big, 250_000, 24 * 60 * MINUTE))
-        .await;
+    sweep_was(&big, running(&big, 250_000, 24 * 60 * MINUTE)).await;
     // A create-user killed after Auth0 answered, 20 minutes ago: past the 15-minute grace.
     let orphan = tagged_auth0_user(stack, "killed@big.test", Uuid::new_v4(), 20 * MINUTE);
     // Another, too young to touch yet.
@@ -252,7 +146,7 @@ async fn a_new_orphan_among_a_million_tagged_users_is_removed_by_the_next_run_in
     );
     assert_eq!(big.calls(), summary.auth0_calls);
     // The watermark is now the grace period's cutoff; the cursor moved by the slice.
-    let state = big.sweep().await;
+    let state = sweep_state(&big.stack).await;
     let watermark = state.watermark.unwrap();
     assert!(
         watermark > ago(16 * MINUTE) && watermark < ago(14 * MINUTE),
@@ -280,14 +174,13 @@ async fn a_new_orphan_among_a_million_tagged_users_is_removed_by_the_next_run_in
 
 #[tokio::test]
 async fn a_run_never_makes_more_management_api_calls_than_its_cap() {
-    let big = BigTenant::start(MILLION, |vars| {
+    let big = tenant(MILLION, |vars| {
         vars.insert("CLEANUP_AUTH0_MAX_CALLS_PER_RUN".into(), "60".into());
     })
     .await;
     let stack = &big.stack;
     // A round far behind its pace: it wants far more than the cap allows.
-    big.sweep_was(running(&big, 100_000, 23 * 60 * MINUTE))
-        .await;
+    sweep_was(&big, running(&big, 100_000, 23 * 60 * MINUTE)).await;
     // Old orphans in the way, and pending rows for the database-orphan pass (its searches
     // count against the cap too).
     // The first in the first run's reach (about 54 searches, 99 new users each), the second
@@ -318,7 +211,7 @@ async fn a_run_never_makes_more_management_api_calls_than_its_cap() {
     assert!(!big.exists(100_150), "{first:?}");
     let sweep = report(&first);
     assert!(sweep.full_pass.due_searches > 60, "{sweep:?}");
-    let after_first = big.sweep().await.round_cursor.unwrap();
+    let after_first = sweep_state(&big.stack).await.round_cursor.unwrap();
     assert!(after_first > big.at(100_150), "{first:?}");
 
     // The next run goes on where this one stopped, under the same cap.
@@ -337,13 +230,13 @@ async fn a_run_never_makes_more_management_api_calls_than_its_cap() {
         2,
         "{first:?}\n{second:?}"
     );
-    assert!(big.sweep().await.round_cursor.unwrap() > after_first);
+    assert!(sweep_state(&big.stack).await.round_cursor.unwrap() > after_first);
 }
 
 /// `runs` runs of the schedule, one every 15 minutes: after each, the sweep's clock is set
 /// back 15 minutes, as if that much time had passed. Returns each run's summary.
 async fn a_schedule(
-    big: &BigTenant,
+    big: &BulkTenant,
     runs: usize,
     until: impl Fn(&CleanupSummary) -> bool,
 ) -> Vec<CleanupSummary> {
@@ -371,15 +264,15 @@ async fn a_schedule(
 }
 
 /// The full pass's whole round, on a smaller tenant so that `make test` stays fast (the
-/// million-user round is `make bench`'s: `cleanup_bench --sweep`).
+/// million-user round is `make bench`'s: `sweep_bench`).
 #[tokio::test]
 async fn an_old_orphan_is_removed_by_the_full_pass_within_its_period() {
-    let big = BigTenant::start(20_000, |vars| {
+    let big = tenant(20_000, |vars| {
         vars.insert("CLEANUP_AUTH0_FULL_PASS_HOURS".into(), "6".into());
     })
     .await;
     // A round just begun, the last one ended an hour ago.
-    big.sweep_was(running(&big, 0, MINUTE)).await;
+    sweep_was(&big, running(&big, 0, MINUTE)).await;
     big.stack
         .sql()
         .await
@@ -409,7 +302,7 @@ async fn an_old_orphan_is_removed_by_the_full_pass_within_its_period() {
         assert!((1..=15).contains(&full.searches), "{full:?}");
         assert!(full.lag_seconds <= 6 * 3_600, "{full:?}");
     }
-    let state = big.sweep().await;
+    let state = sweep_state(&big.stack).await;
     assert_eq!(state.rounds_completed, 4);
     assert_eq!(state.round_started_at, None);
     // The next run begins the next round.
@@ -420,11 +313,10 @@ async fn an_old_orphan_is_removed_by_the_full_pass_within_its_period() {
 
 #[tokio::test]
 async fn a_cleanup_killed_mid_slice_resumes_where_it_stopped() {
-    let big = BigTenant::start(MILLION, |_| {}).await;
+    let big = tenant(MILLION, |_| {}).await;
     let stack = &big.stack;
     // Behind its pace: the slice is all the cap allows.
-    big.sweep_was(running(&big, 100_000, 22 * 60 * MINUTE))
-        .await;
+    sweep_was(&big, running(&big, 100_000, 22 * 60 * MINUTE)).await;
     let orphan = 100_000 + 150 * 99;
     big.delete_row(orphan).await;
     // Slow searches, so the kill lands while the slice is under way.
@@ -450,7 +342,7 @@ async fn a_cleanup_killed_mid_slice_resumes_where_it_stopped() {
 
     // Every page dealt with before the kill was recorded: at most the one in flight is lost
     // (and the incremental pass's search came first).
-    let state = big.sweep().await;
+    let state = sweep_state(&big.stack).await;
     let cursor = state.round_cursor.unwrap();
     assert!(
         cursor >= big.at(100_000 + 99 * (searched - 3)),
@@ -499,13 +391,13 @@ async fn a_cleanup_killed_mid_slice_resumes_where_it_stopped() {
 
 #[tokio::test]
 async fn an_orphan_left_alone_because_its_address_was_busy_is_looked_at_again_by_the_next_run() {
-    let big = BigTenant::start(20_000, |vars| {
+    let big = tenant(20_000, |vars| {
         vars.insert("CLEANUP_AUTH0_FULL_PASS_HOURS".into(), "168".into());
     })
     .await;
     let stack = &big.stack;
     // The slice of the next run (one search, a week's pace) covers user 5,050, no further.
-    big.sweep_was(running(&big, 5_000, MINUTE)).await;
+    sweep_was(&big, running(&big, 5_000, MINUTE)).await;
     big.delete_row(5_050).await;
     let mut holder = stack.sql().await;
     let holding = holder.transaction().await.unwrap();
@@ -525,7 +417,7 @@ async fn an_orphan_left_alone_because_its_address_was_busy_is_looked_at_again_by
         "{first:?}"
     );
     assert_eq!(report(&first).retries_added, 1, "{first:?}");
-    assert!(big.sweep().await.round_cursor.unwrap() > big.at(5_050));
+    assert!(sweep_state(&big.stack).await.round_cursor.unwrap() > big.at(5_050));
 
     holding.rollback().await.unwrap();
     let second = cleanup(stack, scheduled_event()).await;
@@ -540,20 +432,23 @@ async fn an_orphan_left_alone_because_its_address_was_busy_is_looked_at_again_by
 
 #[tokio::test]
 async fn a_dry_run_reports_what_the_next_run_removes_and_moves_nothing() {
-    let big = BigTenant::start(MILLION, |_| {}).await;
+    let big = tenant(MILLION, |_| {}).await;
     let stack = &big.stack;
-    big.sweep_was(running(&big, 400_000, 12 * 60 * MINUTE))
-        .await;
+    sweep_was(&big, running(&big, 400_000, 12 * 60 * MINUTE)).await;
     let new = tagged_auth0_user(stack, "killed@big.test", Uuid::new_v4(), HOUR / 3);
     big.delete_row(400_100).await;
-    let before = big.sweep().await;
+    let before = sweep_state(&big.stack).await;
 
     let dry = cleanup(stack, serde_json::json!({"dryRun": true})).await;
 
     assert_eq!(dry.found.auth0_orphans, 2, "{dry:?}");
     assert_eq!(dry.removed.auth0_orphans, 0);
     assert_eq!(stack.auth0.calls("delete_user"), 0);
-    assert_eq!(big.sweep().await, before, "a dry run moved the sweep");
+    assert_eq!(
+        sweep_state(&big.stack).await,
+        before,
+        "a dry run moved the sweep"
+    );
     assert!(stack.auth0.user(&new).is_some() && big.exists(400_100));
 
     let real = cleanup(stack, scheduled_event()).await;
@@ -572,9 +467,9 @@ async fn a_dry_run_reports_what_the_next_run_removes_and_moves_nothing() {
 
 #[tokio::test]
 async fn two_runs_at_once_on_a_million_users_sweep_once() {
-    let big = BigTenant::start(MILLION, |_| {}).await;
+    let big = tenant(MILLION, |_| {}).await;
     let stack = &big.stack;
-    big.sweep_was(running(&big, 600_000, 6 * 60 * MINUTE)).await;
+    sweep_was(&big, running(&big, 600_000, 6 * 60 * MINUTE)).await;
     let orphan = tagged_auth0_user(stack, "killed@big.test", Uuid::new_v4(), HOUR / 3);
     stack
         .auth0
