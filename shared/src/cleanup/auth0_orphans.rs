@@ -257,6 +257,7 @@ impl Run<'_> {
             .walk(client, sweep, Pass::Full, from, end, Some(due))
             .await?;
         let visited = (sweep.state.round_visited - visited_before).max(0) as u64;
+        let round_visited = sweep.state.round_visited.max(0) as u64;
         let completed = matches!(end_of_walk, WalkEnd::Done);
         if completed {
             let state = &mut sweep.state;
@@ -268,7 +269,7 @@ impl Run<'_> {
             self.save(client, sweep).await?;
         }
         let left = remaining.saturating_sub(visited);
-        self.report_full_pass(sweep, from, due, Some(left), completed);
+        self.report_full_pass(sweep, from, due, Some((round_visited, left)), completed);
         Ok(())
     }
 
@@ -277,12 +278,17 @@ impl Run<'_> {
         sweep: &mut Sweep,
         from: Option<DateTime<Utc>>,
         due: u64,
-        left: Option<u64>,
+        // The users the round has visited and about how many it has left; none when the
+        // full pass did not run (the new users took the run).
+        progress: Option<(u64, u64)>,
         completed: bool,
     ) {
         let state = &sweep.state;
         let now = clock();
-        let visited = state.round_visited.max(0) as u64;
+        let (visited, left) = match progress {
+            Some((visited, left)) => (visited, Some(left)),
+            None => (state.round_visited.max(0) as u64, None),
+        };
         let full = &mut sweep.report.full_pass;
         full.round = state.rounds_completed.max(0) as u64 + u64::from(!completed);
         full.started_at = if completed {
@@ -294,7 +300,6 @@ impl Run<'_> {
         full.cursor = state.round_cursor;
         full.due_searches = due;
         full.visited = visited;
-        // Unknown when the full pass did not run (the new users took the run).
         full.percent_done = match (completed, left) {
             (true, _) => Some(100),
             (false, Some(left)) => Some(

@@ -190,10 +190,10 @@ async fn size(users: u64) -> Result<String, BoxError> {
         |h| format!("{:.1} h", h.iter().copied().fold(0.0, f64::max)),
     );
     Ok(format!(
-        "| {users} | {first_runs}, {first_max} | {mean:.1} / {max}, {day}, {:.2} % | {new_removed} of {new_orphans}; at most {} min + {:.0} s | {old_max} | {} |",
+        "| {users} | {first_runs}, {first_max} | {mean:.1} / {max}, {day}, {:.2} % | {new_removed} of {new_orphans}; at most {} min + {:.1} s | {old_max} | {} |",
         share * 100.0,
         INTERVAL.as_secs() / 60,
-        within.as_secs_f64().ceil(),
+        within.as_secs_f64(),
         round_done_at.map_or_else(|| "not in the day".into(), |r| format!("{:.1} h", hours(r))),
     ))
 }
