@@ -344,6 +344,11 @@ mod tests {
             r#"created_at:["2025-01-01T00:10:00.0005Z" TO *]"#,
         ];
         let mut compared = 0;
+        let ranges = ranges.into_iter().chain([
+            r#"created_at:["2025-01-01T00:40:00.000Z" TO "2025-01-01T00:03:00.000Z"}"#,
+            r#"created_at:["2025-01-01T00:40:00.000Z" TO "2025-01-01T00:40:00.000Z"}"#,
+            r#"created_at:["2025-01-01T00:40:00.000Z" TO "2025-01-01T00:40:00.000Z"]"#,
+        ]);
         for range in ranges {
             for tag in [
                 "",

@@ -176,6 +176,13 @@ impl Users {
         upper: Option<(DateTime<Utc>, bool)>,
     ) -> impl DoubleEndedIterator<Item = (DateTime<Utc>, u64, &StoredUser)> {
         use std::ops::Bound::{Excluded, Included, Unbounded};
+        // An empty range (its start past its end) finds nobody, as in Auth0.
+        let empty = match (lower, upper) {
+            (Some((from, from_included)), Some((to, to_included))) => {
+                from > to || (from == to && !(from_included && to_included))
+            }
+            _ => false,
+        };
         let start = match lower {
             None => Unbounded,
             Some((at, true)) => Included((at, 0)),
@@ -186,9 +193,12 @@ impl Users {
             Some((at, true)) => Included((at, u64::MAX)),
             Some((at, false)) => Excluded((at, 0)),
         };
-        self.by_created
-            .range((start, end))
-            .filter_map(|(at, seq)| Some((*at, *seq, self.by_seq.get(seq)?)))
+        let found = if empty {
+            self.by_created.range(..(DateTime::<Utc>::MIN_UTC, 0))
+        } else {
+            self.by_created.range((start, end))
+        };
+        found.filter_map(|(at, seq)| Some((*at, *seq, self.by_seq.get(seq)?)))
     }
 
     /// A bulk user about to change becomes an ordinary one, in its place.
