@@ -187,20 +187,22 @@ impl Run<'_> {
         self.save(client, &mut sweep).await?;
 
         self.recheck(client, &mut sweep, cutoff).await?;
-        let new_users = if first_run || !self.may_call_auth0() {
-            if first_run {
-                WalkEnd::Done
-            } else {
-                WalkEnd::Stopped
-            }
+        // Empty on the first run, and when a run with a shorter grace period left the
+        // watermark above this run's cutoff.
+        let new_users = if window_start >= cutoff {
+            WalkEnd::Done
+        } else if !self.may_call_auth0() {
+            WalkEnd::Stopped
         } else {
             let from = Some(window_start);
             self.walk(client, &mut sweep, Pass::Incremental, from, cutoff, None)
                 .await?
         };
-        // New users first: the full pass gets what they leave of the run.
+        // New users first: the full pass gets what they leave of the run. Never past the
+        // cutoff: a watermark left by a run with a shorter grace period may be above it.
         if matches!(new_users, WalkEnd::Done) {
-            self.full_pass(client, &mut sweep, window_start, previous_run)
+            let end = window_start.min(cutoff);
+            self.full_pass(client, &mut sweep, end, previous_run)
                 .await?;
         } else {
             self.report_full_pass(&mut sweep, None, 0, None, false);

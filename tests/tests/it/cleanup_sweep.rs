@@ -500,3 +500,31 @@ async fn two_runs_at_once_on_a_million_users_sweep_once() {
     assert_eq!(stack.auth0.calls("delete_user"), 1);
     assert!(stack.auth0.user(&orphan).is_none());
 }
+
+#[tokio::test]
+async fn a_watermark_left_by_a_shorter_grace_period_never_lets_a_younger_user_be_touched() {
+    let mut stack = TestStack::start_with(|vars| {
+        vars.insert("CLEANUP_AUTH0_INDEX_LAG_MINUTES".into(), "0".into());
+    })
+    .await;
+    // A run with almost no grace period moves the watermark to now.
+    stack.state.config.cleanup.grace_period = Duration::from_millis(1);
+    let first = cleanup(&stack, scheduled_event()).await;
+    let watermark = report(&first).watermark.unwrap();
+    assert!(watermark > ago(MINUTE), "{first:?}");
+    // A tagged user without a row, younger than the usual grace period but older than that
+    // watermark's run: a create-user may still commit its row.
+    let young = tagged_auth0_user(&stack, "in.flight@acme.test", Uuid::new_v4(), 2 * MINUTE);
+
+    stack.state.config.cleanup.grace_period = 15 * MINUTE;
+    let second = cleanup(&stack, scheduled_event()).await;
+
+    assert!(stack.auth0.user(&young).is_some(), "{second:?}");
+    assert_eq!(second.found.auth0_orphans, 0, "{second:?}");
+    assert_eq!(stack.auth0.calls("get_user"), 0);
+    // Once it is past the grace period it goes, like any orphan.
+    stack.state.config.cleanup.grace_period = MINUTE;
+    let third = cleanup(&stack, scheduled_event()).await;
+    assert_eq!(third.removed.auth0_orphans, 1, "{third:?}");
+    assert!(stack.auth0.user(&young).is_none());
+}
