@@ -352,7 +352,9 @@ async fn a_cleanup_killed_mid_slice_resumes_where_it_stopped() {
     assert!(big.exists(orphan));
 
     let function = LambdaProcess::start("cleanup", &stack.vars).await.unwrap();
-    let next = match function.invoke(scheduled_event()).await.unwrap().outcome {
+    // A Lambda's 300 s, as deployed, so a loaded test machine does not cut the run short.
+    let run = function.invoke_within(scheduled_event(), Duration::from_secs(300));
+    let next = match run.await.unwrap().outcome {
         Outcome::Response(body) => serde_json::from_value::<CleanupSummary>(body).unwrap(),
         other => panic!("{other:?}"),
     };
