@@ -2,9 +2,10 @@
 # `make bench`: a benchmark, not a test. Starts a throwaway Postgres, builds the release
 # binaries, and runs tests/src/bin/bench.rs: the real create-user binary at 1, 8 and 32
 # instances through Runtime API emulators against its floor (pgbench -M prepared with its own
-# statements, same cluster, same run), the 100k cleanup, and the cold start with secrets from
+# statements, same cluster, same run), the 100k cleanup, the Auth0 sweep at 10k, 100k and 1M
+# tagged users (sweep_bench), and the cold start with secrets from
 # Secrets Manager (moto). Writes the measured part of docs/PERFORMANCE.md.
-#   BENCH_SECONDS=10 BENCH_CLEANUP_ORPHANS=100000 BENCH_LOG=info make bench
+#   BENCH_SECONDS=10 BENCH_CLEANUP_ORPHANS=100000 BENCH_SWEEP_USERS=10000,100000,1000000 BENCH_LOG=info make bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -27,5 +28,5 @@ throwaway_moto
 export TEST_MOTO_URL="$THROWAWAY_MOTO_URL"
 
 cargo build --release --locked --bin create-user --bin cleanup --bin set-password \
-  --bin bench --bin cleanup_bench --bin coldstart
+  --bin bench --bin cleanup_bench --bin sweep_bench --bin coldstart
 "$CARGO_TARGET_DIR/release/bench"

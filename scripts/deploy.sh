@@ -70,6 +70,8 @@ optional DB_PORT DatabasePort
 optional DB_SSL_ROOT_CERT DatabaseSslRootCert
 optional SECRETS_KMS_KEY_ARN SecretsKmsKeyArn
 optional CLEANUP_SCHEDULE CleanupSchedule
+optional CLEANUP_AUTH0_MAX_CALLS_PER_RUN CleanupAuth0CallsPerRun
+optional CLEANUP_AUTH0_FULL_PASS_HOURS CleanupFullPassHours
 optional LOG_RETENTION_DAYS LogRetentionDays
 optional ALARM_TOPIC_ARN AlarmTopicArn
 optional ROLLBACK_ALARM_THRESHOLD RollbackAlarmThreshold

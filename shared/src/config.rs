@@ -266,6 +266,15 @@ pub struct CleanupSettings {
     /// Cleanup waits for the next rate-limit window while Auth0 reports this many calls or
     /// fewer left in the current one: they are create-user's.
     pub auth0_reserve: u64,
+    /// Most Management API calls one run makes (`CLEANUP_AUTH0_MAX_CALLS_PER_RUN`, default 225:
+    /// a quarter of a call a second over the 15-minute schedule); `None`: no cap.
+    pub auth0_calls_per_run: Option<u64>,
+    /// The Auth0 sweep's full pass visits every tagged user within this period
+    /// (`CLEANUP_AUTH0_FULL_PASS_HOURS`, default 24).
+    pub auth0_full_pass_period: Duration,
+    /// How far below its watermark the incremental pass looks again, for users Auth0's search
+    /// index showed late (`CLEANUP_AUTH0_INDEX_LAG_MINUTES`, default 15).
+    pub auth0_index_lag: Duration,
 }
 
 impl CleanupSettings {
@@ -292,9 +301,35 @@ impl CleanupSettings {
                 }
             },
             auth0_reserve: env.number("CLEANUP_AUTH0_RESERVE", 2, 0..=1_000)?,
+            auth0_calls_per_run: match env.number(
+                "CLEANUP_AUTH0_MAX_CALLS_PER_RUN",
+                225u64,
+                0..=1_000_000,
+            )? {
+                0 => None,
+                // A search and one orphan's re-read and delete: less makes no progress.
+                1..MIN_CALLS_PER_RUN => {
+                    return Err(ConfigError::Invalid {
+                        key: "CLEANUP_AUTH0_MAX_CALLS_PER_RUN",
+                        expected: format!(
+                            "0 (no cap) or a whole number from {MIN_CALLS_PER_RUN} to 1000000"
+                        ),
+                    });
+                }
+                cap => Some(cap),
+            },
+            auth0_full_pass_period: Duration::from_secs(
+                3_600 * env.number::<u64>("CLEANUP_AUTH0_FULL_PASS_HOURS", 24, 1..=8_760)?,
+            ),
+            auth0_index_lag: Duration::from_secs(
+                60 * env.number::<u64>("CLEANUP_AUTH0_INDEX_LAG_MINUTES", 15, 0..=1_440)?,
+            ),
         })
     }
 }
+
+/// The least `CLEANUP_AUTH0_MAX_CALLS_PER_RUN` that lets a run make progress.
+const MIN_CALLS_PER_RUN: u64 = 3;
 
 struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
 
@@ -538,6 +573,44 @@ mod tests {
             assert!(
                 matches!(load(&vars), Err(ConfigError::Invalid { key: k, .. }) if k == key),
                 "{key}={bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_auth0_sweep_is_capped_per_run_and_its_periods_have_defaults() {
+        let cleanup = load(&base()).unwrap().cleanup;
+        assert_eq!(cleanup.auth0_calls_per_run, Some(225));
+        assert_eq!(
+            cleanup.auth0_full_pass_period,
+            Duration::from_secs(24 * 3_600)
+        );
+        assert_eq!(cleanup.auth0_index_lag, Duration::from_secs(15 * 60));
+        let mut vars = base();
+        vars.insert("CLEANUP_AUTH0_MAX_CALLS_PER_RUN", "0".into());
+        vars.insert("CLEANUP_AUTH0_FULL_PASS_HOURS", "168".into());
+        vars.insert("CLEANUP_AUTH0_INDEX_LAG_MINUTES", "0".into());
+        let cleanup = load(&vars).unwrap().cleanup;
+        assert_eq!(cleanup.auth0_calls_per_run, None);
+        assert_eq!(
+            cleanup.auth0_full_pass_period,
+            Duration::from_secs(168 * 3_600)
+        );
+        assert_eq!(cleanup.auth0_index_lag, Duration::ZERO);
+        for (key, bad) in [
+            ("CLEANUP_AUTH0_MAX_CALLS_PER_RUN", "2"),
+            ("CLEANUP_AUTH0_MAX_CALLS_PER_RUN", "-1"),
+            ("CLEANUP_AUTH0_MAX_CALLS_PER_RUN", "lots"),
+            ("CLEANUP_AUTH0_FULL_PASS_HOURS", "0"),
+            ("CLEANUP_AUTH0_FULL_PASS_HOURS", "1.5"),
+            ("CLEANUP_AUTH0_INDEX_LAG_MINUTES", "1441"),
+        ] {
+            let mut vars = base();
+            vars.insert(key, bad.into());
+            let err = load(&vars).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Invalid { key: k, .. } if k == key),
+                "{key}={bad}: {err}"
             );
         }
     }

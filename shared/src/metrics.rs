@@ -37,6 +37,32 @@ pub enum Metric {
     Auth0RateLimited,
     /// Invited people who set their password (set-password).
     PasswordsSet,
+    /// Management API calls one cleanup run made (its cap: `CLEANUP_AUTH0_MAX_CALLS_PER_RUN`).
+    CleanupAuth0Calls,
+    /// Seconds between now and the Auth0 sweep's watermark after a run.
+    SweepWatermarkLag,
+    /// Seconds since the full pass's current round began (0 when a run just completed one).
+    FullPassLag,
+    /// How much of its round the full pass has done, in percent.
+    FullPassDone,
+}
+
+/// The unit of a metric's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Seconds,
+    Percent,
+}
+
+impl Unit {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Count => "Count",
+            Self::Seconds => "Seconds",
+            Self::Percent => "Percent",
+        }
+    }
 }
 
 impl Metric {
@@ -50,15 +76,29 @@ impl Metric {
             Self::OrphansRemoved => "OrphansRemoved",
             Self::Auth0RateLimited => "Auth0RateLimited",
             Self::PasswordsSet => "PasswordsSet",
+            Self::CleanupAuth0Calls => "CleanupAuth0Calls",
+            Self::SweepWatermarkLag => "SweepWatermarkLag",
+            Self::FullPassLag => "FullPassLag",
+            Self::FullPassDone => "FullPassDone",
         }
     }
 }
 
 /// Writes one EMF line: `value` of `metric`, with `Function` and the extra dimension if any.
 pub fn count(metric: Metric, value: u64, dimension: Option<(&str, &str)>) {
+    write(metric, value, Unit::Count, dimension);
+}
+
+/// Writes one EMF line: the current `value` of `metric` in `unit`, with `Function`.
+pub fn gauge(metric: Metric, value: u64, unit: Unit) {
+    write(metric, value, unit, None);
+}
+
+fn write(metric: Metric, value: u64, unit: Unit, dimension: Option<(&str, &str)>) {
     let line = EmfLine {
         metric,
         value,
+        unit,
         dimension,
         function: function(),
         timestamp: now_millis(),
@@ -75,6 +115,7 @@ pub fn count(metric: Metric, value: u64, dimension: Option<(&str, &str)>) {
 struct EmfLine<'a> {
     metric: Metric,
     value: u64,
+    unit: Unit,
     dimension: Option<(&'a str, &'a str)>,
     function: &'a str,
     timestamp: u64,
@@ -120,7 +161,7 @@ impl Serialize for EmfLine<'_> {
                     dimensions,
                     metrics: [MetricDefinition {
                         name: self.metric.name(),
-                        unit: "Count",
+                        unit: self.unit.name(),
                     }],
                 }],
             },
@@ -157,6 +198,7 @@ mod tests {
         let line = EmfLine {
             metric,
             value,
+            unit: Unit::Count,
             dimension,
             function,
             timestamp,
@@ -181,6 +223,30 @@ mod tests {
                     "Dimensions": [["Function"], ["Function", "Step"]],
                     "Metrics": [{"Name": "Rollbacks", "Unit": "Count"}]}]},
                 "Function": "create-user", "Step": "send_email", "Rollbacks": 1
+            })
+        );
+    }
+
+    #[test]
+    fn a_gauge_carries_its_unit() {
+        let line = EmfLine {
+            metric: Metric::FullPassLag,
+            value: 3_600,
+            unit: Unit::Seconds,
+            dimension: None,
+            function: "cleanup",
+            timestamp: 1_700_000_000_000,
+        };
+        let line: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&line).unwrap()).unwrap();
+        assert_eq!(
+            line,
+            json!({
+                "_aws": {"Timestamp": 1_700_000_000_000u64, "CloudWatchMetrics": [{
+                    "Namespace": "AtomicUserProvisioning",
+                    "Dimensions": [["Function"]],
+                    "Metrics": [{"Name": "FullPassLag", "Unit": "Seconds"}]}]},
+                "Function": "cleanup", "FullPassLag": 3_600
             })
         );
     }

@@ -112,7 +112,8 @@ impl Run<'_> {
             if self.dry_run() {
                 continue;
             }
-            if !ours.is_empty() && !self.may_call_auth0() {
+            // A re-read and a delete each.
+            if !ours.is_empty() && !self.may_make_calls(2) {
                 finished = false;
                 continue;
             }
@@ -157,7 +158,7 @@ impl Run<'_> {
         let emails: Vec<&str> = asked.iter().map(|(_, email)| email.as_str()).collect();
         let mut found: Vec<Auth0User> = Vec::new();
         for page in 0..SEARCH_MAX_PAGES {
-            if !self.budget.spend(&self.state.auth0, &self.stop_at).await {
+            if !self.pace().await {
                 return answers;
             }
             let result = self

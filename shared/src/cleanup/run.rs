@@ -6,13 +6,16 @@
 //!    in batches with `FOR UPDATE SKIP LOCKED` together with their addresses (per-address
 //!    lock); their tagged Auth0 users are deleted, then the rows in one statement.
 //! 2. Auth0 orphans (`auth0_orphans.rs`): tagged users past the grace period that no row
-//!    refers to; one run at a time (session advisory lock). Each is re-checked and deleted
-//!    under its address's lock, the lock create-user takes before it adopts such a user.
+//!    refers to; one run at a time (session advisory lock). The users created since the last
+//!    run (a watermark), users earlier runs could not settle, and a slice of a full pass over
+//!    everyone older, its cursor kept in Postgres. Each is re-checked and deleted under its
+//!    address's lock, the lock create-user takes before it adopts such a user.
 //! 3. Reset tokens expired or used longer ago than the retention period (`retention.rs`,
 //!    which also purges expired idempotency keys).
 //!
 //! A failure on one user is recorded and the run goes on. Auth0 rate-limiting us (429 after
-//! the client's own waiting) stops the Auth0 work and the deadline stops everything: the
+//! the client's own waiting) or the run's cap on Management API calls
+//! (`CLEANUP_AUTH0_MAX_CALLS_PER_RUN`) stops the Auth0 work and the deadline stops everything: the
 //! summary says `partial` and the next run picks up the rest. A database or an Auth0 that
 //! cannot be reached or refuses our credentials is recorded in `unavailable`, which makes the
 //! invocation fail (see `super::handle`).
@@ -31,7 +34,7 @@ use crate::config::CleanupSettings;
 use crate::db::{self, Bound, DbError};
 use crate::deadline::Deadline;
 use crate::domain::Email;
-use crate::metrics::{self, Metric};
+use crate::metrics::{self, Metric, Unit};
 use crate::state::AppState;
 
 /// Below this much time before the stop line, no new step is started.
@@ -97,6 +100,20 @@ pub async fn run(
             metrics::count(Metric::OrphansFound, found, Some(("Kind", kind)));
             metrics::count(Metric::OrphansRemoved, removed, Some(("Kind", kind)));
         }
+        metrics::count(Metric::CleanupAuth0Calls, summary.auth0_calls, None);
+        // What template.yaml's sweep alarms watch.
+        if let Some(sweep) = &summary.auth0_sweep {
+            let full = &sweep.full_pass;
+            metrics::gauge(
+                Metric::SweepWatermarkLag,
+                sweep.watermark_lag_seconds,
+                Unit::Seconds,
+            );
+            metrics::gauge(Metric::FullPassLag, full.lag_seconds, Unit::Seconds);
+            if let Some(percent) = full.percent_done {
+                metrics::gauge(Metric::FullPassDone, percent, Unit::Percent);
+            }
+        }
     }
     summary
 }
@@ -148,15 +165,34 @@ impl Run<'_> {
     }
 
     pub(super) fn may_call_auth0(&mut self) -> bool {
-        if self.auth0_halted {
+        self.may_make_calls(1)
+    }
+
+    /// False (and the run partial) unless Auth0 serves us, there is time, and the run's cap
+    /// leaves `calls` more Management API calls: a step that needs several (a re-read and a
+    /// delete) is not begun without room for all of them.
+    pub(super) fn may_make_calls(&mut self, calls: u64) -> bool {
+        if self.auth0_halted || self.calls_left() < calls {
             self.summary.partial = true;
             return false;
         }
         self.time_left()
     }
 
-    /// Waits for the budget's next turn; false (and the run partial) if it comes too late.
+    /// Management API calls this run may still make (`CLEANUP_AUTH0_MAX_CALLS_PER_RUN`).
+    pub(super) fn calls_left(&self) -> u64 {
+        self.settings
+            .auth0_calls_per_run
+            .map_or(u64::MAX, |cap| cap.saturating_sub(self.budget.calls()))
+    }
+
+    /// Waits for the budget's next turn; false (and the run partial) if it comes too late or
+    /// the run's cap is spent.
     pub(super) async fn pace(&mut self) -> bool {
+        if self.calls_left() == 0 {
+            self.summary.partial = true;
+            return false;
+        }
         if self.budget.spend(&self.state.auth0, &self.stop_at).await {
             return true;
         }
@@ -197,14 +233,15 @@ impl Run<'_> {
         });
     }
 
-    /// Records an Auth0 failure, unless it only means the run is out of time.
+    /// Records an Auth0 failure, unless it only means the run is out of time. True when the
+    /// run can make no more Auth0 calls (out of time, rate-limited, refused).
     pub(super) fn auth0_failed(
         &mut self,
         kind: Kind,
         id: Option<String>,
         email: Option<String>,
         err: Auth0Error,
-    ) {
+    ) -> bool {
         let timed_out = matches!(
             err,
             Auth0Error::Unreachable { .. } | Auth0Error::Deadline(_)
@@ -212,7 +249,7 @@ impl Run<'_> {
         if timed_out {
             tracing::info!(kind = ?kind, id, "stopped at the deadline");
             self.summary.partial = true;
-            return;
+            return true;
         }
         // Every further call would be refused the same way: stop, leave the rest for later.
         let refused = matches!(
@@ -229,6 +266,7 @@ impl Run<'_> {
             self.summary.partial = true;
         }
         self.fail(kind, id, email, &BoxError::from(err));
+        self.auth0_halted
     }
 
     /// A dependency could not do its part of this run at all.

@@ -1,6 +1,7 @@
 //! What a cleanup run reports: the invocation's JSON answer, and the same as one log line.
 //! Addresses appear only redacted.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// At most this many entries in `skipped` and `errors`; the rest are only counted, so the
@@ -39,7 +40,60 @@ pub struct CleanupSummary {
     /// found). Only a run over everything purges them: keys belong to tenants, not addresses.
     #[serde(default)]
     pub expired_idempotency_keys: u64,
+    /// Where the Auth0 sweep stands after this run; only in a run over everything that swept
+    /// (not when another run held the sweep, nor for one address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth0_sweep: Option<SweepReport>,
     pub duration_ms: u64,
+}
+
+/// The Auth0 sweep of one run (docs/cleanup.md, "The Auth0 sweep").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepReport {
+    /// The incremental pass has checked every tagged user created before this (after the run).
+    pub watermark: Option<DateTime<Utc>>,
+    /// How far the watermark is behind now: the grace period and the time since the last run
+    /// when all is well.
+    pub watermark_lag_seconds: u64,
+    /// Searches of the incremental pass in this run.
+    pub new_searches: u64,
+    /// Users earlier runs could not settle, looked at again by id.
+    pub rechecked: u64,
+    /// Users this run could not settle (address busy, Auth0 failing, changed since the
+    /// search), left for the next runs to look at again.
+    pub retries_added: u64,
+    pub full_pass: FullPassReport,
+}
+
+/// The full pass's round: every tagged user older than the watermark, a slice per run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FullPassReport {
+    /// Which round (1 for the first).
+    pub round: u64,
+    /// When the round began.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Where this run began in the round: every tagged user created before it had been
+    /// visited by the round (none: at its start).
+    pub from: Option<DateTime<Utc>>,
+    /// Where this run left it (none: at the start of a round, or the round is complete).
+    pub cursor: Option<DateTime<Utc>>,
+    /// Searches the pace asked of this run (the rest of the round over the runs left before it
+    /// is due; the first round goes as fast as the cap allows).
+    pub due_searches: u64,
+    pub searches: u64,
+    /// Users the round has visited so far.
+    pub visited: u64,
+    /// About how much of the round is done (users visited against rows in `users`); none
+    /// when the full pass did not run (the new users took the run).
+    pub percent_done: Option<u64>,
+    /// This run finished the round; the next run begins another.
+    pub completed: bool,
+    /// Seconds since the round began (0 when this run completed it): the users it has not
+    /// reached yet were last visited at least this long ago. Above the period, it is late.
+    pub lag_seconds: u64,
+    pub period_seconds: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -169,6 +223,9 @@ impl CleanupSummary {
             errors = self.errors.len() as u64 + self.errors_not_listed,
             auth0_calls = self.auth0_calls,
             auth0_wait_ms = self.auth0_wait_ms,
+            sweep.watermark_lag_s = self.auth0_sweep.as_ref().map(|s| s.watermark_lag_seconds),
+            sweep.full_pass_lag_s = self.auth0_sweep.as_ref().map(|s| s.full_pass.lag_seconds),
+            sweep.full_pass_percent = self.auth0_sweep.as_ref().and_then(|s| s.full_pass.percent_done),
             duration_ms = self.duration_ms,
             summary = %summary,
             "cleanup finished"

@@ -146,6 +146,150 @@ pub async fn unlock_auth0_sweep(client: &impl GenericClient) -> Result<(), tokio
     Ok(())
 }
 
+/// Where the Auth0 sweep stands: the one row of `auth0_sweep` (V5). See
+/// `cleanup/auth0_orphans.rs` for what each field means to the passes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepState {
+    pub watermark: Option<DateTime<Utc>>,
+    pub round_started_at: Option<DateTime<Utc>>,
+    pub round_cursor: Option<DateTime<Utc>>,
+    pub round_visited: i64,
+    pub rounds_completed: i64,
+    pub last_round_started_at: Option<DateTime<Utc>>,
+    pub last_round_ended_at: Option<DateTime<Utc>>,
+    pub last_run_at: Option<DateTime<Utc>>,
+}
+
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn sweep_state(client: &impl GenericClient) -> Result<SweepState, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT watermark, round_started_at, round_cursor, round_visited, rounds_completed,
+                    last_round_started_at, last_round_ended_at, last_run_at
+               FROM auth0_sweep",
+            &[],
+        )
+        .await?;
+    Ok(SweepState {
+        watermark: row.get(0),
+        round_started_at: row.get(1),
+        round_cursor: row.get(2),
+        round_visited: row.get(3),
+        rounds_completed: row.get(4),
+        last_round_started_at: row.get(5),
+        last_round_ended_at: row.get(6),
+        last_run_at: row.get(7),
+    })
+}
+
+/// Writes the whole state; only the run holding the sweep lock calls it.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn save_sweep_state(
+    client: &impl GenericClient,
+    state: &SweepState,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE auth0_sweep
+                SET watermark = $1, round_started_at = $2, round_cursor = $3, round_visited = $4,
+                    rounds_completed = $5, last_round_started_at = $6, last_round_ended_at = $7,
+                    last_run_at = $8",
+            &[
+                &state.watermark,
+                &state.round_started_at,
+                &state.round_cursor,
+                &state.round_visited,
+                &state.rounds_completed,
+                &state.last_round_started_at,
+                &state.last_round_ended_at,
+                &state.last_run_at,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Rows of finished users created in `[from, before)` (`from: None` is open): about how many
+/// tagged Auth0 users the full pass has left in its round. One pass over `users`.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn count_finished_users_between(
+    client: &impl GenericClient,
+    from: Option<DateTime<Utc>>,
+    before: DateTime<Utc>,
+) -> Result<u64, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM users
+              WHERE auth0_sub NOT LIKE 'pending\\_%'
+                AND ($1::timestamptz IS NULL OR created_at >= $1) AND created_at < $2",
+            &[&from, &before],
+        )
+        .await?;
+    Ok(row.get::<_, i64>(0).max(0) as u64)
+}
+
+/// Auth0 users earlier sweeps could not settle, oldest first: (id, attempts so far).
+#[tracing::instrument(level = "debug", skip_all, fields(limit))]
+pub async fn sweep_retries(
+    client: &impl GenericClient,
+    limit: usize,
+) -> Result<Vec<(String, i32)>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT auth0_user_id, attempts FROM auth0_sweep_retries
+              ORDER BY added_at, auth0_user_id LIMIT $1",
+            &[&(limit as i64)],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Adds users to look at again; one already there keeps its attempts.
+#[tracing::instrument(level = "debug", skip_all, fields(ids = ids.len()))]
+pub async fn add_sweep_retries(
+    client: &impl GenericClient,
+    ids: &[String],
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "INSERT INTO auth0_sweep_retries (auth0_user_id)
+             SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+            &[&ids],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The user was settled (removed, held by a row, gone, not ours), or looked at for the last time.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn drop_sweep_retry(
+    client: &impl GenericClient,
+    id: &str,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "DELETE FROM auth0_sweep_retries WHERE auth0_user_id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(())
+}
+
+/// One more attempt that did not settle the user.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn count_sweep_retry(
+    client: &impl GenericClient,
+    id: &str,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE auth0_sweep_retries SET attempts = attempts + 1 WHERE auth0_user_id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Tokens used (or superseded by a newer invitation), or expired, longer than the retention
 /// ago; but never the open token of a user still in set-up, expired or not: it is what lets
 /// the page answer "expired, ask for a new invitation" instead of "invalid link". Such a user

@@ -1,5 +1,6 @@
 //! `make bench`: the real release create-user binary against its floor, in one run on one
-//! throwaway cluster, and the 100k cleanup; writes the measured part of docs/PERFORMANCE.md.
+//! throwaway cluster, the 100k cleanup and the Auth0 sweep at 10k, 100k and 1M tagged users;
+//! writes the measured part of docs/PERFORMANCE.md.
 //!
 //! * create-user: N processes (1, 8, 32), each behind its own Lambda Runtime API emulator, each
 //!   given the next event as soon as it answered the last (Lambda sends an instance one event at
@@ -12,8 +13,10 @@
 //!   project's clients from this process, after each run, against the doubles as they are then.
 //!
 //! Needs TEST_DATABASE_URL (scripts/bench.sh starts a cluster) and release binaries
-//! (`cargo build --release --bin create-user --bin cleanup --bin cleanup_bench --bin bench`).
-//! Env: BENCH_SECONDS (10), BENCH_CLEANUP_ORPHANS (100000, 0 skips), BENCH_OUT
+//! (`cargo build --release --bin create-user --bin cleanup --bin cleanup_bench --bin sweep_bench
+//! --bin bench`).
+//! Env: BENCH_SECONDS (10), BENCH_CLEANUP_ORPHANS (100000, 0 skips), BENCH_SWEEP_USERS
+//! (10000,100000,1000000; 0 skips), BENCH_OUT
 //! (docs/PERFORMANCE.md), BENCH_LOG (the binary's RUST_LOG, info), BENCH_INSTANCES (1,8,32),
 //! BENCH_BINARY (another create-user binary to measure), PGBENCH (pgbench).
 
@@ -97,6 +100,12 @@ async fn main() -> Result<(), BoxError> {
     } else {
         None
     };
+    let sweep_sizes = env_or("BENCH_SWEEP_USERS", "10000,100000,1000000");
+    let sweep = if sweep_sizes.trim() == "0" {
+        Vec::new()
+    } else {
+        sweep_run(&sweep_sizes).await?
+    };
     let coldstart = coldstart_run().await?;
     let _ = std::fs::remove_dir_all(&work);
 
@@ -108,6 +117,7 @@ async fn main() -> Result<(), BoxError> {
         &wire,
         &floor_wire,
         &cleanup,
+        &sweep,
         &coldstart,
     );
     write_between_marks(&out, &report)?;
@@ -961,6 +971,31 @@ async fn cleanup_run(orphans: u64) -> Result<String, BoxError> {
     Ok(line)
 }
 
+/// The Auth0 sweep at each size (tests/src/bin/sweep_bench.rs): its table, header included.
+async fn sweep_run(sizes: &str) -> Result<Vec<String>, BoxError> {
+    let out = Command::new(workspace_binary("sweep_bench")?)
+        .arg(sizes)
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        return Err(format!(
+            "sweep_bench failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let table: Vec<String> = stdout
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .map(str::to_string)
+        .collect();
+    for line in &table {
+        println!("sweep: {line}");
+    }
+    Ok(table)
+}
+
 /// tests/src/bin/coldstart.rs: start to first `GET /next` with local secrets and, when
 /// TEST_MOTO_URL is set, with secrets from Secrets Manager (moto); its result lines.
 async fn coldstart_run() -> Result<Vec<String>, BoxError> {
@@ -1061,6 +1096,7 @@ fn render(
     wire: &Wire,
     floor_wire: &Wire,
     cleanup: &Option<String>,
+    sweep: &[String],
     coldstart: &[String],
 ) -> String {
     let mut t = String::new();
@@ -1219,6 +1255,16 @@ fn render(
         None => {
             let _ = writeln!(t, "Cleanup: skipped (BENCH_CLEANUP_ORPHANS=0).\n");
         }
+    }
+    if sweep.is_empty() {
+        let _ = writeln!(t, "Auth0 sweep: skipped (BENCH_SWEEP_USERS=0).\n");
+    } else {
+        let _ = writeln!(
+            t,
+            "Auth0 sweep (`sweep_bench`, default settings unpaced; a day is 96 runs of the \
+             15-minute schedule; see docs/cleanup.md):\n\n{}\n",
+            sweep.join("\n")
+        );
     }
     t
 }

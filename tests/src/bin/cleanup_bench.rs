@@ -75,6 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     vars.insert("CLEANUP_BATCH_SIZE".into(), batch.to_string());
     // The doubles at zero latency and no Auth0 budget: what the reconciler itself costs.
     vars.insert("CLEANUP_AUTH0_MAX_RPS".into(), "0".into());
+    vars.insert("CLEANUP_AUTH0_MAX_CALLS_PER_RUN".into(), "0".into());
     vars.insert("DB_POOL_SIZE".into(), "1".into());
     vars.insert("DB_STATEMENT_TIMEOUT_MS".into(), "30000".into());
     vars.insert(

@@ -5,6 +5,9 @@ pub mod email;
 pub mod faults;
 mod server;
 
-pub use auth0::{AUTH0_OPS, Auth0Config, Auth0Double};
+pub use auth0::{
+    AUTH0_OPS, Auth0Config, Auth0Double, BulkUsers, bulk_db_user_id, bulk_db_user_id_sql,
+    bulk_user_id, bulk_user_id_sql,
+};
 pub use email::{EmailConfig, EmailDouble, SentEmail};
 pub use faults::Fault;

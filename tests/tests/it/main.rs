@@ -9,6 +9,7 @@ mod cleanup_budget;
 mod cleanup_race;
 mod cleanup_safety;
 mod cleanup_scale;
+mod cleanup_sweep;
 mod create_user;
 mod create_user_failures;
 mod create_user_requests;

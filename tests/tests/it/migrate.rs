@@ -118,6 +118,7 @@ async fn make_migrate_applies_every_migration_over_verify_full_tls_and_seeds_not
         "V2__set_password",
         "V3__cleanup_indexes",
         "V4__idempotency_keys",
+        "V5__auth0_sweep",
     ] {
         assert!(
             first.output.contains(&format!("applied {name}")),
@@ -132,13 +133,21 @@ async fn make_migrate_applies_every_migration_over_verify_full_tls_and_seeds_not
         .query_one(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'
                 AND table_name IN ('tenants', 'users', 'employees', 'pages', 'user_page_access',
-                                   'password_reset_tokens', 'idempotency_keys')",
+                                   'password_reset_tokens', 'idempotency_keys', 'auth0_sweep',
+                                   'auth0_sweep_retries')",
             &[],
         )
         .await
         .unwrap()
         .get(0);
-    assert_eq!(tables, 7);
+    assert_eq!(tables, 9);
+    // The sweep's one row, where nothing has been swept yet.
+    let sweep: (Option<chrono::DateTime<chrono::Utc>>, i64) = sql
+        .query_one("SELECT watermark, rounds_completed FROM auth0_sweep", &[])
+        .await
+        .map(|row| (row.get(0), row.get(1)))
+        .unwrap();
+    assert_eq!(sweep, (None, 0));
     let rows: i64 = sql
         .query_one(
             "SELECT (SELECT count(*) FROM tenants) + (SELECT count(*) FROM users) + (SELECT count(*) FROM pages)",

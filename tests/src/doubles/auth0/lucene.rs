@@ -38,6 +38,29 @@ pub(super) struct Bound {
     inclusive: bool,
 }
 
+impl Clause {
+    /// The fields this clause reads.
+    pub(super) fn fields(&self) -> Vec<&str> {
+        match self {
+            Clause::Matches { field, .. } | Clause::Range { field, .. } => vec![field.as_str()],
+            Clause::AnyOf(any) => any.iter().flat_map(Clause::fields).collect(),
+        }
+    }
+}
+
+impl Bound {
+    /// The bound as an instant and whether it is inclusive (`None` for `*`); `Err` when it is
+    /// not a date, so it compares as text or a number.
+    pub(super) fn instant(&self) -> Result<Option<(DateTime<Utc>, bool)>, ()> {
+        match &self.value {
+            None => Ok(None),
+            Some(text) => parse_instant(text)
+                .map(|at| Some((at, self.inclusive)))
+                .ok_or(()),
+        }
+    }
+}
+
 pub(super) fn parse(query: &str) -> Result<Vec<Clause>, String> {
     let tokens = tokenize(query)?;
     let mut clauses = Vec::new();
@@ -180,7 +203,7 @@ pub(super) fn matches_all(clauses: &[Clause], doc: &Value) -> bool {
 /// Auth0 normalises these profile fields: their search is case-insensitive.
 const NORMALISED_FIELDS: [&str; 5] = ["email", "name", "given_name", "family_name", "nickname"];
 
-fn matches(clause: &Clause, doc: &Value) -> bool {
+pub(super) fn matches(clause: &Clause, doc: &Value) -> bool {
     match clause {
         Clause::Matches { field, pattern } => {
             let fold = NORMALISED_FIELDS.contains(&field.as_str());

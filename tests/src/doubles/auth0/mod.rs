@@ -3,6 +3,7 @@
 //! headers listed in docs/auth0.md.
 
 mod access;
+mod bulk;
 mod control;
 mod errors;
 mod lucene;
@@ -22,6 +23,8 @@ use axum::Router;
 use axum::routing::{delete, get, post};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+
+pub use bulk::{BulkUsers, bulk_db_user_id, bulk_db_user_id_sql, bulk_user_id, bulk_user_id_sql};
 
 use super::faults::Fault;
 use super::server::{self, Control, RunningServer, any_loopback_port, control_routes};
@@ -94,8 +97,28 @@ impl Auth0Double {
         self.app.tenant().audience()
     }
 
+    /// Every user's profile (with users seeded in bulk, keep to small tenants: use
+    /// [`Auth0Double::user`] and [`Auth0Double::user_count`] with a million).
     pub fn users(&self) -> Vec<Value> {
         self.app.tenant().profiles()
+    }
+
+    /// The user with this id, as `GET /api/v2/users/{id}` answers it.
+    pub fn user(&self, user_id: &str) -> Option<Value> {
+        self.app
+            .tenant()
+            .find(user_id)
+            .map(|user| user.profile.clone())
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.app.tenant().users.len()
+    }
+
+    /// Seeds `users.count` users at once, bypassing validation (see [`BulkUsers`]): a million
+    /// take a few megabytes and no time. One bulk range a tenant.
+    pub fn insert_bulk(&self, users: BulkUsers) {
+        self.app.tenant().seed_bulk(users);
     }
 
     /// Users whose email matches `email` ignoring case.
