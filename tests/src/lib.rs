@@ -4,5 +4,6 @@ pub mod doubles;
 pub mod freezable_proxy;
 pub mod harness;
 pub mod lambda_process;
+pub mod local;
 pub mod moto;
 pub mod runtime_api;

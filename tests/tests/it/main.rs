@@ -18,6 +18,7 @@ mod failure_answers;
 mod idempotency;
 mod lambda_binary;
 mod lifecycle;
+mod local_gateway;
 mod migrate;
 mod one_connection;
 mod openapi;
