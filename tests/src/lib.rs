@@ -1,4 +1,5 @@
 pub mod blackhole;
+pub mod browser;
 pub mod chaos;
 pub mod doubles;
 pub mod freezable_proxy;

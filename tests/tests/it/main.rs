@@ -2,6 +2,7 @@
 
 mod auth0_sdk;
 mod bounded_waits;
+mod browser;
 mod chaos;
 mod cleanup;
 mod cleanup_binary;
