@@ -220,6 +220,8 @@ impl Tenant {
             "exp": expires.timestamp(),
             "scope": grant.scope,
             "azp": self.config.client_id,
+            // Each issue its own token, also two within one second (RS256 is deterministic).
+            "jti": random_hex(16),
         });
         let mut body = json!({
             "access_token": self.sign(&claims),
