@@ -178,7 +178,7 @@
     if (answer.status === 200) {
       byId("password-form").reset();
       byId("done-message").textContent =
-        answer.data.message || "Sign in with your email address and the new password.";
+        "Sign in with " + (answer.data.email || link.email) + " and your new password.";
       byId("sign-in").href = signInUrl || "/";
       show("done-screen");
       return;

@@ -115,7 +115,7 @@ async fn a_person_opens_the_emailed_link_sets_a_password_and_logs_in_with_it() {
     let done = shown(&browser, "#done-screen").await;
     assert!(done.contains("Your password is set"), "{done}");
     assert!(
-        done.contains("Sign in with your email address and the new password."),
+        done.contains("Sign in with invited@acme.test and your new password."),
         "{done}"
     );
     assert_eq!(browser.focused_id().await.unwrap(), "done-title");
