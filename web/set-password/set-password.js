@@ -62,20 +62,15 @@
     return { status: response.status, data: data };
   }
 
-  // An answer about the link itself (unknown, used, expired): its own screen. True if shown.
+  // An answer about the link itself (unknown, used, expired): its own screen, in the page's
+  // words (the API's code decides which). True if shown.
   function showLinkProblem(answer) {
     const code = answer.data.code;
     if (answer.status === 410 || code === "LINK_EXPIRED") {
-      if (answer.data.userFriendly) {
-        byId("expired-message").textContent = answer.data.userFriendly;
-      }
       show("expired-screen");
       return true;
     }
     if (code === "INVALID_LINK") {
-      if (answer.data.userFriendly) {
-        byId("invalid-message").textContent = answer.data.userFriendly;
-      }
       show("invalid-screen");
       return true;
     }
