@@ -7,8 +7,11 @@ STACK_NAME ?= atomic-user-provisioning
 EVENT ?= events/create-user.json
 FUNCTION ?= create-user
 PAYLOAD ?= {"dryRun": true}
+# `make token`: whom to log in (USER is also the shell's user name: token.sh then takes the
+# seeded admin) and, for someone who set their own password, that password.
+PASSWORD ?=
 
-.PHONY: bench chaos help test demo build debug fmt lint lint-template dev invoke stop deploy migrate outputs cleanup-remote
+.PHONY: bench chaos help test demo build debug fmt lint lint-template dev invoke token state psql logs stop deploy migrate outputs cleanup-remote
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -47,11 +50,23 @@ chaos: ## fault campaign: kills, Auth0/email/database faults, cleanup; checks in
 bench: ## benchmark (not a test): release create-user at 1/8/32 instances vs its pgbench floor, cleanup, the Auth0 sweep at 10k/100k/1M users, cold start → docs/PERFORMANCE.md
 	scripts/bench.sh
 
-dev: ## start the local stack in the background: Postgres + seed, doubles, cargo lambda watch
+dev: ## start the local stack in the background: Postgres + seed, doubles, API Gateway, the page, cargo lambda watch
 	scripts/dev.sh
 
-invoke: ## send $(EVENT) to $(FUNCTION) under `make dev`; show the response and the email sent
-	scripts/invoke.sh '$(EVENT)' '$(FUNCTION)'
+invoke: ## send $(EVENT) to $(FUNCTION) under `make dev`; show the status, headers, body and emails sent
+	@scripts/invoke.sh '$(EVENT)' '$(FUNCTION)'
+
+token: ## an admin's access token from the Auth0 double (last line): make token USER=admin@acme.test
+	@scripts/token.sh '$(USER)' '$(PASSWORD)'
+
+state: ## under `make dev`: users in Postgres and the Auth0 double, the emails and their links
+	@scripts/state.sh
+
+psql: ## under `make dev`: psql on the local database
+	@scripts/psql.sh
+
+logs: ## under `make dev`: the stack's logs without colour codes (FOLLOW=1 follows, LINES=100)
+	@scripts/logs.sh
 
 stop: ## stop everything `make dev` started (by PID)
 	scripts/stop.sh

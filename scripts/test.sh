@@ -20,6 +20,12 @@ fi
 # Tests make one database per test from a migrated template on this server.
 export TEST_DATABASE_URL="$DATABASE_URL"
 
+# The page's browser test drives Debian's Chromium through Debian's ChromeDriver: installed
+# here when missing, as PostgreSQL is (root on Debian); without them the run fails, saying why.
+browser=$(scripts/browser.sh) || { echo "the browser test needs chromium and chromium-driver (see above)" >&2; exit 1; }
+while IFS= read -r line; do export "${line?}"; done <<<"$browser"
+echo "browser: ${TEST_CHROMIUM:-} driven by ${TEST_CHROMEDRIVER:-}"
+
 # The template must lint clean (cfn-lint from the project venv, installed when needed).
 scripts/venv.sh
 .venv/bin/cfn-lint template.yaml

@@ -1,9 +1,11 @@
 pub mod blackhole;
+pub mod browser;
 pub mod bulk_tenant;
 pub mod chaos;
 pub mod doubles;
 pub mod freezable_proxy;
 pub mod harness;
 pub mod lambda_process;
+pub mod local;
 pub mod moto;
 pub mod runtime_api;

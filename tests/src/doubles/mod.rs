@@ -3,7 +3,7 @@
 pub mod auth0;
 pub mod email;
 pub mod faults;
-mod server;
+pub(crate) mod server;
 
 pub use auth0::{
     AUTH0_OPS, Auth0Config, Auth0Double, BulkUsers, bulk_db_user_id, bulk_db_user_id_sql,

@@ -2,6 +2,7 @@
 
 mod auth0_sdk;
 mod bounded_waits;
+mod browser;
 mod chaos;
 mod cleanup;
 mod cleanup_binary;
@@ -19,6 +20,7 @@ mod failure_answers;
 mod idempotency;
 mod lambda_binary;
 mod lifecycle;
+mod local_gateway;
 mod migrate;
 mod one_connection;
 mod openapi;

@@ -6,6 +6,7 @@ mod access;
 mod bulk;
 mod control;
 mod errors;
+mod keys;
 mod lucene;
 mod management;
 mod search;
@@ -257,6 +258,13 @@ impl Auth0Double {
         user["user_id"].as_str().unwrap_or_default().to_string()
     }
 
+    /// `claims` as a token signed with the tenant's key (the one its JWKS publishes), for
+    /// tests of a verifier: an expired token, another audience. The double does not accept it
+    /// for its own Management API unless it issued it.
+    pub fn sign_token(&self, claims: &Value) -> String {
+        self.app.tenant().sign(claims)
+    }
+
     /// Rotates the secret; tokens issued before stay valid, as in Auth0.
     pub fn set_client_secret(&self, secret: &str) {
         self.app.tenant().config.client_secret = secret.to_string();
@@ -307,6 +315,11 @@ fn router(app: App) -> Router {
 
     Router::new()
         .route("/oauth/token", post(token::token))
+        .route("/.well-known/jwks.json", get(keys::jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            get(keys::openid_configuration),
+        )
         .route("/api/v2/users", post(create_user).get(search::search_users))
         .route(
             "/api/v2/users/{id}",

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::access::RefreshGrant;
 use super::errors::{management_error, oauth_error, unauthorized};
+use super::keys::signing_key;
 use super::management::Quota;
 use super::state::{App, Tenant, digest, random_hex};
 use crate::doubles::faults;
@@ -224,6 +225,8 @@ impl Tenant {
             "exp": expires.timestamp(),
             "scope": grant.scope,
             "azp": self.config.client_id,
+            // Each issue its own token, also two within one second (RS256 is deterministic).
+            "jti": random_hex(16),
         });
         let mut body = json!({
             "access_token": self.sign(&claims),
@@ -273,20 +276,12 @@ impl Tenant {
         self.sign(&claims)
     }
 
-    /// `header.claims.signature`, JWT-shaped; the signature is random bytes (nobody verifies
-    /// the double's tokens but the double, which looks them up).
-    fn sign(&self, claims: &Value) -> String {
-        let header = json!({ "alg": "RS256", "typ": "JWT", "kid": "auth0-double" });
-        let signature: [u8; 32] = rand::random();
-        [
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string()),
-            URL_SAFE_NO_PAD.encode(signature),
-        ]
-        .join(".")
+    /// An RS256 JWT signed with the tenant's key, which `/.well-known/jwks.json` publishes.
+    pub(super) fn sign(&self, claims: &Value) -> String {
+        signing_key().sign(claims)
     }
 
-    /// A lookup of issued tokens: no signature to verify, since the double mints them.
+    /// A lookup of issued tokens: the double minted them, so it need not check a signature.
     pub(super) fn authorize(
         &self,
         headers: &HeaderMap,
