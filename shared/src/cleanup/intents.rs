@@ -66,7 +66,8 @@ impl Run<'_> {
         }
         let mut settled = 0;
         for intent in stale {
-            if !self.may_call_auth0() {
+            // A read, a change and two revocations at most: not begun without room for all.
+            if !self.may_make_calls(4) {
                 break;
             }
             self.summary.found.intents += 1;
