@@ -69,9 +69,11 @@ async fn main() -> Result<(), BoxError> {
     let work = work_dir();
     std::fs::create_dir_all(&work)?;
 
+    // BENCH_INSTANCES=0 skips create-user's rows (and its count on the wire).
     let counts: Vec<usize> = env_or("BENCH_INSTANCES", "1,8,32")
         .split(',')
-        .map(|n| n.trim().parse())
+        .map(|n| n.trim().parse::<usize>())
+        .filter(|n| n.as_ref().map_or(true, |n| *n > 0))
         .collect::<Result<_, _>>()?;
     let postmaster = postmaster_pid().await?;
     let mut rows = Vec::new();
@@ -88,10 +90,15 @@ async fn main() -> Result<(), BoxError> {
         println!("{floor}");
         rows.push((run, floor));
     }
-    let wire = binary_wire(&binary, &log_level, &emails).await?;
-    println!("create-user on the wire: {wire}");
-    let floor_wire = floor_wire(&pgbench, &work).await?;
-    println!("floor on the wire: {floor_wire}");
+    let wires = if rows.is_empty() {
+        None
+    } else {
+        let wire = binary_wire(&binary, &log_level, &emails).await?;
+        println!("create-user on the wire: {wire}");
+        let floor_wire = floor_wire(&pgbench, &work).await?;
+        println!("floor on the wire: {floor_wire}");
+        Some((wire, floor_wire))
+    };
     let cleanup = if orphans > 0 {
         Some(cleanup_run(orphans).await?)
     } else {
@@ -105,8 +112,7 @@ async fn main() -> Result<(), BoxError> {
         seconds,
         &log_level,
         &rows,
-        &wire,
-        &floor_wire,
+        wires.as_ref(),
         &cleanup,
         &coldstart,
     );
@@ -235,6 +241,12 @@ impl Instance {
     /// One create, as API Gateway would send it; the time until the function answered.
     async fn create(&self, email: &str) -> Result<Duration, String> {
         let event = create_event(seed::ACME_ADMIN_SUB, &create_body(email));
+        self.call(event, 201).await.map(|(took, _)| took)
+    }
+
+    /// One API Gateway event; the time until the function answered, and its answer (the
+    /// Lambda response: `statusCode`, `body` as text), which must have the status `status`.
+    async fn call(&self, event: Value, status: u16) -> Result<(Duration, Value), String> {
         let started = Instant::now();
         let invocation = self
             .runtime
@@ -242,8 +254,8 @@ impl Instance {
             .await?;
         let took = started.elapsed();
         match invocation.outcome {
-            Outcome::Response(raw) if raw["statusCode"] == 201 => Ok(took),
-            other => Err(format!("the create did not answer 201: {other:?}")),
+            Outcome::Response(raw) if raw["statusCode"] == status => Ok((took, raw)),
+            other => Err(format!("the function did not answer {status}: {other:?}")),
         }
     }
 }
@@ -572,7 +584,7 @@ async fn doubles_time(stack: &TestStack, emails: &Emails) -> Result<Vec<Duration
 
 struct FloorRun {
     clients: usize,
-    creates: u64,
+    transactions: u64,
     tps: f64,
     latencies: Vec<Duration>,
     cpu_seconds: f64,
@@ -582,7 +594,7 @@ struct FloorRun {
 
 impl FloorRun {
     fn cpu_ms_per_create(&self) -> f64 {
-        self.cpu_seconds * 1e3 / self.creates.max(1) as f64
+        self.cpu_seconds * 1e3 / self.transactions.max(1) as f64
     }
 }
 
@@ -591,16 +603,16 @@ impl std::fmt::Display for FloorRun {
         let l = Stats::of(&self.latencies);
         write!(
             f,
-            "floor (pgbench -M prepared) x{}: {} creates = {:.0}/s; p50 {:.2} p95 {:.2} p99 {:.2} \
-             ms; pgbench CPU {:.3} ms/create; Postgres CPU {:.3} ms/create",
+            "floor (pgbench -M prepared) x{}: {} transactions = {:.0}/s; p50 {:.2} p95 {:.2} p99 \
+             {:.2} ms; pgbench CPU {:.3} ms/transaction; Postgres CPU {:.3} ms/transaction",
             self.clients,
-            self.creates,
+            self.transactions,
             self.tps,
             l.p50,
             l.p95,
             l.p99,
             self.cpu_ms_per_create(),
-            ticks_per(self.db_ticks, self.creates),
+            ticks_per(self.db_ticks, self.transactions),
         )
     }
 }
@@ -617,35 +629,58 @@ fn libpq_url(db_url: &str, port: Option<u16>) -> Result<String, BoxError> {
     Ok(url.into())
 }
 
-/// Runs pgbench with create-user's statements; `limit` is `-T seconds` or `-t transactions`.
+/// A pgbench script and the variables it runs with (`-D name=value`).
+struct Script {
+    /// Its file name in the run's scratch directory.
+    file: &'static str,
+    sql: &'static str,
+    vars: Vec<(&'static str, String)>,
+}
+
+impl Script {
+    /// create-user's statements for the example request.
+    fn create_floor() -> Script {
+        Script {
+            file: "create_user_floor.sql",
+            sql: FLOOR_SQL,
+            vars: vec![
+                ("sub", seed::ACME_ADMIN_SUB.to_string()),
+                (
+                    "pages",
+                    format!("{{{},{}}}", seed::PAGE_DASHBOARD, seed::PAGE_REPORTS),
+                ),
+            ],
+        }
+    }
+}
+
+/// Runs pgbench with `script`; `limit` is `-T seconds` or `-t transactions`.
 /// Returns pgbench's stdout and the CPU time it used (bash's `times` for its children).
 async fn pgbench(
     pgbench: &str,
     work: &Path,
     url: &str,
+    script: &Script,
     clients: usize,
     limit: &[String],
     log_prefix: Option<&Path>,
 ) -> Result<(String, f64), BoxError> {
-    let script = work.join("create_user_floor.sql");
-    std::fs::write(&script, FLOOR_SQL)?;
-    let pages = format!("pages={{{},{}}}", seed::PAGE_DASHBOARD, seed::PAGE_REPORTS);
-    let sub = format!("sub={}", seed::ACME_ADMIN_SUB);
+    let file = work.join(script.file);
+    std::fs::write(&file, script.sql)?;
     let mut args: Vec<String> = vec![
         "-n".into(),
         "-M".into(),
         "prepared".into(),
         "-f".into(),
-        script.display().to_string(),
+        file.display().to_string(),
         "-c".into(),
         clients.to_string(),
         "-j".into(),
         clients.min(2).to_string(),
-        "-D".into(),
-        sub,
-        "-D".into(),
-        pages,
     ];
+    for (name, value) in &script.vars {
+        args.extend(["-D".into(), format!("{name}={value}")]);
+    }
     args.extend(limit.iter().cloned());
     if let Some(prefix) = log_prefix {
         args.extend(["-l".into(), format!("--log-prefix={}", prefix.display())]);
@@ -677,15 +712,18 @@ fn bash_time(text: &str) -> f64 {
     minutes.parse::<f64>().unwrap_or(0.0) * 60.0 + seconds.parse::<f64>().unwrap_or(0.0)
 }
 
+/// The number after `prefix` in pgbench's output (of `1046/1046`, with `-t`, the first).
 fn pgbench_number(stdout: &str, prefix: &str) -> Option<f64> {
     stdout.lines().find_map(|l| {
         l.trim()
             .strip_prefix(prefix)
             .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.split('/').next())
             .and_then(|v| v.parse().ok())
     })
 }
 
+/// create-user's floor with `clients` clients for `seconds`, on a fresh database.
 async fn floor_run(
     postmaster: u32,
     clients: usize,
@@ -694,46 +732,83 @@ async fn floor_run(
     work: &Path,
 ) -> Result<FloorRun, BoxError> {
     let db = TestDb::create().await;
-    let url = libpq_url(&db.url, None)?;
-    let logs = work.join(format!("floor-{clients}"));
-    std::fs::create_dir_all(&logs)?;
-    let db_before = cluster_cpu_ticks(postmaster);
-    let (stdout, cpu_seconds) = pgbench(
-        pgbench_bin,
+    let limit = ["-T".into(), seconds.to_string()];
+    let floor = Floor {
+        postmaster,
+        pgbench: pgbench_bin,
         work,
-        &url,
-        clients,
-        &["-T".into(), seconds.to_string()],
-        Some(&logs.join("tx")),
-    )
-    .await?;
-    // pgbench's backends exit after it does; their CPU reaches the postmaster's cutime once
-    // it has reaped them.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let db_ticks = cluster_cpu_ticks(postmaster).saturating_sub(db_before);
-    let creates = pgbench_number(&stdout, "number of transactions actually processed:")
-        .ok_or_else(|| format!("no transaction count in pgbench's output:\n{stdout}"))?
-        as u64;
-    let tps = pgbench_number(&stdout, "tps =")
-        .ok_or_else(|| format!("no tps in pgbench's output:\n{stdout}"))?;
-    // Per-transaction log: client_id transaction_no time_us script_no epoch epoch_us.
-    let mut latencies = Vec::new();
-    for file in std::fs::read_dir(&logs)? {
-        let text = std::fs::read_to_string(file?.path())?;
-        for line in text.lines() {
-            if let Some(us) = line.split_whitespace().nth(2).and_then(|v| v.parse().ok()) {
-                latencies.push(Duration::from_micros(us));
+        url: &db.url,
+    };
+    floor
+        .run(
+            &Script::create_floor(),
+            clients,
+            &limit,
+            &format!("floor-{clients}"),
+        )
+        .await
+}
+
+/// Where floors run: pgbench, the scratch directory, the database.
+struct Floor<'a> {
+    postmaster: u32,
+    pgbench: &'a str,
+    work: &'a Path,
+    url: &'a str,
+}
+
+impl Floor<'_> {
+    /// `script` with `clients` clients until `limit`; `tag` names its log directory.
+    async fn run(
+        &self,
+        script: &Script,
+        clients: usize,
+        limit: &[String],
+        tag: &str,
+    ) -> Result<FloorRun, BoxError> {
+        let (postmaster, work) = (self.postmaster, self.work);
+        let url = libpq_url(self.url, None)?;
+        let logs = work.join(tag);
+        std::fs::create_dir_all(&logs)?;
+        let db_before = cluster_cpu_ticks(postmaster);
+        let (stdout, cpu_seconds) = pgbench(
+            self.pgbench,
+            work,
+            &url,
+            script,
+            clients,
+            limit,
+            Some(&logs.join("tx")),
+        )
+        .await?;
+        // pgbench's backends exit after it does; their CPU reaches the postmaster's cutime once
+        // it has reaped them.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let db_ticks = cluster_cpu_ticks(postmaster).saturating_sub(db_before);
+        let transactions = pgbench_number(&stdout, "number of transactions actually processed:")
+            .ok_or_else(|| format!("no transaction count in pgbench's output:\n{stdout}"))?
+            as u64;
+        let tps = pgbench_number(&stdout, "tps =")
+            .ok_or_else(|| format!("no tps in pgbench's output:\n{stdout}"))?;
+        // Per-transaction log: client_id transaction_no time_us script_no epoch epoch_us.
+        let mut latencies = Vec::new();
+        for file in std::fs::read_dir(&logs)? {
+            let text = std::fs::read_to_string(file?.path())?;
+            for line in text.lines() {
+                if let Some(us) = line.split_whitespace().nth(2).and_then(|v| v.parse().ok()) {
+                    latencies.push(Duration::from_micros(us));
+                }
             }
         }
+        Ok(FloorRun {
+            clients,
+            transactions,
+            tps,
+            latencies,
+            cpu_seconds,
+            db_ticks,
+        })
     }
-    Ok(FloorRun {
-        clients,
-        creates,
-        tps,
-        latencies,
-        cpu_seconds,
-        db_ticks,
-    })
 }
 
 /// What a relay saw on the database connections, per create.
@@ -744,7 +819,8 @@ struct WireCounts {
 }
 
 struct Wire {
-    creates: u64,
+    /// Requests (creates, or requests of one operation) counted.
+    requests: u64,
     round_trips: u64,
     statements: u64,
 }
@@ -753,17 +829,17 @@ impl std::fmt::Display for Wire {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:.2} round trips and {:.2} statements per create over {} creates",
-            self.per_create(self.round_trips),
-            self.per_create(self.statements),
-            self.creates
+            "{:.2} round trips and {:.2} statements per request over {} requests",
+            self.per_request(self.round_trips),
+            self.per_request(self.statements),
+            self.requests
         )
     }
 }
 
 impl Wire {
-    fn per_create(&self, count: u64) -> f64 {
-        count as f64 / self.creates.max(1) as f64
+    fn per_request(&self, count: u64) -> f64 {
+        count as f64 / self.requests.max(1) as f64
     }
 }
 
@@ -909,7 +985,7 @@ async fn binary_wire(
     let after = counts.read();
     instance.stop().await;
     Ok(Wire {
-        creates: WIRE_CREATES,
+        requests: WIRE_CREATES,
         round_trips: after.0 - before.0,
         statements: after.1 - before.1,
     })
@@ -925,6 +1001,7 @@ async fn floor_wire(pgbench_bin: &str, work: &Path) -> Result<Wire, BoxError> {
         pgbench_bin,
         work,
         &url,
+        &Script::create_floor(),
         1,
         &["-t".into(), WIRE_CREATES.to_string()],
         None,
@@ -932,7 +1009,7 @@ async fn floor_wire(pgbench_bin: &str, work: &Path) -> Result<Wire, BoxError> {
     .await?;
     let (round_trips, statements) = counts.read();
     Ok(Wire {
-        creates: WIRE_CREATES,
+        requests: WIRE_CREATES,
         round_trips,
         statements,
     })
@@ -1052,18 +1129,16 @@ fn binary_sizes() -> String {
     text
 }
 
-#[allow(clippy::too_many_arguments)]
-fn render(
+/// create-user at 1, 8 and 32 instances against its floor, and what goes with it.
+fn render_creates(
+    t: &mut String,
     machine: &str,
     seconds: u64,
     log_level: &str,
     rows: &[(BinaryRun, FloorRun)],
     wire: &Wire,
     floor_wire: &Wire,
-    cleanup: &Option<String>,
-    coldstart: &[String],
-) -> String {
-    let mut t = String::new();
+) {
     let ms = |d: &[Duration]| Stats::of(d);
     let _ = writeln!(
         t,
@@ -1121,7 +1196,7 @@ fn render(
             ticks_per(run.driver_ticks, n),
             ticks_per(run.db_ticks, n),
         );
-        let floor_db = ticks_per(floor.db_ticks, floor.creates);
+        let floor_db = ticks_per(floor.db_ticks, floor.transactions);
         let _ = writeln!(
             t,
             "| {} | {binary:.3} | {driver:.3} | {db:.3} | {:.3} | {:.3} | {floor_db:.3} | {:.3} |",
@@ -1157,11 +1232,11 @@ fn render(
          client messages sent after an answer, a statement an Execute or a simple Query): \
          create-user {:.2} round trips and {:.2} statements per create; the floor {:.2} and \
          {:.2} (over {} creates each; the floor's count includes its connection set-up).\n",
-        wire.per_create(wire.round_trips),
-        wire.per_create(wire.statements),
-        floor_wire.per_create(floor_wire.round_trips),
-        floor_wire.per_create(floor_wire.statements),
-        wire.creates
+        wire.per_request(wire.round_trips),
+        wire.per_request(wire.statements),
+        floor_wire.per_request(floor_wire.round_trips),
+        floor_wire.per_request(floor_wire.statements),
+        wire.requests
     );
     let cold: Vec<Duration> = rows
         .iter()
@@ -1202,6 +1277,32 @@ fn render(
             verdict(ratio >= 0.5),
             verdict(cpu < 0.7)
         );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render(
+    machine: &str,
+    seconds: u64,
+    log_level: &str,
+    rows: &[(BinaryRun, FloorRun)],
+    wires: Option<&(Wire, Wire)>,
+    cleanup: &Option<String>,
+    coldstart: &[String],
+) -> String {
+    let mut t = String::new();
+    match wires {
+        Some((wire, floor_wire)) if !rows.is_empty() => {
+            render_creates(&mut t, machine, seconds, log_level, rows, wire, floor_wire);
+        }
+        _ => {
+            let _ = writeln!(
+                t,
+                "Measured by `make bench` on {}: {machine}. create-user's rows: skipped \
+                 (`BENCH_INSTANCES=0`).\n",
+                chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+            );
+        }
     }
     for line in coldstart {
         let _ = writeln!(t, "- cold start, `coldstart` (15 starts each): {line}");
