@@ -2,10 +2,12 @@
 # `make bench`: a benchmark, not a test. Starts a throwaway Postgres, builds the release
 # binaries, and runs tests/src/bin/bench.rs: the real create-user binary at 1, 8 and 32
 # instances through Runtime API emulators against its floor (pgbench -M prepared with its own
-# statements, same cluster, same run), the 100k cleanup, the Auth0 sweep at 10k, 100k and 1M
-# tagged users (sweep_bench), and the cold start with secrets from
-# Secrets Manager (moto). Writes the measured part of docs/PERFORMANCE.md.
+# statements, same cluster, same run), the rest of the admin API (list over 100,000 users, get,
+# update, deactivate, reactivate, delete) at one instance against theirs, the 100k cleanup,
+# the Auth0 sweep at 10k, 100k and 1M tagged users (sweep_bench), and the cold start with
+# secrets from Secrets Manager (moto). Writes the measured part of docs/PERFORMANCE.md.
 #   BENCH_SECONDS=10 BENCH_CLEANUP_ORPHANS=100000 BENCH_SWEEP_USERS=10000,100000,1000000 BENCH_LOG=info make bench
+#   BENCH_INSTANCES=0 skips create-user's rows, BENCH_LIFECYCLE=0 the rest of the admin API.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"

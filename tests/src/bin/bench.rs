@@ -1,6 +1,6 @@
 //! `make bench`: the real release create-user binary against its floor, in one run on one
-//! throwaway cluster, the 100k cleanup and the Auth0 sweep at 10k, 100k and 1M tagged users;
-//! writes the measured part of docs/PERFORMANCE.md.
+//! throwaway cluster, the rest of its admin API against theirs, the 100k cleanup and the Auth0
+//! sweep at 10k, 100k and 1M tagged users; writes the measured part of docs/PERFORMANCE.md.
 //!
 //! * create-user: N processes (1, 8, 32), each behind its own Lambda Runtime API emulator, each
 //!   given the next event as soon as it answered the last (Lambda sends an instance one event at
@@ -11,14 +11,19 @@
 //!   bursts that follow an answer, and the Execute/Query messages (statements) in them.
 //! * the doubles' own time: the same two calls (Auth0 create, email send) made with the
 //!   project's clients from this process, after each run, against the doubles as they are then.
+//! * the rest of the admin API (list, get, update, deactivate, reactivate, delete) at one
+//!   instance, each against its floor (tests/bench/*_floor.sql, one pgbench client), over a
+//!   tenant of 100,000 users for the list and a pool of users in another for the rest, with
+//!   the same counts (round trips, statements, Auth0 calls per request, peak RSS).
 //!
 //! Needs TEST_DATABASE_URL (scripts/bench.sh starts a cluster) and release binaries
 //! (`cargo build --release --bin create-user --bin cleanup --bin cleanup_bench --bin sweep_bench
 //! --bin bench`).
 //! Env: BENCH_SECONDS (10), BENCH_CLEANUP_ORPHANS (100000, 0 skips), BENCH_SWEEP_USERS
-//! (10000,100000,1000000; 0 skips), BENCH_OUT
-//! (docs/PERFORMANCE.md), BENCH_LOG (the binary's RUST_LOG, info), BENCH_INSTANCES (1,8,32),
-//! BENCH_BINARY (another create-user binary to measure), PGBENCH (pgbench).
+//! (10000,100000,1000000; 0 skips), BENCH_OUT (docs/PERFORMANCE.md), BENCH_LOG (the binary's
+//! RUST_LOG, info), BENCH_INSTANCES (1,8,32; 0 skips), BENCH_BINARY (another create-user binary
+//! to measure), BENCH_LIFECYCLE (1; 0 skips the rest of the admin API), BENCH_LIST_USERS
+//! (100000), PGBENCH (pgbench).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -33,7 +38,7 @@ use shared::auth0::{NewAuth0User, OwnershipTags};
 use shared::deadline::Deadline;
 use shared::domain::{Email, Role};
 use shared::email::PasswordSetupEmail;
-use testkit::harness::{TestDb, TestStack, create_event, seed};
+use testkit::harness::{TestDb, TestStack, api_event, create_event, seed};
 use testkit::runtime_api::{Outcome, RuntimeApi, workspace_binary};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -72,9 +77,11 @@ async fn main() -> Result<(), BoxError> {
     let work = work_dir();
     std::fs::create_dir_all(&work)?;
 
+    // BENCH_INSTANCES=0 skips create-user's rows (and its count on the wire).
     let counts: Vec<usize> = env_or("BENCH_INSTANCES", "1,8,32")
         .split(',')
-        .map(|n| n.trim().parse())
+        .map(|n| n.trim().parse::<usize>())
+        .filter(|n| n.as_ref().map_or(true, |n| *n > 0))
         .collect::<Result<_, _>>()?;
     let postmaster = postmaster_pid().await?;
     let mut rows = Vec::new();
@@ -91,10 +98,31 @@ async fn main() -> Result<(), BoxError> {
         println!("{floor}");
         rows.push((run, floor));
     }
-    let wire = binary_wire(&binary, &log_level, &emails).await?;
-    println!("create-user on the wire: {wire}");
-    let floor_wire = floor_wire(&pgbench, &work).await?;
-    println!("floor on the wire: {floor_wire}");
+    let wires = if rows.is_empty() {
+        None
+    } else {
+        let wire = binary_wire(&binary, &log_level, &emails).await?;
+        println!("create-user on the wire: {wire}");
+        let floor_wire = floor_wire(&pgbench, &work).await?;
+        println!("floor on the wire: {floor_wire}");
+        Some((wire, floor_wire))
+    };
+    let lifecycle = if env_or("BENCH_LIFECYCLE", "1") == "0" {
+        None
+    } else {
+        let list_users: i64 = env_or("BENCH_LIST_USERS", LIST_USERS).parse()?;
+        let settings = LifecycleSettings {
+            postmaster,
+            seconds,
+            list_users,
+            binary: binary.clone(),
+            log_level: log_level.clone(),
+            pgbench: pgbench.clone(),
+            work: work.clone(),
+        };
+        // On a worker thread, as the create-user runs are.
+        Some(tokio::spawn(lifecycle_run(settings)).await??)
+    };
     let cleanup = if orphans > 0 {
         Some(cleanup_run(orphans).await?)
     } else {
@@ -114,8 +142,8 @@ async fn main() -> Result<(), BoxError> {
         seconds,
         &log_level,
         &rows,
-        &wire,
-        &floor_wire,
+        wires.as_ref(),
+        lifecycle.as_ref(),
         &cleanup,
         &sweep,
         &coldstart,
@@ -245,6 +273,12 @@ impl Instance {
     /// One create, as API Gateway would send it; the time until the function answered.
     async fn create(&self, email: &str) -> Result<Duration, String> {
         let event = create_event(seed::ACME_ADMIN_SUB, &create_body(email));
+        self.call(event, 201).await.map(|(took, _)| took)
+    }
+
+    /// One API Gateway event; the time until the function answered, and its answer (the
+    /// Lambda response: `statusCode`, `body` as text), which must have the status `status`.
+    async fn call(&self, event: Value, status: u16) -> Result<(Duration, Value), String> {
         let started = Instant::now();
         let invocation = self
             .runtime
@@ -252,8 +286,8 @@ impl Instance {
             .await?;
         let took = started.elapsed();
         match invocation.outcome {
-            Outcome::Response(raw) if raw["statusCode"] == 201 => Ok(took),
-            other => Err(format!("the create did not answer 201: {other:?}")),
+            Outcome::Response(raw) if raw["statusCode"] == status => Ok((took, raw)),
+            other => Err(format!("the function did not answer {status}: {other:?}")),
         }
     }
 }
@@ -582,7 +616,7 @@ async fn doubles_time(stack: &TestStack, emails: &Emails) -> Result<Vec<Duration
 
 struct FloorRun {
     clients: usize,
-    creates: u64,
+    transactions: u64,
     tps: f64,
     latencies: Vec<Duration>,
     cpu_seconds: f64,
@@ -592,7 +626,7 @@ struct FloorRun {
 
 impl FloorRun {
     fn cpu_ms_per_create(&self) -> f64 {
-        self.cpu_seconds * 1e3 / self.creates.max(1) as f64
+        self.cpu_seconds * 1e3 / self.transactions.max(1) as f64
     }
 }
 
@@ -601,16 +635,16 @@ impl std::fmt::Display for FloorRun {
         let l = Stats::of(&self.latencies);
         write!(
             f,
-            "floor (pgbench -M prepared) x{}: {} creates = {:.0}/s; p50 {:.2} p95 {:.2} p99 {:.2} \
-             ms; pgbench CPU {:.3} ms/create; Postgres CPU {:.3} ms/create",
+            "floor (pgbench -M prepared) x{}: {} transactions = {:.0}/s; p50 {:.2} p95 {:.2} p99 \
+             {:.2} ms; pgbench CPU {:.3} ms/transaction; Postgres CPU {:.3} ms/transaction",
             self.clients,
-            self.creates,
+            self.transactions,
             self.tps,
             l.p50,
             l.p95,
             l.p99,
             self.cpu_ms_per_create(),
-            ticks_per(self.db_ticks, self.creates),
+            ticks_per(self.db_ticks, self.transactions),
         )
     }
 }
@@ -627,35 +661,58 @@ fn libpq_url(db_url: &str, port: Option<u16>) -> Result<String, BoxError> {
     Ok(url.into())
 }
 
-/// Runs pgbench with create-user's statements; `limit` is `-T seconds` or `-t transactions`.
+/// A pgbench script and the variables it runs with (`-D name=value`).
+struct Script {
+    /// Its file name in the run's scratch directory.
+    file: &'static str,
+    sql: &'static str,
+    vars: Vec<(&'static str, String)>,
+}
+
+impl Script {
+    /// create-user's statements for the example request.
+    fn create_floor() -> Script {
+        Script {
+            file: "create_user_floor.sql",
+            sql: FLOOR_SQL,
+            vars: vec![
+                ("sub", seed::ACME_ADMIN_SUB.to_string()),
+                (
+                    "pages",
+                    format!("{{{},{}}}", seed::PAGE_DASHBOARD, seed::PAGE_REPORTS),
+                ),
+            ],
+        }
+    }
+}
+
+/// Runs pgbench with `script`; `limit` is `-T seconds` or `-t transactions`.
 /// Returns pgbench's stdout and the CPU time it used (bash's `times` for its children).
 async fn pgbench(
     pgbench: &str,
     work: &Path,
     url: &str,
+    script: &Script,
     clients: usize,
     limit: &[String],
     log_prefix: Option<&Path>,
 ) -> Result<(String, f64), BoxError> {
-    let script = work.join("create_user_floor.sql");
-    std::fs::write(&script, FLOOR_SQL)?;
-    let pages = format!("pages={{{},{}}}", seed::PAGE_DASHBOARD, seed::PAGE_REPORTS);
-    let sub = format!("sub={}", seed::ACME_ADMIN_SUB);
+    let file = work.join(script.file);
+    std::fs::write(&file, script.sql)?;
     let mut args: Vec<String> = vec![
         "-n".into(),
         "-M".into(),
         "prepared".into(),
         "-f".into(),
-        script.display().to_string(),
+        file.display().to_string(),
         "-c".into(),
         clients.to_string(),
         "-j".into(),
         clients.min(2).to_string(),
-        "-D".into(),
-        sub,
-        "-D".into(),
-        pages,
     ];
+    for (name, value) in &script.vars {
+        args.extend(["-D".into(), format!("{name}={value}")]);
+    }
     args.extend(limit.iter().cloned());
     if let Some(prefix) = log_prefix {
         args.extend(["-l".into(), format!("--log-prefix={}", prefix.display())]);
@@ -687,15 +744,18 @@ fn bash_time(text: &str) -> f64 {
     minutes.parse::<f64>().unwrap_or(0.0) * 60.0 + seconds.parse::<f64>().unwrap_or(0.0)
 }
 
+/// The number after `prefix` in pgbench's output (of `1046/1046`, with `-t`, the first).
 fn pgbench_number(stdout: &str, prefix: &str) -> Option<f64> {
     stdout.lines().find_map(|l| {
         l.trim()
             .strip_prefix(prefix)
             .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.split('/').next())
             .and_then(|v| v.parse().ok())
     })
 }
 
+/// create-user's floor with `clients` clients for `seconds`, on a fresh database.
 async fn floor_run(
     postmaster: u32,
     clients: usize,
@@ -704,46 +764,83 @@ async fn floor_run(
     work: &Path,
 ) -> Result<FloorRun, BoxError> {
     let db = TestDb::create().await;
-    let url = libpq_url(&db.url, None)?;
-    let logs = work.join(format!("floor-{clients}"));
-    std::fs::create_dir_all(&logs)?;
-    let db_before = cluster_cpu_ticks(postmaster);
-    let (stdout, cpu_seconds) = pgbench(
-        pgbench_bin,
+    let limit = ["-T".into(), seconds.to_string()];
+    let floor = Floor {
+        postmaster,
+        pgbench: pgbench_bin,
         work,
-        &url,
-        clients,
-        &["-T".into(), seconds.to_string()],
-        Some(&logs.join("tx")),
-    )
-    .await?;
-    // pgbench's backends exit after it does; their CPU reaches the postmaster's cutime once
-    // it has reaped them.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let db_ticks = cluster_cpu_ticks(postmaster).saturating_sub(db_before);
-    let creates = pgbench_number(&stdout, "number of transactions actually processed:")
-        .ok_or_else(|| format!("no transaction count in pgbench's output:\n{stdout}"))?
-        as u64;
-    let tps = pgbench_number(&stdout, "tps =")
-        .ok_or_else(|| format!("no tps in pgbench's output:\n{stdout}"))?;
-    // Per-transaction log: client_id transaction_no time_us script_no epoch epoch_us.
-    let mut latencies = Vec::new();
-    for file in std::fs::read_dir(&logs)? {
-        let text = std::fs::read_to_string(file?.path())?;
-        for line in text.lines() {
-            if let Some(us) = line.split_whitespace().nth(2).and_then(|v| v.parse().ok()) {
-                latencies.push(Duration::from_micros(us));
+        url: &db.url,
+    };
+    floor
+        .run(
+            &Script::create_floor(),
+            clients,
+            &limit,
+            &format!("floor-{clients}"),
+        )
+        .await
+}
+
+/// Where floors run: pgbench, the scratch directory, the database.
+struct Floor<'a> {
+    postmaster: u32,
+    pgbench: &'a str,
+    work: &'a Path,
+    url: &'a str,
+}
+
+impl Floor<'_> {
+    /// `script` with `clients` clients until `limit`; `tag` names its log directory.
+    async fn run(
+        &self,
+        script: &Script,
+        clients: usize,
+        limit: &[String],
+        tag: &str,
+    ) -> Result<FloorRun, BoxError> {
+        let (postmaster, work) = (self.postmaster, self.work);
+        let url = libpq_url(self.url, None)?;
+        let logs = work.join(tag);
+        std::fs::create_dir_all(&logs)?;
+        let db_before = cluster_cpu_ticks(postmaster);
+        let (stdout, cpu_seconds) = pgbench(
+            self.pgbench,
+            work,
+            &url,
+            script,
+            clients,
+            limit,
+            Some(&logs.join("tx")),
+        )
+        .await?;
+        // pgbench's backends exit after it does; their CPU reaches the postmaster's cutime once
+        // it has reaped them.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let db_ticks = cluster_cpu_ticks(postmaster).saturating_sub(db_before);
+        let transactions = pgbench_number(&stdout, "number of transactions actually processed:")
+            .ok_or_else(|| format!("no transaction count in pgbench's output:\n{stdout}"))?
+            as u64;
+        let tps = pgbench_number(&stdout, "tps =")
+            .ok_or_else(|| format!("no tps in pgbench's output:\n{stdout}"))?;
+        // Per-transaction log: client_id transaction_no time_us script_no epoch epoch_us.
+        let mut latencies = Vec::new();
+        for file in std::fs::read_dir(&logs)? {
+            let text = std::fs::read_to_string(file?.path())?;
+            for line in text.lines() {
+                if let Some(us) = line.split_whitespace().nth(2).and_then(|v| v.parse().ok()) {
+                    latencies.push(Duration::from_micros(us));
+                }
             }
         }
+        Ok(FloorRun {
+            clients,
+            transactions,
+            tps,
+            latencies,
+            cpu_seconds,
+            db_ticks,
+        })
     }
-    Ok(FloorRun {
-        clients,
-        creates,
-        tps,
-        latencies,
-        cpu_seconds,
-        db_ticks,
-    })
 }
 
 /// What a relay saw on the database connections, per create.
@@ -754,7 +851,8 @@ struct WireCounts {
 }
 
 struct Wire {
-    creates: u64,
+    /// Requests (creates, or requests of one operation) counted.
+    requests: u64,
     round_trips: u64,
     statements: u64,
 }
@@ -763,17 +861,17 @@ impl std::fmt::Display for Wire {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:.2} round trips and {:.2} statements per create over {} creates",
-            self.per_create(self.round_trips),
-            self.per_create(self.statements),
-            self.creates
+            "{:.2} round trips and {:.2} statements per request over {} requests",
+            self.per_request(self.round_trips),
+            self.per_request(self.statements),
+            self.requests
         )
     }
 }
 
 impl Wire {
-    fn per_create(&self, count: u64) -> f64 {
-        count as f64 / self.creates.max(1) as f64
+    fn per_request(&self, count: u64) -> f64 {
+        count as f64 / self.requests.max(1) as f64
     }
 }
 
@@ -919,7 +1017,7 @@ async fn binary_wire(
     let after = counts.read();
     instance.stop().await;
     Ok(Wire {
-        creates: WIRE_CREATES,
+        requests: WIRE_CREATES,
         round_trips: after.0 - before.0,
         statements: after.1 - before.1,
     })
@@ -935,6 +1033,7 @@ async fn floor_wire(pgbench_bin: &str, work: &Path) -> Result<Wire, BoxError> {
         pgbench_bin,
         work,
         &url,
+        &Script::create_floor(),
         1,
         &["-t".into(), WIRE_CREATES.to_string()],
         None,
@@ -942,7 +1041,7 @@ async fn floor_wire(pgbench_bin: &str, work: &Path) -> Result<Wire, BoxError> {
     .await?;
     let (round_trips, statements) = counts.read();
     Ok(Wire {
-        creates: WIRE_CREATES,
+        requests: WIRE_CREATES,
         round_trips,
         statements,
     })
@@ -1021,6 +1120,904 @@ async fn coldstart_run() -> Result<Vec<String>, BoxError> {
     Ok(lines)
 }
 
+// --- The rest of the admin API: read, list, update, deactivate, reactivate, delete ---------
+
+/// Users in the list's tenant (Acme) besides the seed's, unless BENCH_LIST_USERS says.
+const LIST_USERS: &str = "100000";
+/// The page the admin panel asks for; the binary reads one row more.
+const LIST_LIMIT: usize = 50;
+/// The deep page starts after this many users (after half the tenant, if it has fewer).
+const LIST_DEEP: i64 = 50_000;
+/// Requests of each operation counted through the relay.
+const WIRE_REQUESTS: usize = 200;
+/// Users in the pool per second of a run: more than either side deactivates or deletes in it
+/// (the delete floor has done 3,000 a second).
+const POOL_PER_SECOND: u64 = 5_000;
+/// Pool user k's id is this followed by k in 12 digits; the floors build it so.
+const POOL_ID_PREFIX: &str = "f0000000-0000-4000-8000-";
+/// How the floors write pool user k's id (`:k` is their pgbench variable).
+const FLOOR_USER_ID: &str = "('f0000000-0000-4000-8000-' || lpad(:k::text, 12, '0'))::uuid";
+/// The intent's Auth0 id in the floors.
+const FLOOR_AUTH0_ID: &str = "auth0|bench";
+const USERS_PATH: &str = "/api/direct-users";
+/// From tests/fixtures/seed.sql: Globex's admin (who acts on the pool) and the businesses.
+const GLOBEX_ADMIN_ID: &str = "a0000000-0000-4000-8000-000000000005";
+const ACME_BUSINESS: &str = "b0000000-0000-4000-8000-00000000000a";
+const GLOBEX_BUSINESS: &str = "b0000000-0000-4000-8000-00000000000b";
+
+/// The operations measured, in the order they run (each leaves the users the next one needs).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Op {
+    ListFirst,
+    ListDeep,
+    Get,
+    Update,
+    Deactivate,
+    Reactivate,
+    Delete,
+}
+
+impl Op {
+    const ALL: [Op; 7] = [
+        Op::ListFirst,
+        Op::ListDeep,
+        Op::Get,
+        Op::Update,
+        Op::Deactivate,
+        Op::Reactivate,
+        Op::Delete,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Op::ListFirst => "list, first page",
+            Op::ListDeep => "list, a page deep in the cursor",
+            Op::Get => "get",
+            Op::Update => "update (role)",
+            Op::Deactivate => "deactivate",
+            Op::Reactivate => "reactivate",
+            Op::Delete => "delete",
+        }
+    }
+
+    fn is_list(self) -> bool {
+        matches!(self, Op::ListFirst | Op::ListDeep)
+    }
+
+    /// The most Auth0 calls the operation may make (issue #24).
+    fn auth0_at_most(self) -> f64 {
+        match self {
+            Op::ListFirst | Op::ListDeep | Op::Get => 0.0,
+            Op::Update | Op::Reactivate => 1.0,
+            Op::Deactivate => 3.0,
+            Op::Delete => 2.0,
+        }
+    }
+
+    /// The factor on the floor (plus the doubles' time) the p50 is to stay within.
+    fn target_factor(self) -> f64 {
+        if self.is_list() { 1.5 } else { 1.3 }
+    }
+
+    /// Its floor's script file (tests/bench/) and text.
+    fn floor_sql(self) -> (&'static str, &'static str) {
+        match self {
+            Op::ListFirst => (
+                "list_users_floor.sql",
+                include_str!("../../bench/list_users_floor.sql"),
+            ),
+            Op::ListDeep => (
+                "list_users_cursor_floor.sql",
+                include_str!("../../bench/list_users_cursor_floor.sql"),
+            ),
+            Op::Get => (
+                "get_user_floor.sql",
+                include_str!("../../bench/get_user_floor.sql"),
+            ),
+            Op::Update => (
+                "update_user_floor.sql",
+                include_str!("../../bench/update_user_floor.sql"),
+            ),
+            Op::Deactivate => (
+                "deactivate_user_floor.sql",
+                include_str!("../../bench/deactivate_user_floor.sql"),
+            ),
+            Op::Reactivate => (
+                "reactivate_user_floor.sql",
+                include_str!("../../bench/reactivate_user_floor.sql"),
+            ),
+            Op::Delete => (
+                "delete_user_floor.sql",
+                include_str!("../../bench/delete_user_floor.sql"),
+            ),
+        }
+    }
+
+    /// The statements create-user sends for the operation (shared's SQL), each with its
+    /// parameters `$1, $2, …` as the floor writes them: what the floor must contain.
+    fn statements(self) -> Vec<(&'static str, String, Vec<String>)> {
+        use shared::db::{intents, user_views, users};
+        let id = || FLOOR_USER_ID.to_string();
+        let caller = (
+            "users::FIND_CALLER",
+            users::FIND_CALLER.to_string(),
+            vec![":sub".into()],
+        );
+        let lock = (
+            "users::LOCK_BY_ID",
+            users::LOCK_BY_ID.to_string(),
+            vec![id()],
+        );
+        let view = ("user_views::by_id_sql", user_views::by_id_sql(), vec![id()]);
+        let unintent = ("intents::DELETE", intents::DELETE.to_string(), vec![id()]);
+        let intent = |name: &str| {
+            let params = vec![
+                id(),
+                ":tenant".into(),
+                ":auth0_id".into(),
+                format!("'{name}'"),
+                "gen_random_uuid()".into(),
+            ];
+            ("intents::INSERT", intents::INSERT.to_string(), params)
+        };
+        let list = |after: bool| {
+            let query = user_views::ListQuery {
+                status: None,
+                email_prefix: None,
+                after: after.then(|| {
+                    (
+                        chrono::Utc::now(),
+                        shared::domain::UserId::new(uuid::Uuid::nil()),
+                    )
+                }),
+                limit: LIST_LIMIT + 1,
+            };
+            let params: Vec<String> = if after {
+                vec![
+                    ":tenant".into(),
+                    ":at".into(),
+                    ":after".into(),
+                    ":limit".into(),
+                ]
+            } else {
+                vec![":tenant".into(), ":limit".into()]
+            };
+            ("user_views::list_sql", user_views::list_sql(&query), params)
+        };
+        match self {
+            Op::ListFirst => vec![list(false)],
+            Op::ListDeep => vec![list(true)],
+            Op::Get => vec![caller, view],
+            Op::Update => vec![
+                caller,
+                lock,
+                intent("update"),
+                (
+                    "users::SET_ROLE",
+                    users::SET_ROLE.to_string(),
+                    vec![id(), ":role".into()],
+                ),
+                view,
+                unintent,
+            ],
+            Op::Deactivate => vec![
+                caller,
+                lock,
+                intent("deactivate"),
+                (
+                    "users::DEACTIVATE",
+                    users::DEACTIVATE.to_string(),
+                    vec![id()],
+                ),
+                view,
+                unintent,
+            ],
+            Op::Reactivate => vec![
+                caller,
+                lock,
+                intent("reactivate"),
+                (
+                    "users::REACTIVATE",
+                    users::REACTIVATE.to_string(),
+                    vec![id()],
+                ),
+                view,
+                unintent,
+            ],
+            Op::Delete => vec![
+                caller,
+                lock,
+                intent("delete"),
+                ("users::DELETE", users::DELETE.to_string(), vec![id()]),
+                unintent,
+            ],
+        }
+    }
+
+    /// The statements of shared's the floor no longer sends as create-user does (whitespace
+    /// aside): a floor to bring up to date.
+    fn floor_drift(self) -> Vec<&'static str> {
+        let squeeze = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let floor = squeeze(self.floor_sql().1);
+        self.statements()
+            .into_iter()
+            .filter(|(_, sql, params)| {
+                let mut sql = sql.clone();
+                // From the highest: `$1` would also match the start of `$10`.
+                for (i, param) in params.iter().enumerate().rev() {
+                    sql = sql.replace(&format!("${}", i + 1), param);
+                }
+                !floor.contains(&squeeze(&sql))
+            })
+            .map(|(name, _, _)| name)
+            .collect()
+    }
+
+    /// How many statements the floor sends for one request (one round trip each).
+    fn floor_statements(self) -> usize {
+        self.floor_sql()
+            .1
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--") && l.trim_end().ends_with(';'))
+            .count()
+    }
+}
+
+/// Pool user k's id.
+fn pool_id(k: u64) -> String {
+    format!("{POOL_ID_PREFIX}{k:012}")
+}
+
+/// The next number from `counter` (1, 2, 3, …) while it stays within `limit`.
+fn take(counter: &AtomicU64, limit: u64) -> Option<u64> {
+    counter
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < limit).then_some(n + 1)
+        })
+        .ok()
+        .map(|n| n + 1)
+}
+
+/// Which users the requests act on, across the instances that send them (the relay's, then
+/// the measured one): each deactivate, reactivate and delete on a user in the state it
+/// changes, each update a new role.
+struct Pool {
+    size: u64,
+    reads: AtomicU64,
+    updates: AtomicU64,
+    /// Users 1, 2, 3, … deactivated so far, then reactivated.
+    deactivated: AtomicU64,
+    reactivated: AtomicU64,
+    /// Users deleted so far, from the top of the pool down.
+    deleted: AtomicU64,
+}
+
+/// One request of an operation, and what its answer must say.
+struct Request {
+    event: Value,
+    expect: Expect,
+}
+
+/// What an answer must say besides its status: the user's id and role.
+struct Expect {
+    user: Option<String>,
+    role: Option<&'static str>,
+}
+
+/// What the requests need: the pool and the deep page's cursor.
+struct Requests {
+    pool: Pool,
+    deep_cursor: String,
+}
+
+impl Requests {
+    /// The next request of `op`, or `None` when the pool has no user left for it.
+    fn next(&self, op: Op) -> Option<Request> {
+        let pool = &self.pool;
+        let size = pool.size;
+        let mut role = None;
+        let k = match op {
+            Op::ListFirst | Op::ListDeep => {
+                let mut query = vec![("limit", LIST_LIMIT.to_string())];
+                if op == Op::ListDeep {
+                    query.push(("cursor", self.deep_cursor.clone()));
+                }
+                let mut event = api_event("GET", USERS_PATH, Some(seed::ACME_ADMIN_SUB), None);
+                let raw: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                event["rawQueryString"] = json!(raw.join("&"));
+                event["queryStringParameters"] = query
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), json!(v)))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into();
+                let expect = Expect {
+                    user: None,
+                    role: None,
+                };
+                return Some(Request { event, expect });
+            }
+            Op::Get => pool.reads.fetch_add(1, Ordering::Relaxed) % size + 1,
+            Op::Update => {
+                // Seeded USER: every pass over the pool flips each user's role.
+                let i = pool.updates.fetch_add(1, Ordering::Relaxed);
+                role = Some(if (i / size).is_multiple_of(2) {
+                    "ADMIN"
+                } else {
+                    "USER"
+                });
+                i % size + 1
+            }
+            Op::Deactivate => take(&pool.deactivated, size)?,
+            Op::Reactivate => take(&pool.reactivated, pool.deactivated.load(Ordering::Relaxed))?,
+            Op::Delete => size + 1 - take(&pool.deleted, size)?,
+        };
+        let id = pool_id(k);
+        let path = format!("{USERS_PATH}/{id}");
+        let (method, path, body) = match op {
+            Op::Get => ("GET", path, None),
+            Op::Update => ("PATCH", path, Some(json!({ "role": role }).to_string())),
+            Op::Deactivate => ("POST", format!("{path}/deactivate"), None),
+            Op::Reactivate => ("POST", format!("{path}/reactivate"), None),
+            _ => ("DELETE", path, None),
+        };
+        let event = api_event(method, &path, Some(seed::GLOBEX_ADMIN_SUB), body.as_deref());
+        let expect = Expect {
+            user: Some(id),
+            role,
+        };
+        Some(Request { event, expect })
+    }
+}
+
+/// Whether an answer to a request of `op` says what it should.
+fn check_answer(op: Op, expect: &Expect, raw: &Value) -> Result<(), String> {
+    let body: Value = raw["body"]
+        .as_str()
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    let ok = match op {
+        Op::ListFirst | Op::ListDeep => {
+            body["users"].as_array().map(Vec::len) == Some(LIST_LIMIT)
+                && body["nextCursor"].is_string()
+        }
+        Op::Delete => body["deleted"] == json!(true),
+        _ => {
+            let user = body["id"].as_str() == expect.user.as_deref();
+            user && match op {
+                Op::Update => body["role"].as_str() == expect.role,
+                Op::Deactivate => body["isActive"] == json!(false),
+                Op::Reactivate => body["isActive"] == json!(true),
+                _ => true,
+            }
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{}: unexpected answer {body}", op.name()))
+    }
+}
+
+/// Requests of `op` on `instance`, one after another, until `count` were made or `until`
+/// passed (whichever is given) or the pool has no user left for it.
+async fn send(
+    instance: &Instance,
+    requests: &Requests,
+    op: Op,
+    count: Option<usize>,
+    until: Option<Instant>,
+    check: bool,
+) -> (Vec<Duration>, usize) {
+    let (mut latencies, mut errors) = (Vec::new(), 0usize);
+    while count.is_none_or(|n| latencies.len() + errors < n)
+        && until.is_none_or(|until| Instant::now() < until)
+    {
+        let Some(Request { event, expect }) = requests.next(op) else {
+            break;
+        };
+        let answer = instance.call(event, 200).await;
+        let answer = answer.and_then(|(took, raw)| {
+            if check {
+                check_answer(op, &expect, &raw)?;
+            }
+            Ok(took)
+        });
+        match answer {
+            Ok(took) => latencies.push(took),
+            Err(err) => {
+                if errors == 0 {
+                    eprintln!("{}: {err}", op.name());
+                }
+                errors += 1;
+            }
+        }
+    }
+    (latencies, errors)
+}
+
+/// Every Management API call the double answered so far (the token endpoint is not one).
+fn management_calls(auth0: &testkit::doubles::Auth0Double) -> usize {
+    testkit::doubles::AUTH0_OPS
+        .iter()
+        .filter(|op| **op != "token")
+        .map(|op| auth0.calls(op))
+        .sum()
+}
+
+/// Invocations that need neither Postgres nor Auth0.
+struct IdleRun {
+    requests: usize,
+    latencies: Vec<Duration>,
+    cpu_ticks: u64,
+}
+
+/// What an invocation costs when it needs neither Postgres nor Auth0: a GET of a user whose
+/// id is no id, answered 404 before any I/O, for `seconds` after a warm-up. No floor holds it.
+async fn idle_run(
+    binary: &Path,
+    vars: &HashMap<String, String>,
+    seconds: u64,
+) -> Result<IdleRun, BoxError> {
+    let (instance, _) = Instance::start(binary, vars).await?;
+    let event = || {
+        let path = format!("{USERS_PATH}/no-such-id");
+        api_event("GET", &path, Some(seed::GLOBEX_ADMIN_SUB), None)
+    };
+    for _ in 0..WARM_UP {
+        instance.call(event(), 404).await?;
+    }
+    let cpu_before = cpu_ticks(instance.pid);
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let mut latencies = Vec::new();
+    while Instant::now() < until {
+        latencies.push(instance.call(event(), 404).await?.0);
+    }
+    let cpu_ticks = cpu_ticks(instance.pid) - cpu_before;
+    instance.stop().await;
+    Ok(IdleRun {
+        requests: latencies.len(),
+        latencies,
+        cpu_ticks,
+    })
+}
+
+/// What the lifecycle part runs with.
+struct LifecycleSettings {
+    postmaster: u32,
+    seconds: u64,
+    list_users: i64,
+    binary: PathBuf,
+    log_level: String,
+    pgbench: String,
+    work: PathBuf,
+}
+
+/// One operation: the binary's run, what it sent, and its floor.
+struct OpRun {
+    op: Op,
+    requests: usize,
+    errors: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    /// Management API calls the double counted during the run.
+    auth0_calls: usize,
+    cpu_ticks: u64,
+    peak_rss_kib: u64,
+    wire: Wire,
+    /// The operation's Auth0 calls made from this process after the run.
+    doubles: Vec<Duration>,
+    floor: FloorRun,
+}
+
+impl OpRun {
+    fn per_sec(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn auth0_per_request(&self) -> f64 {
+        self.auth0_calls as f64 / self.requests.max(1) as f64
+    }
+
+    fn target_ms(&self) -> f64 {
+        let doubles = Stats::of(&self.doubles).p50;
+        self.op.target_factor() * (Stats::of(&self.floor.latencies).p50 + doubles)
+    }
+
+    fn met(&self) -> bool {
+        Stats::of(&self.latencies).p50 <= self.target_ms()
+    }
+}
+
+impl std::fmt::Display for OpRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (l, floor) = (Stats::of(&self.latencies), Stats::of(&self.floor.latencies));
+        write!(
+            f,
+            "{}: {} requests ({} errors) in {:.1} s = {:.0}/s; p50 {:.2} p99 {:.2} ms; floor p50 \
+             {:.2} ms ({:.0}/s); doubles p50 {:.2} ms; target {:.2} ms; {} round trips, {} \
+             statements, {:.2} Auth0 calls per request; CPU {:.3} ms/request; peak RSS {:.1} MiB",
+            self.op.name(),
+            self.requests,
+            self.errors,
+            self.elapsed.as_secs_f64(),
+            self.per_sec(),
+            l.p50,
+            l.p99,
+            floor.p50,
+            self.floor.tps,
+            Stats::of(&self.doubles).p50,
+            self.target_ms(),
+            self.wire.per_request(self.wire.round_trips),
+            self.wire.per_request(self.wire.statements),
+            self.auth0_per_request(),
+            ticks_per(self.cpu_ticks, self.requests as u64),
+            self.peak_rss_kib as f64 / 1024.0,
+        )
+    }
+}
+
+/// The lifecycle part of a run.
+struct LifecycleRun {
+    seconds: u64,
+    list_users: i64,
+    /// The list's tenant's users: the seed's and the bench's.
+    tenant_users: i64,
+    idle: IdleRun,
+    deep_after: i64,
+    pool: u64,
+    load: String,
+    rows: Vec<OpRun>,
+    /// Floors that no longer send shared's statements, and which.
+    drift: Vec<(Op, Vec<&'static str>)>,
+    /// Floors that went past the end of the pool.
+    warnings: Vec<String>,
+}
+
+/// The users the operations act on, in one database: `list_users` in Acme for the list,
+/// created a second apart, and the pool in Globex, `subs[k - 1]` being user k's Auth0 id;
+/// each user with an employee and two page permissions, as create-user makes them, and set up.
+async fn seed_users(url: &str, list_users: i64, subs: &[String]) -> Result<(), BoxError> {
+    let sql = testkit::harness::connect(url).await;
+    let uuid = |text: &str| uuid::Uuid::parse_str(text);
+    let pages = vec![uuid(seed::PAGE_DASHBOARD)?, uuid(seed::PAGE_REPORTS)?];
+    let rows = |source: &str| {
+        format!(
+            "WITH u AS (
+               INSERT INTO users (id, tenant_id, business_id, email, role, auth0_sub, created_by,
+                                  created_at, updated_at, setup_completed_at)
+               SELECT s.id, $1, $2, s.email, 'USER', s.sub, $3, s.at, s.at, s.at FROM ({source}) s
+               RETURNING id, tenant_id, business_id, email),
+             e AS (
+               INSERT INTO employees (tenant_id, business_id, user_id, first_name, last_name, email,
+                                      department, job_title, employment_type)
+               SELECT tenant_id, business_id, id, 'Lee', 'Bench', email, 'Sales',
+                      'Account Executive', 'FULL_TIME' FROM u)
+             INSERT INTO user_page_access (user_id, page_id, can_read, can_write)
+             SELECT u.id, p.id, true, p.n = 2 FROM u, unnest($4::uuid[]) WITH ORDINALITY AS p(id, n)"
+        )
+    };
+    sql.execute(
+        &rows(
+            "SELECT ('d0000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid AS id,
+                    'list' || g || '@bench.test' AS email, 'auth0|list' || g AS sub,
+                    timestamptz '2026-01-01 00:00:00+00' - make_interval(secs => g) AS at
+               FROM generate_series(1, $5::bigint) g",
+        ),
+        &[
+            &uuid(seed::ACME)?,
+            &uuid(ACME_BUSINESS)?,
+            &uuid(seed::ACME_ADMIN_ID)?,
+            &pages,
+            &list_users,
+        ],
+    )
+    .await?;
+    sql.execute(
+        &rows(&format!(
+            "SELECT ('{POOL_ID_PREFIX}' || lpad(a.k::text, 12, '0'))::uuid AS id,
+                    'pool' || a.k || '@bench.test' AS email, a.sub,
+                    timestamptz '2025-06-01 00:00:00+00' - make_interval(secs => a.k) AS at
+               FROM unnest($5::text[]) WITH ORDINALITY AS a(sub, k)"
+        )),
+        &[
+            &uuid(seed::GLOBEX)?,
+            &uuid(GLOBEX_BUSINESS)?,
+            &uuid(GLOBEX_ADMIN_ID)?,
+            &pages,
+            &subs,
+        ],
+    )
+    .await?;
+    sql.batch_execute("VACUUM ANALYZE").await?;
+    Ok(())
+}
+
+/// The user the deep page starts after: the `after`-th of Acme's list, newest first.
+async fn deep_cursor_row(
+    url: &str,
+    after: i64,
+) -> Result<(chrono::DateTime<chrono::Utc>, uuid::Uuid), BoxError> {
+    let sql = testkit::harness::connect(url).await;
+    let row = sql
+        .query_one(
+            "SELECT created_at, id FROM users
+              WHERE tenant_id = $1 AND auth0_sub NOT LIKE 'pending\\_%'
+              ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT 1",
+            &[&uuid::Uuid::parse_str(seed::ACME)?, &(after - 1)],
+        )
+        .await?;
+    Ok((row.try_get(0)?, row.try_get(1)?))
+}
+
+/// The Auth0 calls an operation makes, made from this process with the project's client
+/// against the double as the run left it, on users of their own.
+async fn lifecycle_doubles_time(stack: &TestStack, op: Op) -> Result<Vec<Duration>, BoxError> {
+    use shared::auth0::{Budget, UserPatch};
+    if op.auth0_at_most() == 0.0 {
+        return Ok(Vec::new());
+    }
+    let auth0 = &stack.state.auth0;
+    let mut samples = Vec::with_capacity(DOUBLE_CALLS);
+    for i in 0..DOUBLE_CALLS {
+        let tags = OwnershipTags {
+            tenant_id: shared::domain::TenantId::parse(seed::GLOBEX)?,
+            role: Role::User,
+            db_user_id: shared::domain::UserId::new(uuid::Uuid::new_v4()),
+        };
+        let email = format!("spare-{op:?}-{i}@bench.test").to_lowercase();
+        let id = stack
+            .auth0
+            .insert_user(&email, serde_json::to_value(&tags)?);
+        let id = shared::domain::Auth0UserId::parse(&id)?;
+        let deadline = Deadline::after(Duration::from_secs(20));
+        let (id, deadline) = (&id, &deadline);
+        let patch = |patch: UserPatch| async move {
+            auth0
+                .update_user(id, &patch, Budget::Work, deadline)
+                .await
+                .map(drop)
+        };
+        let started = Instant::now();
+        match op {
+            Op::Update => patch(UserPatch::role(Role::Admin)).await?,
+            Op::Deactivate => {
+                patch(UserPatch::blocked(true)).await?;
+                auth0.revoke_sessions(id, Budget::Work, deadline).await?;
+                auth0
+                    .revoke_refresh_tokens(id, Budget::Work, deadline)
+                    .await?;
+            }
+            Op::Reactivate => patch(UserPatch::blocked(false)).await?,
+            Op::Delete => {
+                patch(UserPatch::blocked(true)).await?;
+                auth0.delete_user(id, deadline).await?;
+            }
+            Op::ListFirst | Op::ListDeep | Op::Get => {}
+        }
+        samples.push(started.elapsed());
+    }
+    Ok(samples)
+}
+
+/// Every operation of the admin API but create, at one instance, against its floor (one
+/// pgbench client), in one run: the binary on one database, the floors on another seeded alike.
+async fn lifecycle_run(settings: LifecycleSettings) -> Result<LifecycleRun, BoxError> {
+    let LifecycleSettings {
+        postmaster,
+        seconds,
+        list_users,
+        ref binary,
+        ref log_level,
+        ref pgbench,
+        ref work,
+    } = settings;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let pool = (POOL_PER_SECOND * seconds).max(2_000);
+    let deep_after = LIST_DEEP.min(list_users / 2).max(1);
+
+    let seeding = Instant::now();
+    let stack = fresh_stack().await?;
+    let floor_db = TestDb::create().await;
+    // The pool's Auth0 users, tagged as create-user tags them.
+    let globex = shared::domain::TenantId::parse(seed::GLOBEX)?;
+    let mut subs = Vec::with_capacity(pool as usize);
+    for k in 1..=pool {
+        let tags = OwnershipTags {
+            tenant_id: globex,
+            role: Role::User,
+            db_user_id: shared::domain::UserId::parse(&pool_id(k))?,
+        };
+        let email = format!("pool{k}@bench.test");
+        subs.push(
+            stack
+                .auth0
+                .insert_user(&email, serde_json::to_value(&tags)?),
+        );
+    }
+    let floor_subs: Vec<String> = (1..=pool).map(|k| format!("auth0|pool{k}")).collect();
+    let (seeded, floor_seeded) = tokio::join!(
+        seed_users(&stack.db.url, list_users, &subs),
+        seed_users(&floor_db.url, list_users, &floor_subs)
+    );
+    seeded?;
+    floor_seeded?;
+    println!(
+        "lifecycle: seeded {list_users} users in Acme and a pool of {pool} in Globex, in each of \
+         two databases, in {:.1} s",
+        seeding.elapsed().as_secs_f64()
+    );
+    let tenant_users: i64 = testkit::harness::connect(&stack.db.url)
+        .await
+        .query_one(
+            "SELECT count(*) FROM users WHERE tenant_id = $1 AND auth0_sub NOT LIKE 'pending\\_%'",
+            &[&uuid::Uuid::parse_str(seed::ACME)?],
+        )
+        .await?
+        .get(0);
+    let (at, after) = deep_cursor_row(&stack.db.url, deep_after).await?;
+    let requests = Requests {
+        pool: Pool {
+            size: pool,
+            reads: AtomicU64::new(0),
+            updates: AtomicU64::new(0),
+            deactivated: AtomicU64::new(0),
+            reactivated: AtomicU64::new(0),
+            deleted: AtomicU64::new(0),
+        },
+        deep_cursor: shared::admin_api::request::encode_cursor(
+            at,
+            shared::domain::UserId::new(after),
+        ),
+    };
+    let (floor_at, floor_after) = deep_cursor_row(&floor_db.url, deep_after).await?;
+    let floor = Floor {
+        postmaster,
+        pgbench,
+        work,
+        url: &floor_db.url,
+    };
+
+    let vars = app_vars(&stack, log_level);
+    let mut relayed = vars.clone();
+    let counts = Arc::new(WireCounts::default());
+    let port = start_relay(upstream_of(&stack.db.url)?, counts.clone()).await?;
+    let mut url = url::Url::parse(&stack.db.url)?;
+    url.set_port(Some(port))
+        .map_err(|_| "cannot set the port")?;
+    relayed.insert("DATABASE_URL".into(), url.into());
+
+    let drift: Vec<(Op, Vec<&'static str>)> = Op::ALL
+        .iter()
+        .map(|op| (*op, op.floor_drift()))
+        .filter(|(_, missing)| !missing.is_empty())
+        .collect();
+    for (op, missing) in &drift {
+        eprintln!(
+            "warning: the floor of {} does not send shared's {} as create-user does",
+            op.name(),
+            missing.join(", ")
+        );
+    }
+    let idle = idle_run(binary, &vars, seconds).await?;
+    println!(
+        "an answer without I/O: {} requests; p50 {:.2} p99 {:.2} ms; CPU {:.3} ms/request",
+        idle.requests,
+        Stats::of(&idle.latencies).p50,
+        Stats::of(&idle.latencies).p99,
+        ticks_per(idle.cpu_ticks, idle.requests as u64)
+    );
+    let mut rows = Vec::new();
+    let mut warnings = Vec::new();
+    let mut floor_deactivated = 0;
+    for op in Op::ALL {
+        // What it sends: through the relay, after a warm-up.
+        let (instance, _) = Instance::start(binary, &relayed).await?;
+        send(&instance, &requests, op, Some(WARM_UP), None, true).await;
+        let before = counts.read();
+        let (counted, _) = send(&instance, &requests, op, Some(WIRE_REQUESTS), None, false).await;
+        let after = counts.read();
+        instance.stop().await;
+        let wire = Wire {
+            requests: counted.len() as u64,
+            round_trips: after.0 - before.0,
+            statements: after.1 - before.1,
+        };
+
+        // Its run: a fresh instance, warmed up, for `seconds` (or until no user is left).
+        let (instance, _) = Instance::start(binary, &vars).await?;
+        let (_, warm_up_errors) = send(&instance, &requests, op, Some(WARM_UP), None, true).await;
+        if warm_up_errors > 0 {
+            return Err(format!("{}: the warm-up failed", op.name()).into());
+        }
+        let calls_before = management_calls(&stack.auth0);
+        let cpu_before = cpu_ticks(instance.pid);
+        let started = Instant::now();
+        let until = started + Duration::from_secs(seconds);
+        let (latencies, errors) = send(&instance, &requests, op, None, Some(until), false).await;
+        let elapsed = started.elapsed();
+        let cpu = cpu_ticks(instance.pid) - cpu_before;
+        let auth0_calls = management_calls(&stack.auth0) - calls_before;
+        let peak_rss_kib = peak_rss_kib(instance.pid);
+        instance.stop().await;
+        let doubles = lifecycle_doubles_time(&stack, op).await?;
+
+        // Its floor, on the other database: as long, or (reactivate) once for every user the
+        // deactivate floor deactivated.
+        let (file, sql) = op.floor_sql();
+        let vars: Vec<(&'static str, String)> = if op.is_list() {
+            vec![
+                ("tenant", seed::ACME.to_string()),
+                ("limit", (LIST_LIMIT + 1).to_string()),
+                (
+                    "at",
+                    floor_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                ),
+                ("after", floor_after.to_string()),
+            ]
+        } else {
+            vec![
+                ("sub", seed::GLOBEX_ADMIN_SUB.to_string()),
+                ("tenant", seed::GLOBEX.to_string()),
+                ("auth0_id", FLOOR_AUTH0_ID.to_string()),
+                ("pool", pool.to_string()),
+                ("n", "0".to_string()),
+                ("role", "ADMIN".to_string()),
+            ]
+        };
+        let script = Script { file, sql, vars };
+        let limit = match op {
+            Op::Reactivate => ["-t".into(), floor_deactivated.max(1).to_string()],
+            _ => ["-T".into(), seconds.to_string()],
+        };
+        let floor_run = floor
+            .run(&script, 1, &limit, &format!("floor-{op:?}"))
+            .await?;
+        if op == Op::Deactivate {
+            floor_deactivated = floor_run.transactions;
+        }
+        if matches!(op, Op::Deactivate | Op::Delete) && floor_run.transactions > pool {
+            warnings.push(format!(
+                "the {} floor went through the pool ({} transactions, {pool} users): its last \
+                 ones found no user",
+                op.name(),
+                floor_run.transactions
+            ));
+        }
+        let row = OpRun {
+            op,
+            requests: latencies.len(),
+            errors,
+            elapsed,
+            latencies,
+            auth0_calls,
+            cpu_ticks: cpu,
+            peak_rss_kib,
+            wire,
+            doubles,
+            floor: floor_run,
+        };
+        println!("{row}");
+        rows.push(row);
+    }
+    Ok(LifecycleRun {
+        seconds,
+        list_users,
+        tenant_users,
+        idle,
+        deep_after,
+        pool,
+        load,
+        rows,
+        drift,
+        warnings,
+    })
+}
+
 async fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
@@ -1087,19 +2084,16 @@ fn binary_sizes() -> String {
     text
 }
 
-#[allow(clippy::too_many_arguments)]
-fn render(
+/// create-user at 1, 8 and 32 instances against its floor, and what goes with it.
+fn render_creates(
+    t: &mut String,
     machine: &str,
     seconds: u64,
     log_level: &str,
     rows: &[(BinaryRun, FloorRun)],
     wire: &Wire,
     floor_wire: &Wire,
-    cleanup: &Option<String>,
-    sweep: &[String],
-    coldstart: &[String],
-) -> String {
-    let mut t = String::new();
+) {
     let ms = |d: &[Duration]| Stats::of(d);
     let _ = writeln!(
         t,
@@ -1157,7 +2151,7 @@ fn render(
             ticks_per(run.driver_ticks, n),
             ticks_per(run.db_ticks, n),
         );
-        let floor_db = ticks_per(floor.db_ticks, floor.creates);
+        let floor_db = ticks_per(floor.db_ticks, floor.transactions);
         let _ = writeln!(
             t,
             "| {} | {binary:.3} | {driver:.3} | {db:.3} | {:.3} | {:.3} | {floor_db:.3} | {:.3} |",
@@ -1193,11 +2187,11 @@ fn render(
          client messages sent after an answer, a statement an Execute or a simple Query): \
          create-user {:.2} round trips and {:.2} statements per create; the floor {:.2} and \
          {:.2} (over {} creates each; the floor's count includes its connection set-up).\n",
-        wire.per_create(wire.round_trips),
-        wire.per_create(wire.statements),
-        floor_wire.per_create(floor_wire.round_trips),
-        floor_wire.per_create(floor_wire.statements),
-        wire.creates
+        wire.per_request(wire.round_trips),
+        wire.per_request(wire.statements),
+        floor_wire.per_request(floor_wire.round_trips),
+        floor_wire.per_request(floor_wire.statements),
+        wire.requests
     );
     let cold: Vec<Duration> = rows
         .iter()
@@ -1239,6 +2233,43 @@ fn render(
             verdict(cpu < 0.7)
         );
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render(
+    machine: &str,
+    seconds: u64,
+    log_level: &str,
+    rows: &[(BinaryRun, FloorRun)],
+    wires: Option<&(Wire, Wire)>,
+    lifecycle: Option<&LifecycleRun>,
+    cleanup: &Option<String>,
+    sweep: &[String],
+    coldstart: &[String],
+) -> String {
+    let mut t = String::new();
+    match wires {
+        Some((wire, floor_wire)) if !rows.is_empty() => {
+            render_creates(&mut t, machine, seconds, log_level, rows, wire, floor_wire);
+        }
+        _ => {
+            let _ = writeln!(
+                t,
+                "Measured by `make bench` on {}: {machine}. create-user's rows: skipped \
+                 (`BENCH_INSTANCES=0`).\n",
+                chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+            );
+        }
+    }
+    match lifecycle {
+        Some(lifecycle) => render_lifecycle(&mut t, lifecycle),
+        None => {
+            let _ = writeln!(
+                t,
+                "The rest of the admin API: skipped (`BENCH_LIFECYCLE=0`).\n"
+            );
+        }
+    }
     for line in coldstart {
         let _ = writeln!(t, "- cold start, `coldstart` (15 starts each): {line}");
     }
@@ -1267,6 +2298,172 @@ fn render(
         );
     }
     t
+}
+
+/// The rest of the admin API against its floors.
+fn render_lifecycle(t: &mut String, run: &LifecycleRun) {
+    let ms = |d: &[Duration]| Stats::of(d);
+    let _ = writeln!(
+        t,
+        "The rest of the admin API, at one instance (load average before it {}). Each \
+         operation runs for {} s after {WARM_UP} requests of warm-up (reactivate: once for each \
+         user deactivate deactivated), then its floor for as long with one pgbench client on a \
+         database seeded alike: Acme has {} users more, for the list; Globex a pool of {} that \
+         its admin reads, makes ADMIN, deactivates, reactivates and deletes, each with an \
+         employee, two page permissions and its Auth0 user in the double. Target: p50 within \
+         1.3 × (floor p50 + the doubles' p50 for the operation's Auth0 calls).\n",
+        run.load, run.seconds, run.list_users, run.pool
+    );
+    let _ = writeln!(
+        t,
+        "| operation | requests/s | p50 ms | p99 ms | floor p50 ms | doubles p50 ms | target ms \
+         | met | round trips | statements (floor's) | Auth0 calls (at most) | CPU ms per \
+         request | peak RSS |"
+    );
+    let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    for row in run.rows.iter().filter(|r| !r.op.is_list()) {
+        let l = ms(&row.latencies);
+        let _ = writeln!(
+            t,
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {:.2} ({}) | {:.2} ({}) | {:.3} | {:.1} MiB |",
+            row.op.name(),
+            row.per_sec(),
+            l.p50,
+            l.p99,
+            ms(&row.floor.latencies).p50,
+            ms(&row.doubles).p50,
+            row.target_ms(),
+            verdict(row.met()),
+            row.wire.per_request(row.wire.round_trips),
+            row.wire.per_request(row.wire.statements),
+            row.op.floor_statements(),
+            row.auth0_per_request(),
+            row.op.auth0_at_most(),
+            ticks_per(row.cpu_ticks, row.requests as u64),
+            row.peak_rss_kib as f64 / 1024.0,
+        );
+    }
+    let _ = writeln!(t);
+    let idle = ms(&run.idle.latencies);
+    let _ = writeln!(
+        t,
+        "An answer that needs neither Postgres nor Auth0 (a GET of an id that is no id: 404 \
+         before any I/O), the same way: p50 {:.2} ms, p99 {:.2} ms, CPU {:.3} ms per request; \
+         no floor holds this part.\n",
+        idle.p50,
+        idle.p99,
+        ticks_per(run.idle.cpu_ticks, run.idle.requests as u64)
+    );
+    let _ = writeln!(
+        t,
+        "The list (`?limit={LIST_LIMIT}`) over Acme's {} users, the first page and the page after \
+         the {}th user (`&cursor=`), each against its SELECT alone (`user_views::list_sql`, {} \
+         rows) under pgbench. Target: p50 within 1.5 × the SELECT's.\n",
+        run.tenant_users,
+        run.deep_after,
+        LIST_LIMIT + 1
+    );
+    let _ = writeln!(
+        t,
+        "| page | requests/s | p50 ms | p99 ms | SELECT p50 ms | ratio | target ms | met | round \
+         trips | statements | Auth0 calls | CPU ms per request | peak RSS |"
+    );
+    let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for row in run.rows.iter().filter(|r| r.op.is_list()) {
+        let (l, select) = (ms(&row.latencies), ms(&row.floor.latencies));
+        let _ = writeln!(
+            t,
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2}× | {:.2} | {} | {:.2} | {:.2} | {:.2} | {:.3} | {:.1} MiB |",
+            row.op.name(),
+            row.per_sec(),
+            l.p50,
+            l.p99,
+            select.p50,
+            l.p50 / select.p50,
+            row.target_ms(),
+            verdict(row.met()),
+            row.wire.per_request(row.wire.round_trips),
+            row.wire.per_request(row.wire.statements),
+            row.auth0_per_request(),
+            ticks_per(row.cpu_ticks, row.requests as u64),
+            row.peak_rss_kib as f64 / 1024.0,
+        );
+    }
+    let _ = writeln!(t);
+    let row_of = |op: Op| run.rows.iter().find(|r| r.op == op);
+    if let (Some(first), Some(deep)) = (row_of(Op::ListFirst), row_of(Op::ListDeep)) {
+        let p50 = |r: &OpRun| ms(&r.latencies).p50;
+        let select = |r: &OpRun| ms(&r.floor.latencies).p50;
+        let _ = writeln!(
+            t,
+            "Deep in the cursor the page's p50 is {:.2}× the first page's (its SELECT's {:.2}×).\n",
+            p50(deep) / p50(first),
+            select(deep) / select(first)
+        );
+    }
+
+    let names = |rows: Vec<&OpRun>| {
+        let names: Vec<&str> = rows.iter().map(|r| r.op.name()).collect();
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    let missed: Vec<String> = run
+        .rows
+        .iter()
+        .filter(|r| !r.met())
+        .map(|r| {
+            let p50 = ms(&r.latencies).p50;
+            format!(
+                "{} ({:.2} ms against {:.2} ms: {:.2}× the target)",
+                r.op.name(),
+                p50,
+                r.target_ms(),
+                p50 / r.target_ms()
+            )
+        })
+        .collect();
+    let too_many = run
+        .rows
+        .iter()
+        .filter(|r| r.auth0_per_request() > r.op.auth0_at_most())
+        .collect();
+    let rss = run.rows.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0);
+    let errors: usize = run.rows.iter().map(|r| r.errors).sum();
+    let _ = writeln!(
+        t,
+        "Targets (issue #24): p50 within its target: met for {}; NOT met for {}. Auth0 calls \
+         above the limit: {}. Peak RSS of an instance at most {:.1} MiB (target under 20 MB): {}. \
+         Errors: {errors}.\n",
+        names(run.rows.iter().filter(|r| r.met()).collect()),
+        if missed.is_empty() {
+            "none".to_string()
+        } else {
+            missed.join("; ")
+        },
+        names(too_many),
+        rss as f64 / 1024.0,
+        verdict((rss * 1024) < 20_000_000),
+    );
+    for (op, missing) in &run.drift {
+        let _ = writeln!(
+            t,
+            "- The floor of {} no longer sends shared's {} as create-user does: bring \
+             `tests/bench/{}` up to date.",
+            op.name(),
+            missing.join(", "),
+            op.floor_sql().0
+        );
+    }
+    for warning in &run.warnings {
+        let _ = writeln!(t, "- Note: {warning}.");
+    }
+    if !run.drift.is_empty() || !run.warnings.is_empty() {
+        let _ = writeln!(t);
+    }
 }
 
 /// Replaces what is between the markers (or appends them with the report).
