@@ -6,6 +6,7 @@
 pub mod request;
 
 use http::{HeaderValue, Method, StatusCode};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::access::{Credential, Denied};
@@ -17,8 +18,8 @@ use crate::flow::{
     self, Compensation, FlowError, IdempotentRequest, KeyRefusal, Operation, Outcome,
 };
 use crate::http_api::{
-    self, Answer, ApiError, ApiEvent, ApiRequest, ApiResponse, ErrorCode, Headers, NotAnApiEvent,
-    dependency, error_body, read_json_body_within, timestamp,
+    self, Answer, ApiError, ApiEvent, ApiRequest, ApiResponse, ErrorCode, Headers, JsonBody,
+    NotAnApiEvent, dependency, error_body, read_json_body_within, timestamp,
 };
 use crate::lifecycle::{
     self, CreateUser, CreatedUser, DeleteUser, DeletedUser, LifecycleError, ResendInvitation,
@@ -342,7 +343,7 @@ async fn dispatch(
                 .map_err(|err| log_failure(&err, route))?;
             Ok((
                 StatusCode::OK,
-                json!({ "exists": exists, "email": email.as_str() }),
+                json!({ "exists": exists, "email": email.as_str() }).into(),
                 Headers::new(),
             ))
         }
@@ -363,7 +364,7 @@ async fn dispatch(
             let user = lifecycle::user(state, &call.credential, id, deadline)
                 .await
                 .map_err(|err| log_failure(&err, route))?;
-            Ok((StatusCode::OK, user_body(&user), Headers::new()))
+            Ok((StatusCode::OK, user_body(&user).into(), Headers::new()))
         }
         Route::Update => {
             let id = user_id()?;
@@ -441,12 +442,12 @@ impl Call<'_> {
         .await
         .map_err(|err| log_failure(&err, self.route))?;
         Ok(match outcome {
-            Outcome::Done(done) => (status, body(&done), Headers::new()),
+            Outcome::Done(done) => (status, body(&done).into(), Headers::new()),
             Outcome::Replayed(answer) => {
                 let status = StatusCode::from_u16(answer.status)
                     .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 let replayed = vec![(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"))];
-                (status, answer.body, replayed)
+                (status, answer.body.into(), replayed)
             }
         })
     }
@@ -492,47 +493,116 @@ fn credential(request: &ApiRequest) -> Result<Credential, ApiError> {
 
 /// A user as every route but create shows it.
 fn user_body(user: &UserView) -> Value {
-    let employee = user.employee.as_ref().map(|e| {
-        json!({
-            "id": e.id.to_string(),
-            "firstName": e.first_name,
-            "lastName": e.last_name,
-            "department": e.department,
-            "jobTitle": e.job_title,
-            "employmentType": e.employment_type,
-        })
-    });
-    let created_by = user
-        .created_by
-        .map(|id| json!({ "id": id.to_string(), "email": user.created_by_email }));
-    let row = &user.user;
-    json!({
-        "id": row.id.to_string(),
-        "email": row.email,
-        "role": row.role.as_str(),
-        "status": user.status().as_str(),
-        "isActive": row.is_active,
-        "tenantId": row.tenant_id.to_string(),
-        "auth0UserId": row.auth0.auth0_user_id().map(|id| id.as_str()),
-        "setupCompletedAt": row.setup_completed_at.map(timestamp),
-        "createdAt": timestamp(row.created_at),
-        "createdBy": created_by,
-        "employee": employee,
-        "permissions": permissions_body(&user.permissions),
-    })
+    serde_json::to_value(UserJson::of(user)).expect("a user view serializes")
 }
 
-/// A page of the list: its users, and the cursor of the next page when there is one.
-fn list_body(mut users: Vec<UserView>, limit: usize) -> Value {
+/// A page of the list: its users, and the cursor of the next page when there is one. Written
+/// straight to text: a page holds up to 200 users, and a `Value` tree for each was most of a
+/// list's cost.
+fn list_body(mut users: Vec<UserView>, limit: usize) -> JsonBody {
     let next = (users.len() > limit).then(|| {
         users.truncate(limit);
         let last = &users.last().expect("a full page").user;
         encode_cursor(last.created_at, last.id)
     });
-    json!({
-        "users": users.iter().map(user_body).collect::<Vec<_>>(),
-        "nextCursor": next,
-    })
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Page<'a> {
+        users: Vec<UserJson<'a>>,
+        next_cursor: Option<String>,
+    }
+    let page = Page {
+        users: users.iter().map(UserJson::of).collect(),
+        next_cursor: next,
+    };
+    JsonBody::Text(serde_json::to_string(&page).expect("a page serializes"))
+}
+
+/// The user view's JSON, borrowed from it (openapi.yaml's `UserView`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserJson<'a> {
+    id: String,
+    email: &'a str,
+    role: &'static str,
+    status: &'static str,
+    is_active: bool,
+    tenant_id: String,
+    auth0_user_id: Option<&'a str>,
+    setup_completed_at: Option<String>,
+    created_at: String,
+    created_by: Option<CreatorJson<'a>>,
+    employee: Option<EmployeeJson<'a>>,
+    permissions: Vec<PermissionJson>,
+}
+
+#[derive(Serialize)]
+struct CreatorJson<'a> {
+    id: String,
+    email: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EmployeeJson<'a> {
+    id: String,
+    first_name: &'a str,
+    last_name: &'a str,
+    department: Option<&'a str>,
+    job_title: Option<&'a str>,
+    employment_type: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PermissionJson {
+    page_id: String,
+    can_read: bool,
+    can_write: bool,
+    can_edit: bool,
+    can_delete: bool,
+}
+
+impl<'a> UserJson<'a> {
+    fn of(view: &'a UserView) -> Self {
+        let row = &view.user;
+        Self {
+            id: row.id.to_string(),
+            email: &row.email,
+            role: row.role.as_str(),
+            status: view.status().as_str(),
+            is_active: row.is_active,
+            tenant_id: row.tenant_id.to_string(),
+            auth0_user_id: row.auth0.auth0_user_id().map(|id| id.as_str()),
+            setup_completed_at: row.setup_completed_at.map(timestamp),
+            created_at: timestamp(row.created_at),
+            created_by: view.created_by.map(|id| CreatorJson {
+                id: id.to_string(),
+                email: view.created_by_email.as_deref(),
+            }),
+            employee: view.employee.as_ref().map(|e| EmployeeJson {
+                id: e.id.to_string(),
+                first_name: &e.first_name,
+                last_name: &e.last_name,
+                department: e.department.as_deref(),
+                job_title: e.job_title.as_deref(),
+                employment_type: e.employment_type.as_deref(),
+            }),
+            permissions: view.permissions.iter().map(PermissionJson::of).collect(),
+        }
+    }
+}
+
+impl PermissionJson {
+    fn of(p: &PagePermission) -> Self {
+        Self {
+            page_id: p.page_id.to_string(),
+            can_read: p.can_read,
+            can_write: p.can_write,
+            can_edit: p.can_edit,
+            can_delete: p.can_delete,
+        }
+    }
 }
 
 fn deleted_body(deleted: &DeletedUser) -> Value {
@@ -543,19 +613,9 @@ fn deleted_body(deleted: &DeletedUser) -> Value {
     })
 }
 
-fn permissions_body(permissions: &[PagePermission]) -> Vec<Value> {
-    permissions
-        .iter()
-        .map(|p| {
-            json!({
-                "pageId": p.page_id.to_string(),
-                "canRead": p.can_read,
-                "canWrite": p.can_write,
-                "canEdit": p.can_edit,
-                "canDelete": p.can_delete,
-            })
-        })
-        .collect()
+fn permissions_body(permissions: &[PagePermission]) -> Value {
+    let permissions: Vec<PermissionJson> = permissions.iter().map(PermissionJson::of).collect();
+    serde_json::to_value(permissions).expect("permissions serialize")
 }
 
 fn created_body(user: &CreatedUser) -> Value {

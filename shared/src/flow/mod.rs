@@ -199,13 +199,18 @@ impl<O: Operation> Attempt<'_, O> {
         let Some(intent) = intent else {
             return self.work(tx, &cx, key, reads, None).await;
         };
-        if !intent::record(tx.client(), db, &intent, self.id).await? {
+        // Recorded and committed in one round trip.
+        crate::db::ensure_prepared(db, tx.client(), &[crate::db::intents::INSERT])
+            .await
+            .map_err(Failure::database(intent::INTENT))?;
+        let connection = tx.client();
+        let recorded = self
+            .commit_after(tx, |db| intent::record(connection, db, &intent, self.id))
+            .await?;
+        if !recorded {
             // Not stored for the key: it says "not now", and the key's retry must run.
             return Err(Busy.into());
         }
-        db.on(tx.commit())
-            .await
-            .map_err(Failure::database(Step::COMMIT))?;
 
         // The intent is committed: from here on every way out removes it, or leaves it to
         // cleanup when Auth0 may not match the row.
@@ -313,10 +318,10 @@ impl<O: Operation> Attempt<'_, O> {
         let mut auth0 = Auth0Changes::new(self.state, self.deadline);
         let Some(request) = key else {
             return match operation.run(cx, &tx, &mut auth0, reads).await {
-                Ok(output) => {
-                    self.finish(&tx, intent).await?;
-                    self.commit(tx, auth0, output).await.map(Outcome::Done)
-                }
+                Ok(output) => self
+                    .commit(tx, auth0, output, intent)
+                    .await
+                    .map(Outcome::Done),
                 Err(err) => Err(auth0.undo(err).await),
             };
         };
@@ -350,19 +355,12 @@ impl<O: Operation> Attempt<'_, O> {
             Ok(()) => idempotency::store(&tx, db, tenant, request, answer).await,
             Err(failure) => Err(failure),
         };
-        match stored.and(self.finish(&tx, intent).await) {
-            Ok(()) => self.commit(tx, auth0, output).await.map(Outcome::Done),
+        match stored {
+            Ok(()) => self
+                .commit(tx, auth0, output, intent)
+                .await
+                .map(Outcome::Done),
             Err(failure) => Err(auth0.undo(O::Error::from(failure)).await),
-        }
-    }
-
-    /// In the operation's COMMIT: its intent removed, unless it finishes after the COMMIT.
-    async fn finish(&self, tx: &Tx<'_>, intent: Option<&Intent>) -> Result<(), Failure> {
-        match intent {
-            Some(intent) if !O::FINISHES_AFTER_COMMIT => {
-                intent::close(tx.client(), self.db, intent.user_id).await
-            }
-            _ => Ok(()),
         }
     }
 
@@ -410,22 +408,63 @@ impl<O: Operation> Attempt<'_, O> {
             .map_err(Failure::database(Step::COMMIT))
     }
 
-    /// COMMIT; if it fails, the Auth0 changes are undone, unless the COMMIT may have landed.
+    /// COMMIT, with the intent's removal in the same round trip (unless the operation finishes
+    /// after its COMMIT); if it fails, the Auth0 changes are undone, unless the COMMIT may
+    /// have landed.
     async fn commit(
         &self,
         tx: Tx<'_>,
         auth0: Auth0Changes<'_>,
         output: O::Output,
+        intent: Option<&Intent>,
     ) -> Result<O::Output, O::Error> {
-        if let Err(failure) = self
-            .db
-            .on(tx.commit())
-            .await
-            .map_err(Failure::database(Step::COMMIT))
-        {
+        let closing = intent.filter(|_| !O::FINISHES_AFTER_COMMIT);
+        let committed = match closing {
+            Some(intent) => {
+                let db = self.db;
+                let prepared =
+                    crate::db::ensure_prepared(db, tx.client(), &[crate::db::intents::DELETE])
+                        .await
+                        .map_err(Failure::database(intent::INTENT));
+                match prepared {
+                    Ok(()) => {
+                        let client = tx.client();
+                        self.commit_after(tx, |db| intent::close(client, db, intent.user_id))
+                            .await
+                    }
+                    Err(failure) => Err(failure),
+                }
+            }
+            None => self
+                .db
+                .on(tx.commit())
+                .await
+                .map_err(Failure::database(Step::COMMIT)),
+        };
+        if let Err(failure) = committed {
             return Err(auth0.undo(O::Error::from(failure)).await);
         }
         self.operation.committed(&output);
         Ok(output)
+    }
+
+    /// COMMIT, with `first` (prepared statements, given the burst's bound) sent ahead of it in
+    /// the same round trip. A
+    /// failure of `first` aborted the transaction: the COMMIT then answered, but rolled back,
+    /// and the failure is `first`'s. No answer to the round trip is the COMMIT's (it may have
+    /// landed).
+    async fn commit_after<T, F: Future<Output = Result<T, Failure>>>(
+        &self,
+        tx: Tx<'_>,
+        first: impl FnOnce(Bound) -> F,
+    ) -> Result<T, Failure> {
+        let (first, committed) = self
+            .db
+            .burst(|db| async move { tokio::join!(biased; first(db), db.on(tx.commit())) })
+            .await
+            .map_err(Failure::database(Step::COMMIT))?;
+        let value = first?;
+        committed.map_err(Failure::database(Step::COMMIT))?;
+        Ok(value)
     }
 }

@@ -220,7 +220,7 @@ impl ApiRequest {
     }
 
     /// A JSON answer in the shape this event's API expects.
-    pub fn respond(&self, status: StatusCode, body: &Value, extra: Headers) -> ApiResponse {
+    pub fn respond(&self, status: StatusCode, body: &JsonBody, extra: Headers) -> ApiResponse {
         let mut headers = HeaderMap::new();
         headers.insert(
             http::header::CONTENT_TYPE,
@@ -234,7 +234,10 @@ impl ApiRequest {
             headers.insert(name, value);
         }
         let status_code = i64::from(status.as_u16());
-        let body = Some(Body::Text(body.to_string()));
+        let body = Some(Body::Text(match body {
+            JsonBody::Value(value) => value.to_string(),
+            JsonBody::Text(text) => text.clone(),
+        }));
         match self {
             Self::Http(_) => {
                 let mut response = ApiGatewayV2httpResponse::default();
@@ -299,7 +302,21 @@ pub enum ApiResponse {
 }
 
 /// What a dispatch answers: status, JSON body, and headers beyond the JSON ones.
-pub type Answer = (StatusCode, Value, Headers);
+pub type Answer = (StatusCode, JsonBody, Headers);
+
+/// An answer's JSON: a value, or text already written (a large page, serialized straight from
+/// its types rather than through a `Value` tree).
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonBody {
+    Value(Value),
+    Text(String),
+}
+
+impl From<Value> for JsonBody {
+    fn from(value: Value) -> Self {
+        Self::Value(value)
+    }
+}
 
 /// How an API writes an error: `(error, request id) → body`. [`error_body`] is the admin
 /// panel's shape.
@@ -328,7 +345,11 @@ pub async fn serve(
                     code = err.code.as_str(),
                     "request refused"
                 );
-                (err.status, error_body(&err, &request_id), err.headers())
+                (
+                    err.status,
+                    error_body(&err, &request_id).into(),
+                    err.headers(),
+                )
             }
         };
         request.respond(status, &body, headers)

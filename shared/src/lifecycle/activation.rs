@@ -64,26 +64,37 @@ impl Operation for SetActive {
         if user.is_active == self.active {
             return target::read_back(cx, tx, user.id).await;
         }
-        let client = tx.client();
+        let id = user.id;
         if self.active {
-            cx.db
-                .on(users::reactivate(client, user.id))
-                .await
-                .map_err(Failure::database(CHANGE_USER))?;
+            let view = target::change_and_read_back(
+                cx,
+                tx,
+                id,
+                &[users::REACTIVATE],
+                |c, db| async move {
+                    db.on(users::reactivate(c, id))
+                        .await
+                        .map_err(|err| Failure::database(CHANGE_USER)(err).into())
+                },
+            )
+            .await?;
             auth0.unblock(AUTH0_UNBLOCK, &auth0_id).await?;
-        } else {
-            target::keep_an_owner(cx, tx, &user).await?;
-            cx.db
-                .on(users::deactivate(client, user.id))
-                .await
-                .map_err(Failure::database(CHANGE_USER))?;
-            // Blocked first: from then on no login or refresh succeeds, whatever follows.
-            auth0.block(AUTH0_BLOCK, &auth0_id).await?;
-            if cx.state.config.auth0_revoke_sessions {
-                auth0.revoke_logins(AUTH0_REVOKE, &auth0_id).await?;
-            }
+            return Ok(view);
         }
-        target::read_back(cx, tx, user.id).await
+        target::keep_an_owner(cx, tx, &user).await?;
+        let view =
+            target::change_and_read_back(cx, tx, id, &[users::DEACTIVATE], |c, db| async move {
+                db.on(users::deactivate(c, id))
+                    .await
+                    .map_err(|err| Failure::database(CHANGE_USER)(err).into())
+            })
+            .await?;
+        // Blocked first: from then on no login or refresh succeeds, whatever follows.
+        auth0.block(AUTH0_BLOCK, &auth0_id).await?;
+        if cx.state.config.auth0_revoke_sessions {
+            auth0.revoke_logins(AUTH0_REVOKE, &auth0_id).await?;
+        }
+        Ok(view)
     }
 
     fn committed(&self, user: &UserView) {

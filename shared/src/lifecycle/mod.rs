@@ -42,7 +42,7 @@ mod steps {
     pub const SEND_EMAIL: Step = Step::new("send_email", "sending the password-setup email");
     pub const OWNERS: Step = Step::local("owners", "checking the tenant's owners");
     pub const CHANGE_USER: Step = Step::local("change_user", "storing the change");
-    pub const READ_USER: Step = Step::new("read_user", "reading the user back");
+    pub const READ_USER: Step = Step::local("read_user", "reading the user back");
     pub const AUTH0_ROLE: Step = Step::new("auth0_role", "updating the role in Auth0");
     pub const AUTH0_BLOCK: Step = Step::new("auth0_block", "blocking the Auth0 user");
     pub const AUTH0_UNBLOCK: Step = Step::new("auth0_unblock", "unblocking the Auth0 user");

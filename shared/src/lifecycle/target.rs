@@ -2,11 +2,15 @@
 //! to one passes.
 
 use super::LifecycleError;
-use super::steps::{FIND_USER, OWNERS, READ_USER};
+use std::future::Future;
+
+use deadpool_postgres::Object;
+
+use super::steps::{CHANGE_USER, FIND_USER, OWNERS, READ_USER};
 use crate::access;
 use crate::db::user_views::{self, UserView};
 use crate::db::users::{self, UserRecord};
-use crate::db::{DbError, Tx};
+use crate::db::{self, Bound, DbError, Tx};
 use crate::domain::{Auth0Link, Auth0UserId, Role, UserId};
 use crate::flow::{Context, Failure, Intent};
 
@@ -75,6 +79,40 @@ pub(super) async fn keep_an_owner(
         .await
         .map_err(Failure::database(OWNERS))?;
     Ok(access::keeps_an_owner(others)?)
+}
+
+/// The row's change and the user read back with it, in one round trip (prepared first, so
+/// the read runs after the change and sees it): what every change to a user ends its
+/// database part with, before it calls Auth0. `statements` are the change's.
+pub(super) async fn change_and_read_back<'c, F, Fut>(
+    cx: &Context<'_>,
+    tx: &Tx<'c>,
+    id: UserId,
+    statements: &[&str],
+    change: F,
+) -> Result<UserView, LifecycleError>
+where
+    F: FnOnce(&'c Object, Bound) -> Fut,
+    Fut: Future<Output = Result<(), LifecycleError>>,
+{
+    let view_sql = user_views::by_id_sql();
+    let mut prepared = statements.to_vec();
+    prepared.push(&view_sql);
+    let client = tx.client();
+    db::ensure_prepared(cx.db, client, &prepared)
+        .await
+        .map_err(Failure::database(CHANGE_USER))?;
+    let (changed, view) = cx
+        .db
+        .burst(|db| async move {
+            tokio::join!(biased; change(client, db), db.on(user_views::by_id(client, id)))
+        })
+        .await
+        .map_err(Failure::database(CHANGE_USER))?;
+    changed?;
+    let view = view.map_err(Failure::database(READ_USER))?;
+    // The row is locked by this transaction: it is there.
+    view.ok_or(LifecycleError::UserNotFound)
 }
 
 /// The user as the admin API shows it, read in the operation's transaction.

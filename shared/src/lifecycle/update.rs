@@ -87,26 +87,45 @@ impl Operation for UpdateUser<'_> {
         if !missing_pages.is_empty() {
             return Err(LifecycleError::UnknownPages(missing_pages));
         }
-        let client = tx.client();
-        if let Some(role) = role {
+        if role.is_some() {
             target::keep_an_owner(cx, tx, &user).await?;
-            cx.db
-                .on(users::set_role(client, user.id, role))
-                .await
-                .map_err(Failure::database(CHANGE_USER))?;
         }
-        if let Some(permissions) = &self.changes.permissions {
-            cx.db
-                .on(pages::replace(client, user.id, permissions))
-                .await
-                .map_err(Failure::database(PERMISSIONS))?;
-        }
+        let id = user.id;
+        let permissions = self.changes.permissions.as_deref();
+        let view = target::change_and_read_back(
+            cx,
+            tx,
+            id,
+            &[users::SET_ROLE, pages::REPLACE],
+            |c, db| async move {
+                // In this order (prepared first); the second only reports the first's failure.
+                let (set, replaced) = tokio::join!(
+                    biased;
+                    async {
+                        match role {
+                            Some(role) => db.on(users::set_role(c, id, role)).await,
+                            None => Ok(()),
+                        }
+                    },
+                    async {
+                        match permissions {
+                            Some(permissions) => db.on(pages::replace(c, id, permissions)).await,
+                            None => Ok(()),
+                        }
+                    }
+                );
+                set.map_err(Failure::database(CHANGE_USER))?;
+                replaced.map_err(Failure::database(PERMISSIONS))?;
+                Ok(())
+            },
+        )
+        .await?;
         if let Some(role) = role {
             auth0
                 .set_role(AUTH0_ROLE, &auth0_id, role, user.role)
                 .await?;
         }
-        target::read_back(cx, tx, user.id).await
+        Ok(view)
     }
 
     fn committed(&self, user: &UserView) {

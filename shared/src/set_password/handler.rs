@@ -77,7 +77,7 @@ impl From<&SetPasswordError> for ApiError {
 pub async fn handle(state: &AppState, event: ApiEvent) -> Result<ApiResponse, NotAnApiEvent> {
     http_api::serve(event, error_body, async |request, deadline, _| {
         let (status, body) = dispatch(state, request, deadline).await?;
-        Ok((status, body, Headers::new()))
+        Ok((status, body.into(), Headers::new()))
     })
     .await
 }
