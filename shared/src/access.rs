@@ -12,8 +12,8 @@
 
 use deadpool_postgres::GenericClient;
 
-use crate::db::{Bound, users};
-use crate::domain::{BusinessId, CallerSub, Role, TenantId, UserId};
+use crate::db::{Bound, scim_tokens, users};
+use crate::domain::{BusinessId, CallerSub, Role, ScimTokenId, TenantId, UserId};
 use crate::flow::{Failure, Step};
 
 /// What the edge knows of who is calling, before the database was asked.
@@ -21,14 +21,17 @@ use crate::flow::{Failure, Step};
 pub enum Credential {
     /// An admin of the app, by the `sub` claim of the JWT API Gateway verified.
     Jwt(CallerSub),
+    /// A tenant's SCIM client, by the SHA-256 of its bearer token.
+    ScimToken([u8; 32]),
 }
 
 impl Credential {
     /// Who sent the request, for what makes two requests "the same" (an `Idempotency-Key`'s
     /// fingerprint).
-    pub fn identity(&self) -> &str {
+    pub fn identity(&self) -> String {
         match self {
-            Self::Jwt(sub) => sub.as_str(),
+            Self::Jwt(sub) => sub.as_str().to_string(),
+            Self::ScimToken(hash) => format!("scim:{}", hex::encode(hash)),
         }
     }
 }
@@ -42,6 +45,8 @@ pub struct Principal {
     pub role: Role,
     /// The user acting; `None` for a credential that is no user.
     pub acting_user: Option<UserId>,
+    /// The SCIM client's token acting, if the credential is one.
+    pub scim_token: Option<ScimTokenId>,
 }
 
 /// Why a principal may not do what it asked.
@@ -61,6 +66,9 @@ pub enum Denied {
     Yourself,
     #[error("the tenant would have no active OWNER left")]
     LastOwner,
+    /// A SCIM token that is unknown or revoked: one answer for both, as for a missing one.
+    #[error("the SCIM token is not valid")]
+    InvalidToken,
 }
 
 impl Principal {
@@ -120,11 +128,32 @@ pub async fn resolve<E: From<Denied> + From<Failure>>(
                 .map_err(Failure::database(Step::AUTHORIZE))?;
             Ok(admin(caller)?)
         }
+        Credential::ScimToken(hash) => {
+            let token = db
+                .on(scim_tokens::find(client, hash))
+                .await
+                .map_err(Failure::database(Step::AUTHORIZE))?;
+            Ok(scim_client(token)?)
+        }
     }
 }
 
 /// The statements [`resolve`] runs, to prepare before a burst that must keep its order.
-pub const STATEMENTS: &[&str] = &[users::FIND_CALLER];
+pub const STATEMENTS: &[&str] = &[users::FIND_CALLER, scim_tokens::FIND];
+
+/// A SCIM client acts for its tenant as an ADMIN would, and is no user: it manages the
+/// tenant's users but not its OWNERs, and cannot make anyone one.
+fn scim_client(token: Option<scim_tokens::ActiveToken>) -> Result<Principal, Denied> {
+    let token = token.ok_or(Denied::InvalidToken)?;
+    Ok(Principal {
+        tenant_id: token.tenant_id,
+        tenant_name: token.tenant_name,
+        business_id: token.business_id,
+        role: Role::Admin,
+        acting_user: None,
+        scim_token: Some(token.id),
+    })
+}
 
 fn admin(caller: Option<users::CallerRecord>) -> Result<Principal, Denied> {
     let caller = caller.ok_or(Denied::UnknownCaller)?;
@@ -140,6 +169,7 @@ fn admin(caller: Option<users::CallerRecord>) -> Result<Principal, Denied> {
         business_id: caller.business_id,
         role: caller.role,
         acting_user: Some(caller.id),
+        scim_token: None,
     })
 }
 
@@ -156,6 +186,7 @@ mod tests {
             business_id: None,
             role,
             acting_user: Some(UserId::new(Uuid::new_v4())),
+            scim_token: None,
         }
     }
 

@@ -162,6 +162,10 @@ uuid_id!(BusinessId);
 uuid_id!(UserId);
 uuid_id!(PageId);
 uuid_id!(EmployeeId);
+uuid_id!(
+    /// A SCIM client's bearer token, as its row names it (never the token itself).
+    ScimTokenId
+);
 
 /// The id Auth0 gives a user, `provider|id`, e.g. `auth0|65f0c0ffee…`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -284,6 +288,13 @@ pub struct NewEmployee {
     pub employment_type: Option<EmploymentType>,
 }
 
+/// A person's name, as the employee record keeps it: both parts, each a visible line of text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonName {
+    pub given: String,
+    pub family: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EmployeeRequest {
     None,
@@ -298,6 +309,8 @@ pub struct NewUser {
     pub role: Role,
     pub permissions: Vec<PagePermission>,
     pub employee: EmployeeRequest,
+    /// What an identity provider calls the user (SCIM's `externalId`).
+    pub external_id: Option<String>,
 }
 
 /// The admin panel's `Idempotency-Key` header: 1 to 255 visible ASCII characters (a UUID,

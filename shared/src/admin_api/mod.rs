@@ -22,8 +22,8 @@ use crate::http_api::{
     NotAnApiEvent, dependency, error_body, read_json_body_within, timestamp,
 };
 use crate::lifecycle::{
-    self, CreateUser, CreatedUser, DeleteUser, DeletedUser, LifecycleError, ResendInvitation,
-    ResentInvitation, SetActive, UpdateUser,
+    self, ChangeUser, CreateUser, CreatedUser, DeleteUser, DeletedUser, LifecycleError,
+    ResendInvitation, ResentInvitation, UserChanges,
 };
 use crate::metrics::{self, Metric};
 use crate::state::AppState;
@@ -272,6 +272,11 @@ fn denied_answer(denied: Denied) -> ApiError {
             ErrorCode::LastOwner,
             "This is the organisation's last active OWNER: make another user OWNER first.",
         ),
+        // The admin API's credential is a JWT; a SCIM token never reaches it.
+        Denied::InvalidToken => ApiError::new(
+            ErrorCode::Unauthenticated,
+            "The credential is not valid here.",
+        ),
     }
 }
 
@@ -371,7 +376,7 @@ async fn dispatch(
             let changes = parse_user_changes(&body)?;
             tracing::info!(route = "update", user_id = %id, "update request");
             call.mutate(
-                &UpdateUser {
+                &ChangeUser {
                     id,
                     changes: &changes,
                 },
@@ -385,8 +390,19 @@ async fn dispatch(
             let active = route == Route::Reactivate;
             tracing::info!(route = route.name(), user_id = %id, "{} request", route.name());
             call.fingerprint["body"] = json!({ "active": active });
-            call.mutate(&SetActive { id, active }, StatusCode::OK, user_body)
-                .await
+            let changes = UserChanges {
+                active: Some(active),
+                ..UserChanges::default()
+            };
+            call.mutate(
+                &ChangeUser {
+                    id,
+                    changes: &changes,
+                },
+                StatusCode::OK,
+                user_body,
+            )
+            .await
         }
         Route::Delete => {
             let id = user_id()?;
@@ -429,7 +445,7 @@ impl Call<'_> {
         let idempotent = key.as_ref().map(|key| {
             let ttl = self.state.config.idempotency_key_ttl;
             let (route, caller) = (self.route.name(), self.credential.identity());
-            IdempotentRequest::new(key, route, caller, &self.fingerprint, ttl, &render)
+            IdempotentRequest::new(key, route, &caller, &self.fingerprint, ttl, &render)
         });
         tracing::debug!(idempotent = key.is_some(), "running the operation");
         let outcome = flow::run(

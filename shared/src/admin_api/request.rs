@@ -37,6 +37,7 @@ pub fn parse_new_user(body: &Value) -> Result<NewUser, FieldError> {
         role,
         permissions,
         employee,
+        external_id: None,
     })
 }
 
@@ -89,7 +90,11 @@ pub fn parse_user_changes(body: &Value) -> Result<UserChanges, FieldError> {
     if role.is_none() && permissions.is_none() {
         return Err(FieldError::new("body", "must change role or permissions"));
     }
-    Ok(UserChanges { role, permissions })
+    Ok(UserChanges {
+        role,
+        permissions,
+        ..UserChanges::default()
+    })
 }
 
 /// The `{id}` of a path: a user's id, or `None` for anything that cannot be one (which is a

@@ -1,7 +1,7 @@
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::domain::{BusinessId, Email, EmployeeId, NewEmployee, TenantId, UserId};
+use crate::domain::{BusinessId, Email, EmployeeId, NewEmployee, PersonName, TenantId, UserId};
 
 /// An employee is linked to at most one user.
 pub const USER_UNIQUE: &str = "employees_user_id_key";
@@ -91,4 +91,29 @@ pub async fn insert(
         )
         .await?;
     Ok(EmployeeId::new(row.get(0)))
+}
+
+/// The name of the user's employee record; one is made (in the user's tenant and business)
+/// when the user has none. One statement.
+pub const SET_NAME: &str = "WITH named AS (
+        UPDATE employees SET first_name = $2, last_name = $3, updated_at = now()
+         WHERE user_id = $1
+        RETURNING id)
+     INSERT INTO employees (tenant_id, business_id, user_id, first_name, last_name, email)
+     SELECT u.tenant_id, u.business_id, u.id, $2, $3, u.email
+       FROM users u
+      WHERE u.id = $1 AND NOT EXISTS (SELECT 1 FROM named)";
+
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
+pub async fn set_name(
+    tx: &impl GenericClient,
+    user_id: UserId,
+    name: &PersonName,
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        &tx.prepare_cached(SET_NAME).await?,
+        &[&user_id.uuid(), &name.given, &name.family],
+    )
+    .await
+    .map(drop)
 }

@@ -13,6 +13,7 @@ pub mod locks;
 pub mod pages;
 mod pool;
 pub mod reset_tokens;
+pub mod scim_tokens;
 mod tls;
 mod tx;
 pub mod user_views;

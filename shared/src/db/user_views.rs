@@ -72,7 +72,7 @@ impl UserView {
 }
 
 const SELECT: &str = "SELECT u.id, u.tenant_id, u.email, u.role, u.auth0_sub, u.is_active,
-        u.setup_completed_at, u.created_at, u.created_by, c.email,
+        u.setup_completed_at, u.created_at, u.updated_at, u.external_id, u.created_by, c.email,
         e.id, e.first_name, e.last_name, e.department, e.job_title, e.employment_type,
         p.pages, p.reads, p.writes, p.edits, p.deletes
    FROM users u
@@ -197,23 +197,23 @@ fn like_prefix(prefix: &str) -> String {
 }
 
 fn view(r: &tokio_postgres::Row) -> Result<UserView, tokio_postgres::Error> {
-    let employee = match r.try_get::<_, Option<Uuid>>(10)? {
+    let employee = match r.try_get::<_, Option<Uuid>>(12)? {
         Some(id) => Some(EmployeeView {
             id: EmployeeId::new(id),
-            first_name: r.try_get(11)?,
-            last_name: r.try_get(12)?,
-            department: r.try_get(13)?,
-            job_title: r.try_get(14)?,
-            employment_type: r.try_get(15)?,
+            first_name: r.try_get(13)?,
+            last_name: r.try_get(14)?,
+            department: r.try_get(15)?,
+            job_title: r.try_get(16)?,
+            employment_type: r.try_get(17)?,
         }),
         None => None,
     };
-    let pages: Option<Vec<Uuid>> = r.try_get(16)?;
+    let pages: Option<Vec<Uuid>> = r.try_get(18)?;
     let flags = |i| {
         r.try_get::<_, Option<Vec<bool>>>(i)
             .map(Option::unwrap_or_default)
     };
-    let (reads, writes, edits, deletes) = (flags(17)?, flags(18)?, flags(19)?, flags(20)?);
+    let (reads, writes, edits, deletes) = (flags(19)?, flags(20)?, flags(21)?, flags(22)?);
     let permissions = pages
         .unwrap_or_default()
         .into_iter()
@@ -229,8 +229,8 @@ fn view(r: &tokio_postgres::Row) -> Result<UserView, tokio_postgres::Error> {
     Ok(UserView {
         // The row's columns come first, in the order `users::user_record` reads them.
         user: user_record(r)?,
-        created_by: r.try_get::<_, Option<Uuid>>(8)?.map(UserId::new),
-        created_by_email: r.try_get(9)?,
+        created_by: r.try_get::<_, Option<Uuid>>(10)?.map(UserId::new),
+        created_by_email: r.try_get(11)?,
         employee,
         permissions,
     })

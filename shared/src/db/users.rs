@@ -1,7 +1,9 @@
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::domain::{Auth0Link, Auth0UserId, BusinessId, Email, Role, TenantId, UserId};
+use crate::domain::{
+    Auth0Link, Auth0UserId, BusinessId, Email, Role, ScimTokenId, TenantId, UserId,
+};
 
 /// One account per address across all tenants, whatever the case.
 pub const EMAIL_UNIQUE: &str = "users_email_lower_key";
@@ -55,11 +57,14 @@ pub struct PendingUser<'a> {
     pub role: Role,
     /// The user who created it, if a user did.
     pub created_by: Option<UserId>,
+    /// The SCIM client's token that created it, if one did.
+    pub created_by_token: Option<ScimTokenId>,
+    pub external_id: Option<&'a str>,
 }
 
-pub const INSERT_PENDING: &str =
-    "INSERT INTO users (id, tenant_id, business_id, email, role, auth0_sub, created_by)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)
+pub const INSERT_PENDING: &str = "INSERT INTO users (id, tenant_id, business_id, email, role,
+                        auth0_sub, created_by, created_by_token, external_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
      RETURNING created_at";
 
 /// Stores the row as pending ([`Auth0Link::pending_column`]); returns when it was created.
@@ -79,6 +84,8 @@ pub async fn insert_pending(
                 &user.role.as_str(),
                 &Auth0Link::pending_column(user.id),
                 &user.created_by.map(UserId::uuid),
+                &user.created_by_token.map(ScimTokenId::uuid),
+                &user.external_id,
             ],
         )
         .await?;
@@ -142,10 +149,13 @@ pub struct UserRecord {
     pub is_active: bool,
     pub setup_completed_at: Option<chrono::DateTime<chrono::Utc>>,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// What an identity provider calls the user (SCIM's `externalId`).
+    pub external_id: Option<String>,
 }
 
 pub const LOCK_BY_EMAIL: &str = "SELECT id, tenant_id, email, role, auth0_sub, is_active,
-        setup_completed_at, created_at
+        setup_completed_at, created_at, updated_at, external_id
    FROM users
   WHERE lower(email) = $1
     FOR UPDATE";
@@ -164,7 +174,7 @@ pub async fn lock_by_email(
 }
 
 pub const LOCK_BY_ID: &str = "SELECT id, tenant_id, email, role, auth0_sub, is_active,
-        setup_completed_at, created_at
+        setup_completed_at, created_at, updated_at, external_id
    FROM users
   WHERE id = $1
     FOR UPDATE";
@@ -182,8 +192,8 @@ pub async fn lock_by_id(
     row.map(|r| user_record(&r)).transpose()
 }
 
-/// A row whose first eight columns are `id, tenant_id, email, role, auth0_sub, is_active,
-/// setup_completed_at, created_at`.
+/// A row whose first ten columns are `id, tenant_id, email, role, auth0_sub, is_active,
+/// setup_completed_at, created_at, updated_at, external_id`.
 pub(super) fn user_record(r: &tokio_postgres::Row) -> Result<UserRecord, tokio_postgres::Error> {
     Ok(UserRecord {
         id: UserId::new(r.try_get(0)?),
@@ -194,6 +204,8 @@ pub(super) fn user_record(r: &tokio_postgres::Row) -> Result<UserRecord, tokio_p
         is_active: r.try_get(5)?,
         setup_completed_at: r.try_get(6)?,
         created_at: r.try_get(7)?,
+        updated_at: r.try_get(8)?,
+        external_id: r.try_get(9)?,
     })
 }
 
@@ -208,6 +220,23 @@ pub async fn set_role(
     tx.execute(
         &tx.prepare_cached(SET_ROLE).await?,
         &[&id.uuid(), &role.as_str()],
+    )
+    .await
+    .map(drop)
+}
+
+pub const SET_EXTERNAL_ID: &str =
+    "UPDATE users SET external_id = $2, updated_at = now() WHERE id = $1";
+
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %id))]
+pub async fn set_external_id(
+    tx: &impl GenericClient,
+    id: UserId,
+    external_id: Option<&str>,
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        &tx.prepare_cached(SET_EXTERNAL_ID).await?,
+        &[&id.uuid(), &external_id],
     )
     .await
     .map(drop)

@@ -223,6 +223,8 @@ impl CreateUser<'_> {
             email: &new_user.email,
             role: new_user.role,
             created_by: principal.acting_user,
+            created_by_token: principal.scim_token,
+            external_id: new_user.external_id.as_deref(),
         };
         let created_at = db
             .on(users::insert_pending(client, &pending))

@@ -5,8 +5,8 @@
 //! [`crate::flow::run`] for a principal of [`crate::access`]; the HTTP edges (the admin API)
 //! parse requests into these and render what they return.
 
-mod activation;
 mod auth0_user;
+mod change;
 mod create;
 mod delete;
 mod error;
@@ -14,16 +14,14 @@ mod exists;
 mod invitation;
 mod resend;
 mod target;
-mod update;
 mod views;
 
-pub use activation::SetActive;
+pub use change::{ChangeUser, UserChanges};
 pub use create::{CreateUser, CreatedUser};
 pub use delete::{DeleteUser, DeletedUser};
 pub use error::LifecycleError;
 pub use exists::email_exists;
 pub use resend::{ResendInvitation, ResentInvitation};
-pub use update::{UpdateUser, UserChanges};
 pub use views::{user, users};
 
 /// The steps of the user operations, besides the ones every flow shares ([`Step`]'s).

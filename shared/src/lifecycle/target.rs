@@ -114,18 +114,3 @@ where
     // The row is locked by this transaction: it is there.
     view.ok_or(LifecycleError::UserNotFound)
 }
-
-/// The user as the admin API shows it, read in the operation's transaction.
-pub(super) async fn read_back(
-    cx: &Context<'_>,
-    tx: &Tx<'_>,
-    id: UserId,
-) -> Result<UserView, LifecycleError> {
-    let view = cx
-        .db
-        .on(user_views::by_id(tx.client(), id))
-        .await
-        .map_err(Failure::database(READ_USER))?;
-    // The row is locked by this transaction: it is there.
-    view.ok_or(LifecycleError::UserNotFound)
-}
