@@ -176,6 +176,10 @@ fn answer(err: &LifecycleError, route: Route) -> ApiError {
             ),
         )
         .field("permissions"),
+        // The admin API never sends a password; only SCIM does. Kept precise all the same.
+        E::WeakPassword(message) => {
+            ApiError::new(ErrorCode::WeakPassword, format!("password: {message}")).field("password")
+        }
         E::EmployeeNotFound => ApiError::new(
             ErrorCode::EmployeeNotFound,
             "employee_id: no such employee in your organisation.",
@@ -283,9 +287,11 @@ fn denied_answer(denied: Denied) -> ApiError {
 /// The Lambda handler: every outcome is an HTTP response; only an event that is no API
 /// Gateway proxy event fails the invocation.
 pub async fn handle(state: &AppState, event: ApiEvent) -> Result<ApiResponse, NotAnApiEvent> {
-    http_api::serve(event, error_body, async |request, deadline, request_id| {
-        dispatch(state, request, deadline, request_id).await
-    })
+    http_api::serve(
+        event,
+        &http_api::JSON_API,
+        async |request, deadline, request_id| dispatch(state, request, deadline, request_id).await,
+    )
     .await
 }
 

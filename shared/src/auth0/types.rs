@@ -126,6 +126,8 @@ pub struct NewAuth0User<'a> {
     pub email: &'a Email,
     pub password: &'a SecretString,
     pub tags: &'a OwnershipTags,
+    /// Created with every login refused (a user created deactivated).
+    pub blocked: bool,
 }
 
 /// What the last Management API answer said about the tenant's rate limit.

@@ -26,6 +26,8 @@ impl Auth0Client {
             // We send our own password-setup email; Auth0's would confuse the user.
             verify_email: bool,
             app_metadata: &'a OwnershipTags,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            blocked: bool,
         }
         /// Of the user Auth0 answers, create-user needs the id alone; the rest is skipped
         /// unread.
@@ -41,6 +43,7 @@ impl Auth0Client {
             email_verified: true,
             verify_email: false,
             app_metadata: user.tags,
+            blocked: user.blocked,
         };
         let response = self
             .call(Op::CreateUser, deadline, Budget::Work, |http, base| {

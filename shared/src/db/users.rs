@@ -60,11 +60,13 @@ pub struct PendingUser<'a> {
     /// The SCIM client's token that created it, if one did.
     pub created_by_token: Option<ScimTokenId>,
     pub external_id: Option<&'a str>,
+    /// False for a user created deactivated.
+    pub is_active: bool,
 }
 
 pub const INSERT_PENDING: &str = "INSERT INTO users (id, tenant_id, business_id, email, role,
-                        auth0_sub, created_by, created_by_token, external_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                        auth0_sub, created_by, created_by_token, external_id, is_active)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
      RETURNING created_at";
 
 /// Stores the row as pending ([`Auth0Link::pending_column`]); returns when it was created.
@@ -86,6 +88,7 @@ pub async fn insert_pending(
                 &user.created_by.map(UserId::uuid),
                 &user.created_by_token.map(ScimTokenId::uuid),
                 &user.external_id,
+                &user.is_active,
             ],
         )
         .await?;
@@ -105,6 +108,17 @@ pub async fn set_auth0_sub(
         &[&id.uuid(), &auth0_id.as_str()],
     )
     .await
+}
+
+pub const MARK_SET_UP: &str =
+    "UPDATE users SET setup_completed_at = now(), updated_at = now() WHERE id = $1";
+
+/// The user has a password already (an identity provider sent it): no invitation to complete.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %id))]
+pub async fn mark_set_up(tx: &impl GenericClient, id: UserId) -> Result<(), tokio_postgres::Error> {
+    tx.execute(&tx.prepare_cached(MARK_SET_UP).await?, &[&id.uuid()])
+        .await
+        .map(drop)
 }
 
 #[tracing::instrument(level = "debug", skip_all)]

@@ -126,7 +126,8 @@ impl<'a> Auth0Changes<'a> {
     }
 
     /// Takes over `id`, an orphan of ours no row holds, for this flow's row: tagged for it,
-    /// unblocked, and with nothing of its past left to sign in with (a fresh random password;
+    /// unblocked (unless `blocked`: the row is created deactivated), and with nothing of its
+    /// past left to sign in with (a fresh random password;
     /// its sessions and refresh tokens ended when `revoke` says so), so that only the new
     /// invitation's link leads in. Never undone: it was an orphan before the request and stays
     /// one, for a retry to adopt (and the link its first attempt may have emailed to start
@@ -138,6 +139,7 @@ impl<'a> Auth0Changes<'a> {
         tags: &OwnershipTags,
         password: &secrecy::SecretString,
         revoke: bool,
+        blocked: bool,
     ) -> Result<(), Failure> {
         // Recorded first: whatever of this happened, the decision is the same.
         self.made.push(Inverse::Keep(id.clone()));
@@ -150,7 +152,7 @@ impl<'a> Auth0Changes<'a> {
             self.revoke_logins(step, id).await?;
         }
         let patch = UserPatch {
-            blocked: Some(false),
+            blocked: Some(blocked),
             app_metadata: Some(serde_json::to_value(tags).expect("tags serialize")),
         };
         auth0

@@ -42,6 +42,9 @@ pub struct ApiError {
     pub retry_after: Option<u32>,
     /// The methods a 405's path takes (`Allow`).
     pub allow: Option<String>,
+    /// SCIM's finer kind of a 400 or 409 (`scimType`: `invalidFilter`, `uniqueness`, …), for
+    /// the API that answers in SCIM's error shape.
+    pub scim_type: Option<&'static str>,
 }
 
 impl ApiError {
@@ -54,7 +57,13 @@ impl ApiError {
             user_friendly: None,
             retry_after: None,
             allow: None,
+            scim_type: None,
         }
+    }
+
+    pub fn scim_type(mut self, scim_type: &'static str) -> Self {
+        self.scim_type = Some(scim_type);
+        self
     }
 
     /// The headers the answer carries besides the JSON ones.
@@ -220,12 +229,20 @@ impl ApiRequest {
     }
 
     /// A JSON answer in the shape this event's API expects.
-    pub fn respond(&self, status: StatusCode, body: &JsonBody, extra: Headers) -> ApiResponse {
+    pub fn respond(
+        &self,
+        status: StatusCode,
+        body: &JsonBody,
+        media_type: &'static str,
+        extra: Headers,
+    ) -> ApiResponse {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        if *body != JsonBody::Empty {
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static(media_type),
+            );
+        }
         headers.insert(
             http::header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
@@ -234,10 +251,11 @@ impl ApiRequest {
             headers.insert(name, value);
         }
         let status_code = i64::from(status.as_u16());
-        let body = Some(Body::Text(match body {
-            JsonBody::Value(value) => value.to_string(),
-            JsonBody::Text(text) => text.clone(),
-        }));
+        let body = match body {
+            JsonBody::Value(value) => Some(Body::Text(value.to_string())),
+            JsonBody::Text(text) => Some(Body::Text(text.clone())),
+            JsonBody::Empty => None,
+        };
         match self {
             Self::Http(_) => {
                 let mut response = ApiGatewayV2httpResponse::default();
@@ -310,6 +328,8 @@ pub type Answer = (StatusCode, JsonBody, Headers);
 pub enum JsonBody {
     Value(Value),
     Text(String),
+    /// No body at all (a 204).
+    Empty,
 }
 
 impl From<Value> for JsonBody {
@@ -322,13 +342,27 @@ impl From<Value> for JsonBody {
 /// panel's shape.
 pub type ErrorBody = fn(&ApiError, &str) -> Value;
 
+/// What sets one API's answers apart from another's: its error body and its media type.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiShape {
+    pub error_body: ErrorBody,
+    /// The `Content-Type` of every answer with a body.
+    pub media_type: &'static str,
+}
+
+/// The admin API's and the set-password page's: `application/json`, [`error_body`].
+pub const JSON_API: ApiShape = ApiShape {
+    error_body,
+    media_type: "application/json",
+};
+
 /// The Lambda handler every API shares: reads the event (an event that is no API Gateway proxy
 /// event fails the invocation), opens the request's span, hands the request, the deadline
-/// and the request id to `dispatch`, and answers its result, or its error written by
-/// `error_body`, in the event's own response shape.
+/// and the request id to `dispatch`, and answers its result, or its error written by the
+/// API's `shape`, in the event's own response shape.
 pub async fn serve(
     event: ApiEvent,
-    error_body: ErrorBody,
+    shape: &ApiShape,
     dispatch: impl AsyncFnOnce(&ApiRequest, &Deadline, &str) -> Result<Answer, ApiError>,
 ) -> Result<ApiResponse, NotAnApiEvent> {
     let request = ApiRequest::parse(&event.payload)
@@ -347,12 +381,12 @@ pub async fn serve(
                 );
                 (
                     err.status,
-                    error_body(&err, &request_id).into(),
+                    (shape.error_body)(&err, &request_id).into(),
                     err.headers(),
                 )
             }
         };
-        request.respond(status, &body, headers)
+        request.respond(status, &body, shape.media_type, headers)
     }
     .instrument(span)
     .await;

@@ -6,6 +6,8 @@ use super::LifecycleError;
 use super::steps::{AUTH0_ADOPT, AUTH0_CREATE};
 use crate::auth0::{NewAuth0User, OwnershipTags};
 use crate::db::{Tx, locks, users};
+use secrecy::SecretString;
+
 use crate::domain::{Auth0UserId, Email};
 use crate::flow::{Auth0Changes, Context, Failure};
 use crate::reset_token::temporary_password;
@@ -30,24 +32,47 @@ pub(super) async fn provision(
     cx: &Context<'_>,
     tx: &Tx<'_>,
     auth0: &mut Auth0Changes<'_>,
-    email: &Email,
-    tags: &OwnershipTags,
+    login: &Login<'_>,
 ) -> Result<(Auth0UserId, Provisioned), LifecycleError> {
-    let password = temporary_password();
+    // Without a password of the person's own, one nobody knows: the invitation sets theirs.
+    let temporary = temporary_password();
     let request = NewAuth0User {
-        email,
-        password: &password,
-        tags,
+        email: login.email,
+        password: login.password.unwrap_or(&temporary),
+        tags: login.tags,
+        blocked: login.blocked,
     };
     for _ in 0..PROVISION_ROUNDS {
-        if let Some(id) = auth0.create_user(AUTH0_CREATE, &request).await? {
-            return Ok((id, Provisioned::Created));
+        match auth0.create_user(AUTH0_CREATE, &request).await {
+            Ok(Some(id)) => return Ok((id, Provisioned::Created)),
+            Ok(None) => {}
+            Err(failure) => return Err(weak_password(failure)),
         }
-        if let Some(adopted) = adopt_orphan(cx, tx, auth0, email, tags).await? {
+        if let Some(adopted) = adopt_orphan(cx, tx, auth0, login).await? {
             return Ok(adopted);
         }
     }
     Err(LifecycleError::Auth0UserExists)
+}
+
+/// The login a new row gets.
+pub(super) struct Login<'a> {
+    pub email: &'a Email,
+    pub tags: &'a OwnershipTags,
+    /// The person's own password (an identity provider's password sync), if one came.
+    pub password: Option<&'a SecretString>,
+    /// Every login refused: the user is created deactivated.
+    pub blocked: bool,
+}
+
+/// Auth0's password policy refusing the password is the request's to fix, not a failure.
+fn weak_password(failure: Failure) -> LifecycleError {
+    if let Failure::Auth0 { source, .. } = &failure
+        && let Some(message) = source.password_policy_message()
+    {
+        return LifecycleError::WeakPassword(message.to_string());
+    }
+    failure.into()
 }
 
 /// Takes over an orphan Auth0 user of ours with this address. `None`: the address has no
@@ -57,9 +82,9 @@ async fn adopt_orphan(
     cx: &Context<'_>,
     tx: &Tx<'_>,
     auth0: &mut Auth0Changes<'_>,
-    email: &Email,
-    tags: &OwnershipTags,
+    login: &Login<'_>,
 ) -> Result<Option<(Auth0UserId, Provisioned)>, LifecycleError> {
+    let (email, tags) = (login.email, login.tags);
     // Held until COMMIT or ROLLBACK: cleanup cannot delete the user we adopt meanwhile. A
     // wait past `lock_timeout` is a busy database (503 DATABASE_BUSY), like any lock wait.
     cx.db
@@ -88,11 +113,20 @@ async fn adopt_orphan(
     }
     tracing::info!(step = "auth0_adopt", auth0_user_id = %orphan.id, "adopting an orphan auth0 user of ours");
     // A password of its own: nothing the login's last holder knew leads into the new account.
-    let password = temporary_password();
+    let temporary = temporary_password();
+    let password = login.password.unwrap_or(&temporary);
     let revoke = cx.state.config.auth0_revoke_sessions;
     auth0
-        .adopt(AUTH0_ADOPT, &orphan.id, tags, &password, revoke)
-        .await?;
+        .adopt(
+            AUTH0_ADOPT,
+            &orphan.id,
+            tags,
+            password,
+            revoke,
+            login.blocked,
+        )
+        .await
+        .map_err(weak_password)?;
     let how = if orphan.blocked {
         Provisioned::AdoptedOldLogin
     } else {

@@ -13,10 +13,11 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
+use secrecy::SecretString;
 use uuid::Uuid;
 
 use super::LifecycleError;
-use super::auth0_user::{Provisioned, provision};
+use super::auth0_user::{Login, Provisioned, provision};
 use super::invitation::{self, Invitee, Issue};
 use super::steps::{EMPLOYEE, INSERT_USER, PERMISSIONS, STORE_AUTH0_ID, VALIDATE};
 use crate::auth0::OwnershipTags;
@@ -47,14 +48,38 @@ pub struct CreateUser<'a> {
     new_user: &'a NewUser,
     /// The new row's id, chosen before the first attempt: the Auth0 user is tagged with it.
     user_id: UserId,
+    /// The person's own password (an identity provider's password sync): the login gets it,
+    /// and no invitation is sent.
+    password: Option<&'a SecretString>,
+    /// False: the user is created deactivated (its login blocked, no invitation).
+    active: bool,
 }
 
 impl<'a> CreateUser<'a> {
+    /// An active user, invited to set a password.
     pub fn new(new_user: &'a NewUser) -> Self {
         Self {
             new_user,
             user_id: UserId::new(Uuid::new_v4()),
+            password: None,
+            active: true,
         }
+    }
+
+    /// With the person's own password: no invitation.
+    pub fn with_password(self, password: Option<&'a SecretString>) -> Self {
+        Self { password, ..self }
+    }
+
+    /// Created deactivated (`false`): the login blocked, no invitation.
+    pub fn active(self, active: bool) -> Self {
+        Self { active, ..self }
+    }
+
+    /// Whether the person is sent the password-setup email: not when they have a password
+    /// already, nor when the user starts deactivated.
+    fn invites(&self) -> bool {
+        self.password.is_none() && self.active
     }
 }
 
@@ -107,7 +132,13 @@ impl Operation for CreateUser<'_> {
             role: new_user.role,
             db_user_id: self.user_id,
         };
-        let (auth0_user_id, provisioned) = provision(cx, tx, auth0, &new_user.email, &tags).await?;
+        let login = Login {
+            email: &new_user.email,
+            tags: &tags,
+            password: self.password,
+            blocked: !self.active,
+        };
+        let (auth0_user_id, provisioned) = provision(cx, tx, auth0, &login).await?;
         let adopted = provisioned != Provisioned::Created;
         tracing::debug!(step = "auth0_create", adopted, "auth0 user ready");
         let user = CreatedUser {
@@ -121,7 +152,11 @@ impl Operation for CreateUser<'_> {
             created_at,
             adopted_auth0_user: adopted,
         };
-        self.invite(cx, tx, &user, provisioned).await?;
+        if self.invites() {
+            self.invite(cx, tx, &user, provisioned).await?;
+        } else {
+            self.link_only(cx, tx, &user).await?;
+        }
         Ok(user)
     }
 
@@ -225,6 +260,7 @@ impl CreateUser<'_> {
             created_by: principal.acting_user,
             created_by_token: principal.scim_token,
             external_id: new_user.external_id.as_deref(),
+            is_active: self.active,
         };
         let created_at = db
             .on(users::insert_pending(client, &pending))
@@ -286,6 +322,41 @@ impl CreateUser<'_> {
             pages = permissions.len(),
             "permissions stored"
         );
+        Ok(())
+    }
+
+    /// Once the Auth0 user exists, for a user who gets no invitation: its id stored, and, when
+    /// the person has a password already, the set-up marked done; one round trip.
+    async fn link_only(
+        &self,
+        cx: &Context<'_>,
+        tx: &Tx<'_>,
+        user: &CreatedUser,
+    ) -> Result<(), LifecycleError> {
+        let client = tx.client();
+        let statements = [users::SET_AUTH0_SUB, users::MARK_SET_UP];
+        db::ensure_prepared(cx.db, client, &statements)
+            .await
+            .map_err(Failure::database(STORE_AUTH0_ID))?;
+        let set_up = self.password.is_some();
+        let (stored, marked) = cx
+            .db
+            .burst(|db| async move {
+                tokio::join!(
+                    biased;
+                    db.on(users::set_auth0_sub(client, user.id, &user.auth0_user_id)),
+                    async {
+                        match set_up {
+                            true => db.on(users::mark_set_up(client, user.id)).await,
+                            false => Ok(()),
+                        }
+                    }
+                )
+            })
+            .await
+            .map_err(Failure::database(STORE_AUTH0_ID))?;
+        stored.map_err(Failure::database(STORE_AUTH0_ID))?;
+        marked.map_err(Failure::database(STORE_AUTH0_ID))?;
         Ok(())
     }
 

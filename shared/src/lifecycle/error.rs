@@ -33,6 +33,10 @@ pub enum LifecycleError {
     AlreadyActivated,
     #[error("the user is deactivated")]
     UserInactive,
+    /// Auth0's password policy refused the password the request carried; its message says
+    /// which rule.
+    #[error("Auth0 refused the password: {0}")]
+    WeakPassword(String),
     #[error("{failure}")]
     Failed {
         #[source]

@@ -10,7 +10,7 @@ use crate::deadline::Deadline;
 use crate::flow::Compensation;
 use crate::http_api::{
     self, ApiError, ApiEvent, ApiRequest, ApiResponse, ErrorCode, Headers, NotAnApiEvent,
-    dependency, error_body, read_json_body_within, timestamp,
+    dependency, read_json_body_within, timestamp,
 };
 use crate::metrics::{self, Metric};
 use crate::state::AppState;
@@ -75,7 +75,7 @@ impl From<&SetPasswordError> for ApiError {
 /// The Lambda handler: every outcome is an HTTP response; only an event that is no API
 /// Gateway proxy event fails the invocation.
 pub async fn handle(state: &AppState, event: ApiEvent) -> Result<ApiResponse, NotAnApiEvent> {
-    http_api::serve(event, error_body, async |request, deadline, _| {
+    http_api::serve(event, &http_api::JSON_API, async |request, deadline, _| {
         let (status, body) = dispatch(state, request, deadline).await?;
         Ok((status, body.into(), Headers::new()))
     })

@@ -597,6 +597,7 @@ async fn doubles_time(stack: &TestStack, emails: &Emails) -> Result<Vec<Duration
                     email: &email,
                     password: &password,
                     tags: &tags,
+                    blocked: false,
                 },
                 &deadline,
             )
