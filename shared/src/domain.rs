@@ -288,6 +288,46 @@ pub struct NewEmployee {
     pub employment_type: Option<EmploymentType>,
 }
 
+/// A one-line name shown in the admin panel: a line break, an escape sequence (`ESC[31m`) or a
+/// text-direction override (U+202E, which shows "txt.exe" as "exe.txt") has no place in it.
+pub fn refuse_controls(field: &str, raw: &str) -> Result<(), FieldError> {
+    let is_direction_control =
+        |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if raw
+        .chars()
+        .any(|c| c.is_control() || is_direction_control(c))
+    {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters (line breaks, tabs, escape sequences or \
+             text-direction overrides)",
+        ));
+    }
+    Ok(())
+}
+
+/// Shows nothing: white space, and the zero-width and soft-hyphen characters. A required name
+/// made only of these is missing.
+pub fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{00AD}' | '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}'
+        )
+}
+
+/// Postgres cannot store U+0000 in text: refused here with the field's name, not at the
+/// insert as a 500.
+pub fn refuse_nul(field: &str, raw: &str) -> Result<(), FieldError> {
+    if raw.contains('\0') {
+        return Err(FieldError::new(
+            field,
+            "must not contain a NUL character (U+0000)",
+        ));
+    }
+    Ok(())
+}
+
 /// A person's name, as the employee record keeps it: both parts, each a visible line of text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersonName {

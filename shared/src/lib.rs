@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod migration;
 pub mod reset_token;
+pub mod scim;
 pub mod secrets;
 pub mod set_password;
 pub mod startup;

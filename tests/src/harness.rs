@@ -371,6 +371,29 @@ impl TestStack {
         Response::from_lambda(serde_json::to_value(response).expect("response serialises"))
     }
 
+    /// Calls the scim Lambda handler with an API Gateway event, as the runtime would.
+    pub async fn call_scim(&self, event: Value) -> Response {
+        let event = handler_event(&event, lambda_context(Duration::from_secs(25)));
+        let response = shared::scim::handle(&self.state, event)
+            .await
+            .expect("the event is an API Gateway proxy event");
+        Response::from_lambda(serde_json::to_value(response).expect("response serialises"))
+    }
+
+    /// A SCIM token of the tenant of the admin `sub`, made through the admin API.
+    pub async fn scim_token(&self, sub: &str) -> String {
+        let made = self
+            .call(api_event(
+                "POST",
+                SCIM_TOKENS_PATH,
+                Some(sub),
+                Some(&json!({"name": "Okta"}).to_string()),
+            ))
+            .await;
+        assert_eq!(made.status, 201, "{}", made.body);
+        made.body["token"].as_str().expect("the token").to_string()
+    }
+
     /// Runs `sql` (one or more statements) on the test's database.
     pub async fn execute(&self, sql: &str) {
         self.sql().await.batch_execute(sql).await.unwrap();
@@ -551,6 +574,8 @@ pub fn api_event(method: &str, path: &str, sub: Option<&str>, body: Option<&str>
 }
 
 pub const CREATE_PATH: &str = "/api/direct-users/create";
+pub const SCIM_TOKENS_PATH: &str = "/api/scim-tokens";
+pub const SCIM_USERS_PATH: &str = "/scim/v2/Users";
 pub const CHECK_PATH: &str = "/api/direct-users/check-exists";
 pub const RESEND_PATH: &str = "/api/direct-users/resend-invitation";
 pub const VERIFY_PATH: &str = "/api/auth/set-password/verify";
@@ -586,4 +611,47 @@ pub fn check_exists_event(sub: &str, email: &str) -> Value {
 
 pub fn create_event(sub: &str, body: &Value) -> Value {
     api_event("POST", CREATE_PATH, Some(sub), Some(&body.to_string()))
+}
+
+/// A SCIM request as API Gateway hands it to the scim function: no authorizer, the bearer token
+/// in `Authorization`, the query both raw and parsed.
+pub fn scim_event(
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+    query: &[(&str, &str)],
+) -> Value {
+    let body = body.map(Value::to_string);
+    let mut event = api_event(method, path, None, body.as_deref());
+    event["requestContext"]
+        .as_object_mut()
+        .expect("requestContext is an object")
+        .remove("authorizer");
+    event["headers"] = json!({
+        "content-type": "application/scim+json",
+        "host": "scim.acme.test",
+        "x-forwarded-proto": "https",
+    });
+    if let Some(token) = token {
+        event["headers"]["authorization"] = json!(format!("Bearer {token}"));
+    }
+    let raw: Vec<String> = query
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+            )
+        })
+        .collect();
+    event["rawQueryString"] = json!(raw.join("&"));
+    if !query.is_empty() {
+        event["queryStringParameters"] = query
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
+    event
 }

@@ -9,11 +9,14 @@ use http::{HeaderValue, Method, StatusCode};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use secrecy::ExposeSecret;
+
 use crate::access::{Credential, Denied};
+use crate::db::scim_tokens::TokenRecord;
 use crate::db::user_views::{ListQuery, UserView};
 use crate::deadline::Deadline;
 use crate::domain::PagePermission;
-use crate::domain::{CallerSub, FieldError, IdempotencyKey};
+use crate::domain::{CallerSub, FieldError, IdempotencyKey, ScimTokenId};
 use crate::flow::{
     self, Compensation, FlowError, IdempotentRequest, KeyRefusal, Operation, Outcome,
 };
@@ -26,6 +29,7 @@ use crate::lifecycle::{
     ResendInvitation, ResentInvitation, UserChanges,
 };
 use crate::metrics::{self, Metric};
+use crate::scim;
 use crate::state::AppState;
 use request::{
     encode_cursor, parse_check_exists, parse_list_query, parse_new_user, parse_resend_invitation,
@@ -46,6 +50,9 @@ pub enum Route {
     Deactivate,
     Reactivate,
     Delete,
+    CreateScimToken,
+    ListScimTokens,
+    RevokeScimToken,
 }
 
 impl Route {
@@ -61,6 +68,9 @@ impl Route {
             Self::Deactivate => "deactivate",
             Self::Reactivate => "reactivate",
             Self::Delete => "delete",
+            Self::CreateScimToken => "create_scim_token",
+            Self::ListScimTokens => "list_scim_tokens",
+            Self::RevokeScimToken => "revoke_scim_token",
         }
     }
 
@@ -82,7 +92,13 @@ impl Route {
                     been created. Check before trying again: a retry answers \
                     USER_ALREADY_EXISTS if it was.",
             },
-            Self::CheckExists | Self::List | Self::Get => READ,
+            Self::CheckExists | Self::List | Self::Get | Self::ListScimTokens => READ,
+            Self::CreateScimToken => dependency::Outcome {
+                nothing_kept: "No token was made; it is safe to try again.",
+                commit_unknown: "The database did not confirm the commit, so the token may \
+                    have been stored: revoke any you did not receive in the list of tokens.",
+            },
+            Self::RevokeScimToken => CHANGE,
             Self::ResendInvitation => dependency::Outcome {
                 nothing_kept: "Nothing was changed and earlier links still work; it is safe to \
                     try again.",
@@ -136,6 +152,9 @@ pub const ROUTES: &[http_api::Route<Route>] = &[
         "/direct-users/{id}/reactivate",
         Route::Reactivate,
     ),
+    (Method::POST, "/scim-tokens", Route::CreateScimToken),
+    (Method::GET, "/scim-tokens", Route::ListScimTokens),
+    (Method::DELETE, "/scim-tokens/{id}", Route::RevokeScimToken),
 ];
 
 /// The answer to an operation's error, for a request of `route`.
@@ -209,6 +228,10 @@ fn answer(err: &LifecycleError, route: Route) -> ApiError {
         )
         .field("email")
         .friendly("This user is being created right now. Refresh the list in a moment."),
+        E::TokenNotFound => ApiError::new(
+            ErrorCode::ScimTokenNotFound,
+            "No such SCIM token in your organisation.",
+        ),
         E::UserNotFound if route.by_id() => ApiError::new(
             ErrorCode::UserNotFound,
             "No such user in your organisation.",
@@ -311,9 +334,11 @@ async fn dispatch(
     let id = matched.param("id");
     let user_id = || parse_user_id(id).ok_or_else(|| answer(&LifecycleError::UserNotFound, route));
     let body = match route {
-        Route::Create | Route::CheckExists | Route::ResendInvitation | Route::Update => {
-            read_json_body_within(request, MAX_BODY_BYTES)?
-        }
+        Route::Create
+        | Route::CheckExists
+        | Route::ResendInvitation
+        | Route::Update
+        | Route::CreateScimToken => read_json_body_within(request, MAX_BODY_BYTES)?,
         _ => Value::Null,
     };
     let mut call = Call {
@@ -416,7 +441,56 @@ async fn dispatch(
             call.mutate(&DeleteUser { id }, StatusCode::OK, deleted_body)
                 .await
         }
+        // No Idempotency-Key here: a replayed answer would have to be stored with the token
+        // in it, and the token is never stored.
+        Route::CreateScimToken => {
+            let name = scim::tokens::parse_name(body.get("name").and_then(Value::as_str))?;
+            let (record, token) = scim::tokens::create(state, &call.credential, &name, deadline)
+                .await
+                .map_err(|err| log_failure(&err, route))?;
+            let mut body = token_body(&record);
+            body["token"] = json!(token.expose_secret());
+            body["message"] = json!(
+                "Copy the token now: it is not shown again. Give it to your identity provider \
+                 as the SCIM bearer token."
+            );
+            Ok((StatusCode::CREATED, body.into(), Headers::new()))
+        }
+        Route::ListScimTokens => {
+            let records = scim::tokens::list(state, &call.credential, deadline)
+                .await
+                .map_err(|err| log_failure(&err, route))?;
+            let tokens: Vec<Value> = records.iter().map(token_body).collect();
+            Ok((
+                StatusCode::OK,
+                json!({ "tokens": tokens }).into(),
+                Headers::new(),
+            ))
+        }
+        Route::RevokeScimToken => {
+            let not_found = || answer(&LifecycleError::TokenNotFound, route);
+            let id = id
+                .and_then(|id| ScimTokenId::parse(id).ok())
+                .ok_or_else(not_found)?;
+            let record = scim::tokens::revoke(state, &call.credential, id, deadline)
+                .await
+                .map_err(|err| log_failure(&err, route))?;
+            Ok((StatusCode::OK, token_body(&record).into(), Headers::new()))
+        }
     }
+}
+
+/// A SCIM token as its tenant's admins see it (openapi.yaml's `ScimToken`): never the token.
+fn token_body(token: &TokenRecord) -> Value {
+    json!({
+        "id": token.id.to_string(),
+        "name": token.name,
+        "hint": token.hint,
+        "createdBy": token.created_by.map(|id| id.to_string()),
+        "createdAt": timestamp(token.created_at),
+        "lastUsedAt": token.last_used_at.map(timestamp),
+        "revokedAt": token.revoked_at.map(timestamp),
+    })
 }
 
 /// One request of the admin API, read and routed.

@@ -184,6 +184,125 @@ pub async fn list(
     rows.iter().map(view).collect()
 }
 
+/// What a SCIM filter asks of a tenant's users: every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserMatch {
+    /// The address, compared case-insensitively.
+    pub email: Option<String>,
+    /// The identity provider's id, compared exactly.
+    pub external_id: Option<String>,
+    /// The user's id.
+    pub id: Option<Uuid>,
+    pub active: Option<bool>,
+    /// No user can match (an id that is no UUID, two values asked of one attribute): nothing
+    /// needs to be read.
+    pub nothing: bool,
+}
+
+/// The conditions of `matching` after the tenant's (`$1`), numbered from `$2` in the order of
+/// [`match_params`].
+fn match_conditions(matching: &UserMatch) -> String {
+    let mut sql = String::from("u.tenant_id = $1 AND u.auth0_sub NOT LIKE 'pending\\_%'");
+    let mut next = 2;
+    let mut condition = |text: &str| {
+        sql.push_str(&format!(
+            "\n    AND {}",
+            text.replace('?', &format!("${next}"))
+        ));
+        next += 1;
+    };
+    if matching.email.is_some() {
+        condition("lower(u.email) = lower(?::text)");
+    }
+    if matching.external_id.is_some() {
+        condition("u.external_id = ?::text");
+    }
+    if matching.id.is_some() {
+        condition("u.id = ?::uuid");
+    }
+    if matching.active.is_some() {
+        condition("u.is_active = ?::boolean");
+    }
+    sql
+}
+
+/// How many users of the tenant `matching` finds.
+pub fn count_matching_sql(matching: &UserMatch) -> String {
+    format!(
+        "SELECT count(*) FROM users u\n  WHERE {}",
+        match_conditions(matching)
+    )
+}
+
+/// The page of those users from `offset` on, oldest first (a stable order for SCIM's
+/// `startIndex`): the page's ids are chosen on the users alone, then only they are joined.
+pub fn matching_page_sql(matching: &UserMatch) -> String {
+    let conditions = match_conditions(matching);
+    let first = 2 + match_params(matching).len();
+    let (offset, limit) = (first, first + 1);
+    format!(
+        "WITH page AS (
+    SELECT u.id FROM users u
+     WHERE {conditions}
+     ORDER BY u.created_at, u.id OFFSET ${offset} LIMIT ${limit})
+{SELECT}
+  WHERE u.id IN (SELECT id FROM page)
+  ORDER BY u.created_at, u.id"
+    )
+}
+
+/// The values of `matching`'s conditions, in their order.
+fn match_params(matching: &UserMatch) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
+    if let Some(email) = &matching.email {
+        params.push(email);
+    }
+    if let Some(external_id) = &matching.external_id {
+        params.push(external_id);
+    }
+    if let Some(id) = &matching.id {
+        params.push(id);
+    }
+    if let Some(active) = &matching.active {
+        params.push(active);
+    }
+    params
+}
+
+/// How many of `tenant`'s users `matching` finds.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn count_matching(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    matching: &UserMatch,
+) -> Result<i64, tokio_postgres::Error> {
+    let tenant = tenant.uuid();
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&tenant];
+    params.extend(match_params(matching));
+    let statement = client.prepare_cached(&count_matching_sql(matching)).await?;
+    client.query_one(&statement, &params).await?.try_get(0)
+}
+
+/// Up to `limit` of `tenant`'s users that `matching` finds, from the `offset`-th on, oldest
+/// first.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn matching_page(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    matching: &UserMatch,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<UserView>, tokio_postgres::Error> {
+    let tenant = tenant.uuid();
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&tenant];
+    params.extend(match_params(matching));
+    params.push(&offset);
+    params.push(&limit);
+    let statement = client.prepare_cached(&matching_page_sql(matching)).await?;
+    let rows = client.query(&statement, &params).await?;
+    rows.iter().map(view).collect()
+}
+
 /// `prefix` as a LIKE pattern's start: its `%`, `_` and `\` match only themselves.
 fn like_prefix(prefix: &str) -> String {
     let mut escaped = String::with_capacity(prefix.len());

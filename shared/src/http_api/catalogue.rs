@@ -47,6 +47,7 @@ error_catalogue! {
     NotFound = NOT_FOUND, "NOT_FOUND";
     EmployeeNotFound = NOT_FOUND, "EMPLOYEE_NOT_FOUND";
     UserNotFound = NOT_FOUND, "USER_NOT_FOUND";
+    ScimTokenNotFound = NOT_FOUND, "SCIM_TOKEN_NOT_FOUND";
     MethodNotAllowed = METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED";
     UserAlreadyExists = CONFLICT, "USER_ALREADY_EXISTS";
     UserCreationInProgress = CONFLICT, "USER_CREATION_IN_PROGRESS";

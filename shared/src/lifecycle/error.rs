@@ -35,6 +35,8 @@ pub enum LifecycleError {
     UserInactive,
     /// Auth0's password policy refused the password the request carried; its message says
     /// which rule.
+    #[error("no such SCIM token in the caller's tenant")]
+    TokenNotFound,
     #[error("Auth0 refused the password: {0}")]
     WeakPassword(String),
     #[error("{failure}")]

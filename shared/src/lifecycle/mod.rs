@@ -22,7 +22,7 @@ pub use delete::{DeleteUser, DeletedUser};
 pub use error::LifecycleError;
 pub use exists::email_exists;
 pub use resend::{ResendInvitation, ResentInvitation};
-pub use views::{user, users};
+pub use views::{matching_users, user, users};
 
 /// The steps of the user operations, besides the ones every flow shares ([`Step`]'s).
 mod steps {

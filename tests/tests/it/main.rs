@@ -26,5 +26,6 @@ mod one_connection;
 mod openapi;
 mod payload_versions;
 mod schema;
+mod scim;
 mod secrets;
 mod set_password;
