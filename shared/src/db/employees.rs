@@ -94,11 +94,14 @@ pub async fn insert(
 }
 
 /// The name of the user's employee record; one is made (in the user's tenant and business)
-/// when the user has none. One statement.
+/// when the user has none. The user counts as changed (SCIM's `meta.lastModified`). One
+/// statement.
 pub const SET_NAME: &str = "WITH named AS (
         UPDATE employees SET first_name = $2, last_name = $3, updated_at = now()
          WHERE user_id = $1
-        RETURNING id)
+        RETURNING id),
+     touched AS (
+        UPDATE users SET updated_at = now() WHERE id = $1)
      INSERT INTO employees (tenant_id, business_id, user_id, first_name, last_name, email)
      SELECT u.tenant_id, u.business_id, u.id, $2, $3, u.email
        FROM users u

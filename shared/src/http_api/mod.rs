@@ -179,6 +179,20 @@ impl ApiRequest {
         }
     }
 
+    /// All of the query string's values for `name`, joined by commas: a value that itself
+    /// holds commas (a SCIM filter, an attribute list) arrives whole, since API Gateway's
+    /// payload 2.0 gives repeated keys as one comma-joined value and the event's map splits it.
+    pub fn query_joined(&self, name: &str) -> Option<String> {
+        match self {
+            Self::Http(r) => r.query_string_parameters.all(name),
+            Self::Rest(r) => r
+                .multi_value_query_string_parameters
+                .all(name)
+                .or_else(|| r.query_string_parameters.all(name)),
+        }
+        .map(|values| values.join(","))
+    }
+
     /// Whether the request carries a body at all.
     pub fn has_body(&self) -> bool {
         !self.raw_body().0.trim().is_empty()

@@ -227,14 +227,14 @@ async fn dispatch(
     };
     let projection = || {
         Projection::parse(
-            request.query("attributes"),
-            request.query("excludedAttributes"),
+            request.query_joined("attributes").as_deref(),
+            request.query_joined("excludedAttributes").as_deref(),
         )
     };
     match route {
         Route::ListUsers => {
-            let matching = match request.query("filter") {
-                Some(raw) => filter::parse(raw).map_err(|err| {
+            let matching = match request.query_joined("filter") {
+                Some(raw) => filter::parse(&raw).map_err(|err| {
                     ApiError::new(ErrorCode::ValidationError, format!("filter: {}.", err.0))
                         .scim_type("invalidFilter")
                 })?,

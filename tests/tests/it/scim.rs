@@ -3,7 +3,9 @@
 //! systems or in neither, as through the admin API.
 
 use serde_json::{Value, json};
+use testkit::doubles::Fault;
 use testkit::harness::{Response, SCIM_USERS_PATH, TestStack, scim_event, seed};
+use uuid::Uuid;
 
 const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -184,5 +186,735 @@ async fn okta_deactivates_with_a_pathless_replace_and_finds_the_user_still() {
     assert!(!stack.auth0.is_blocked(&auth0_id));
     let (status, _) = stack.auth0.log_in(email, PASSWORD, "openid").await;
     assert_eq!(status, 200);
-    let _ = user_path(id);
+}
+
+fn entra_user(email: &str, object_id: &str) -> Value {
+    json!({
+        "schemas": [CORE_USER, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+        "externalId": object_id,
+        "userName": email,
+        "active": true,
+        "displayName": "Ezra Entra",
+        "emails": [{"primary": true, "type": "work", "value": email}],
+        "meta": {"resourceType": "User"},
+        "name": {"formatted": "Ezra Entra", "familyName": "Entra", "givenName": "Ezra"},
+        "title": "Engineer",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"employeeNumber": "701", "department": "R&D"},
+    })
+}
+
+async fn auth0_id(stack: &TestStack, email: &str) -> String {
+    let users = stack.auth0.users_with_email(email);
+    assert_eq!(users.len(), 1, "{users:?}");
+    users[0]["user_id"].as_str().unwrap().to_string()
+}
+
+async fn row(stack: &TestStack, id: &str) -> Option<(bool, String, Option<String>)> {
+    stack
+        .sql()
+        .await
+        .query_opt(
+            "SELECT is_active, role, external_id FROM users WHERE id = $1",
+            &[&Uuid::parse_str(id).unwrap()],
+        )
+        .await
+        .unwrap()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+}
+
+#[tokio::test]
+async fn entra_creates_invites_deactivates_renames_reactivates_and_deletes() {
+    let stack = TestStack::start().await;
+    let idp = Idp::of_acme(&stack).await;
+    let email = "ezra.entra@acme.test";
+    let object_id = "5f1b2c3d-entra-object";
+
+    let created = idp.create(&entra_user(email, object_id)).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    // No password from Entra: the person is invited to set one.
+    assert_eq!(stack.email.emails_to(email).len(), 1);
+    let auth0 = auth0_id(&stack, email).await;
+    assert!(!stack.auth0.is_blocked(&auth0));
+
+    for filter in [
+        format!("externalId eq \"{object_id}\""),
+        format!("emails[type eq \"work\"].value eq \"{email}\""),
+        format!("userName eq \"{email}\" and externalId eq \"{object_id}\""),
+    ] {
+        let found = idp.find(&filter).await;
+        assert_eq!(found.body["totalResults"], 1, "{filter}: {}", found.body);
+        assert_eq!(found.body["Resources"][0]["id"], id.as_str());
+    }
+
+    // Entra's default deactivation: a capitalised op and a string boolean.
+    let off = idp
+        .patch(
+            &id,
+            json!([{"op": "Replace", "path": "active", "value": "False"}]),
+        )
+        .await;
+    assert_eq!(off.status, 200, "{}", off.body);
+    assert_eq!(off.body["active"], false);
+    assert!(stack.auth0.is_blocked(&auth0));
+    assert_eq!(row(&stack, &id).await.unwrap().0, false);
+
+    // Entra's newer shape: a path-less replace with dotted and URN keys, each applied to its
+    // attribute; the enterprise extension is accepted and not kept; a filtered email path.
+    let renamed = idp
+        .patch(
+            &id,
+            json!([
+                {"op": "replace", "value": {
+                    "name.givenName": "Esra",
+                    "urn:ietf:params:scim:schemas:core:2.0:User:name.familyName": "Entra-Lund",
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "702",
+                    "displayName": "Esra Entra-Lund",
+                }},
+                {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": email},
+            ]),
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    assert_eq!(
+        renamed.body["name"],
+        json!({"givenName": "Esra", "familyName": "Entra-Lund"})
+    );
+    assert_eq!(renamed.body["displayName"], "Esra Entra-Lund");
+    assert!(renamed.body.get("name.givenName").is_none());
+    assert_ne!(
+        renamed.body["meta"]["lastModified"], created.body["meta"]["lastModified"],
+        "a new name is a change of the user"
+    );
+    let employee: (String, String) = {
+        let sql = stack.sql().await;
+        let r = sql
+            .query_one(
+                "SELECT first_name, last_name FROM employees WHERE user_id = $1",
+                &[&Uuid::parse_str(&id).unwrap()],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(employee, ("Esra".to_string(), "Entra-Lund".to_string()));
+
+    let on = idp
+        .patch(
+            &id,
+            json!([{"op": "Add", "path": "active", "value": "True"}]),
+        )
+        .await;
+    assert_eq!(on.status, 200, "{}", on.body);
+    assert!(!stack.auth0.is_blocked(&auth0));
+
+    let deleted = idp.send("DELETE", &user_path(&id), None, &[]).await;
+    assert_eq!(deleted.status, 204);
+    assert!(row(&stack, &id).await.is_none());
+    assert!(stack.auth0.users_with_email(email).is_empty());
+    for (method, body) in [
+        ("GET", None),
+        ("DELETE", None),
+        (
+            "PATCH",
+            Some(
+                json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": false}]}),
+            ),
+        ),
+        ("PUT", Some(entra_user(email, object_id))),
+    ] {
+        let gone = idp.send(method, &user_path(&id), body.as_ref(), &[]).await;
+        assert_eq!(gone.status, 404, "{method}: {}", gone.body);
+    }
+    assert_eq!(
+        idp.find(&format!("userName eq \"{email}\"")).await.body["totalResults"],
+        0
+    );
+}
+
+#[tokio::test]
+async fn okta_replaces_the_whole_resource_and_keeps_what_it_leaves_out() {
+    let stack = TestStack::start().await;
+    let idp = Idp::of_acme(&stack).await;
+    let email = "pat.put@acme.test";
+    let mut user = okta_user(email);
+    user[APP_USER] = json!({"role": "ADMIN"});
+    let created = idp.create(&user).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body[APP_USER]["role"], "ADMIN");
+    let id = created.body["id"].as_str().unwrap();
+    let auth0 = auth0_id(&stack, email).await;
+    assert_eq!(
+        stack.auth0.user(&auth0).unwrap()["app_metadata"]["role"],
+        "ADMIN"
+    );
+
+    // Okta's PUT: everything it maps, the password again, no role extension.
+    let mut put = okta_user(&email.to_uppercase());
+    put["id"] = json!(id);
+    put["name"]["familyName"] = json!("Putnam");
+    put["externalId"] = json!("00u2okta");
+    let replaced = idp.send("PUT", &user_path(id), Some(&put), &[]).await;
+    assert_eq!(replaced.status, 200, "{}", replaced.body);
+    assert_eq!(replaced.body["name"]["familyName"], "Putnam");
+    assert_eq!(replaced.body["externalId"], "00u2okta");
+    assert_eq!(replaced.body[APP_USER]["role"], "ADMIN", "left out: kept");
+    assert_eq!(
+        row(&stack, id).await.unwrap(),
+        (true, "ADMIN".to_string(), Some("00u2okta".to_string()))
+    );
+    // The password sent again is not a password change.
+    let (status, _) = stack.auth0.log_in(email, PASSWORD, "openid").await;
+    assert_eq!(status, 200);
+
+    // A role change goes to both systems.
+    let demoted = idp
+        .patch(
+            id,
+            json!([{"op": "replace", "path": format!("{APP_USER}:role"), "value": "USER"}]),
+        )
+        .await;
+    assert_eq!(demoted.status, 200, "{}", demoted.body);
+    assert_eq!(
+        stack.auth0.user(&auth0).unwrap()["app_metadata"]["role"],
+        "USER"
+    );
+
+    // A PUT that moves the address is refused, and nothing changes.
+    let mut moved = put.clone();
+    moved["userName"] = json!("someone.else@acme.test");
+    let refused = idp.send("PUT", &user_path(id), Some(&moved), &[]).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.body["scimType"], "mutability");
+    assert_eq!(row(&stack, id).await.unwrap().1, "USER");
+}
+
+#[tokio::test]
+async fn a_user_created_inactive_has_a_blocked_login_and_no_invitation() {
+    let stack = TestStack::start().await;
+    let idp = Idp::of_acme(&stack).await;
+    let email = "ina.active@acme.test";
+    let mut user = okta_user(email);
+    user["active"] = json!(false);
+    user.as_object_mut().unwrap().remove("password");
+    let created = idp.create(&user).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["active"], false);
+    let id = created.body["id"].as_str().unwrap();
+    assert!(stack.auth0.is_blocked(&auth0_id(&stack, email).await));
+    assert!(stack.email.emails_to(email).is_empty());
+    assert_eq!(row(&stack, id).await.unwrap().0, false);
+}
+
+#[tokio::test]
+async fn a_taken_address_is_a_409_that_says_nothing_more_and_keeps_nothing() {
+    let stack = TestStack::start().await;
+    let idp = Idp::of_acme(&stack).await;
+    let email = "dup.licate@acme.test";
+    assert_eq!(idp.create(&okta_user(email)).await.status, 201);
+
+    let again = idp.create(&okta_user(email)).await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert_eq!(again.body["scimType"], "uniqueness");
+    // An address of another tenant: the same answer, word for word.
+    let elsewhere = idp.create(&okta_user("admin@globex.test")).await;
+    assert_eq!(elsewhere.status, 409, "{}", elsewhere.body);
+    assert_eq!(elsewhere.body, again.body);
+    assert_eq!(stack.rows_for(email).await.users, 1);
+    assert_eq!(stack.auth0.users_with_email(email).len(), 1);
+}
+
+#[tokio::test]
+async fn another_tenant_s_users_do_not_exist_for_a_token() {
+    let stack = TestStack::start().await;
+    let acme = Idp::of_acme(&stack).await;
+    let globex = Idp {
+        stack: &stack,
+        token: stack.scim_token(seed::GLOBEX_ADMIN_SUB).await,
+    };
+    let created = acme.create(&okta_user("only.acme@acme.test")).await;
+    let id = created.body["id"].as_str().unwrap();
+
+    for (method, body) in [
+        ("GET", None),
+        (
+            "PATCH",
+            Some(
+                json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": false}]}),
+            ),
+        ),
+        ("DELETE", None),
+    ] {
+        let refused = globex
+            .send(method, &user_path(id), body.as_ref(), &[])
+            .await;
+        assert_eq!(refused.status, 404, "{method}: {}", refused.body);
+    }
+    let none = globex.find("userName eq \"only.acme@acme.test\"").await;
+    assert_eq!(none.body["totalResults"], 0);
+    let all = globex.send("GET", SCIM_USERS_PATH, None, &[]).await;
+    let names: Vec<&str> = all.body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["userName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin@globex.test"]);
+    assert_eq!(row(&stack, id).await.unwrap().0, true);
+    assert!(
+        !stack
+            .auth0
+            .is_blocked(&auth0_id(&stack, "only.acme@acme.test").await)
+    );
+}
+
+#[tokio::test]
+async fn owners_are_managed_in_the_admin_panel_only() {
+    let stack = TestStack::start().await;
+    let idp = Idp::of_acme(&stack).await;
+    let mut owner = okta_user("new.owner@acme.test");
+    owner[APP_USER] = json!({"role": "OWNER"});
+    let refused = idp.create(&owner).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    stack.assert_nothing_kept("new.owner@acme.test").await;
+
+    let seeded_owner = "a0000000-0000-4000-8000-000000000001";
+    let touch = idp
+        .patch(
+            seeded_owner,
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        )
+        .await;
+    assert_eq!(touch.status, 403, "{}", touch.body);
+    assert_eq!(row(&stack, seeded_owner).await.unwrap().0, true);
+}
+
+#[tokio::test]
+async fn bad_requests_get_their_scim_type_and_change_nothing() {
+    let stack = TestStack::start().await;
+    let idp = Idp::of_acme(&stack).await;
+    let created = idp.create(&okta_user("kept.same@acme.test")).await;
+    let id = created.body["id"].as_str().unwrap();
+    let before = idp.send("GET", &user_path(id), None, &[]).await.body;
+
+    let patch = |ops: Value| json!({"schemas": [PATCH_OP], "Operations": ops});
+    let cases: Vec<(&str, Value, u16, &str)> = vec![
+        (
+            "remove without a path",
+            patch(json!([{"op": "remove"}])),
+            400,
+            "noTarget",
+        ),
+        (
+            "a new userName",
+            patch(json!([{"op": "replace", "path": "userName", "value": "x@acme.test"}])),
+            400,
+            "mutability",
+        ),
+        (
+            "an attribute nobody defines",
+            patch(json!([{"op": "replace", "path": "shoeSize", "value": 42}])),
+            400,
+            "invalidPath",
+        ),
+        (
+            "a boolean that is none",
+            patch(json!([{"op": "replace", "path": "active", "value": "yes"}])),
+            400,
+            "invalidValue",
+        ),
+        (
+            "an op that is none",
+            patch(json!([{"op": "move", "path": "active", "value": false}])),
+            400,
+            "invalidSyntax",
+        ),
+        (
+            "half a name",
+            patch(json!([{"op": "remove", "path": "name.familyName"}])),
+            400,
+            "invalidValue",
+        ),
+        (
+            "a NUL byte",
+            patch(json!([{"op": "replace", "path": "name.givenName", "value": "A\u{0}B"}])),
+            400,
+            "invalidValue",
+        ),
+        (
+            "a later bad operation undoes the earlier good one",
+            patch(json!([
+                {"op": "replace", "path": "active", "value": false},
+                {"op": "replace", "path": "userName", "value": "x@acme.test"},
+            ])),
+            400,
+            "mutability",
+        ),
+        (
+            "no PatchOp schema",
+            json!({"Operations": []}),
+            400,
+            "invalidSyntax",
+        ),
+    ];
+    for (what, body, status, scim_type) in cases {
+        let refused = idp.send("PATCH", &user_path(id), Some(&body), &[]).await;
+        assert_eq!(refused.status, status, "{what}: {}", refused.body);
+        assert_eq!(
+            refused.body["scimType"], scim_type,
+            "{what}: {}",
+            refused.body
+        );
+    }
+    assert_eq!(
+        idp.send("GET", &user_path(id), None, &[]).await.body,
+        before
+    );
+
+    // Bodies that are not what SCIM takes.
+    let mut event = scim_event("POST", SCIM_USERS_PATH, Some(&idp.token), None, &[]);
+    event["body"] = json!("{\"schemas\": [");
+    let broken = stack.call_scim(event.clone()).await;
+    assert_eq!(
+        (broken.status, broken.body["scimType"].as_str()),
+        (400, Some("invalidSyntax"))
+    );
+    event["body"] = json!(format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000)));
+    let deep = stack.call_scim(event.clone()).await;
+    assert_eq!(deep.status, 400, "{}", deep.body);
+    let mut big = okta_user("big.body@acme.test");
+    big["title"] = json!("x".repeat(70 * 1024));
+    event["body"] = json!(big.to_string());
+    assert_eq!(stack.call_scim(event.clone()).await.status, 413);
+    event["headers"]["content-type"] = json!("text/plain");
+    event["body"] = json!(okta_user("plain.text@acme.test").to_string());
+    assert_eq!(stack.call_scim(event).await.status, 415);
+    let nul = idp
+        .create(&json!({"schemas": [CORE_USER], "userName": "nul.name@acme.test", "name": {"givenName": "A\u{0}", "familyName": "B"}}))
+        .await;
+    assert_eq!(
+        (nul.status, nul.body["scimType"].as_str()),
+        (400, Some("invalidValue"))
+    );
+    for email in [
+        "big.body@acme.test",
+        "plain.text@acme.test",
+        "nul.name@acme.test",
+    ] {
+        stack.assert_nothing_kept(email).await;
+    }
+}
+
+#[tokio::test]
+async fn filters_outside_the_grammar_are_invalid_filter_and_odd_paging_is_brought_into_range() {
+    let stack = TestStack::start().await;
+    let idp = Idp::of_acme(&stack).await;
+    for filter in [
+        "userName sw \"a\"",
+        "userName eq \"a@acme.test\" or userName eq \"b@acme.test\"",
+        "title eq \"x\"",
+        "userName eq",
+        "userName eq \"a\\u0000b\"",
+        &format!(
+            "{}userName eq \"a@acme.test\"{}",
+            "(".repeat(100),
+            ")".repeat(100)
+        ),
+    ] {
+        let refused = idp.find(filter).await;
+        assert_eq!(refused.status, 400, "{filter}: {}", refused.body);
+        assert_eq!(refused.body["scimType"], "invalidFilter");
+    }
+    // A filter no user can meet is an empty list, not an error.
+    let nobody = idp.find("id eq \"not-a-uuid\"").await;
+    assert_eq!(
+        (nobody.status, nobody.body["totalResults"].as_u64()),
+        (200, Some(0))
+    );
+
+    let huge = idp
+        .send(
+            "GET",
+            SCIM_USERS_PATH,
+            None,
+            &[("count", "99999999999999999999999"), ("startIndex", "-3")],
+        )
+        .await;
+    assert_eq!(huge.status, 200, "{}", huge.body);
+    assert_eq!(huge.body["startIndex"], 1);
+    let negative = idp
+        .send("GET", SCIM_USERS_PATH, None, &[("count", "-1")])
+        .await;
+    assert_eq!(negative.body["itemsPerPage"], 0);
+    let words = idp
+        .send("GET", SCIM_USERS_PATH, None, &[("count", "ten")])
+        .await;
+    assert_eq!(
+        (words.status, words.body["scimType"].as_str()),
+        (400, Some("invalidValue"))
+    );
+}
+
+#[tokio::test]
+async fn pages_are_stable_and_counted_and_count_zero_gives_the_total() {
+    let stack = TestStack::start().await;
+    let idp = Idp::of_acme(&stack).await;
+    let mut made = Vec::new();
+    for n in 0..5 {
+        let mut user = okta_user(&format!("page.{n}@acme.test"));
+        user["externalId"] = json!(format!("00u{n}"));
+        let created = idp.create(&user).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        made.push(created.body["id"].as_str().unwrap().to_string());
+    }
+    let totals = idp
+        .send("GET", SCIM_USERS_PATH, None, &[("count", "0")])
+        .await;
+    assert_eq!(totals.body["itemsPerPage"], 0, "{}", totals.body);
+    assert_eq!(totals.body["Resources"], json!([]));
+    let total = totals.body["totalResults"].as_u64().unwrap();
+    assert!(total >= 5, "{}", totals.body);
+
+    let mut seen = Vec::new();
+    let mut start = 1;
+    while start <= total {
+        let start_text = start.to_string();
+        let page = idp
+            .send(
+                "GET",
+                SCIM_USERS_PATH,
+                None,
+                &[("startIndex", &start_text), ("count", "2")],
+            )
+            .await;
+        assert_eq!(page.body["totalResults"], total);
+        assert_eq!(page.body["startIndex"], start);
+        let resources = page.body["Resources"].as_array().unwrap();
+        assert_eq!(page.body["itemsPerPage"], resources.len());
+        assert!(resources.len() <= 2);
+        seen.extend(
+            resources
+                .iter()
+                .map(|u| u["id"].as_str().unwrap().to_string()),
+        );
+        start += 2;
+    }
+    assert_eq!(seen.len() as u64, total);
+    let unique: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no user on two pages");
+    // Oldest first: the five made here come last, in the order they were made.
+    assert_eq!(&seen[seen.len() - 5..], made.as_slice());
+    let past = idp
+        .send("GET", SCIM_USERS_PATH, None, &[("startIndex", "1000")])
+        .await;
+    assert_eq!(
+        (
+            past.body["itemsPerPage"].as_u64(),
+            past.body["totalResults"].as_u64()
+        ),
+        (Some(0), Some(total))
+    );
+}
+
+#[tokio::test]
+async fn attributes_and_excluded_attributes_cut_the_answer() {
+    let stack = TestStack::start().await;
+    let idp = Idp::of_acme(&stack).await;
+    let created = idp.create(&okta_user("cut.down@acme.test")).await;
+    let id = created.body["id"].as_str().unwrap();
+
+    let only = idp
+        .send(
+            "GET",
+            &user_path(id),
+            None,
+            &[("attributes", "userName,name.familyName")],
+        )
+        .await;
+    assert_eq!(
+        only.body,
+        json!({"schemas": [CORE_USER, APP_USER], "id": id, "userName": "cut.down@acme.test", "name": {"familyName": "Okta"}})
+    );
+    let without = idp
+        .send(
+            "GET",
+            SCIM_USERS_PATH,
+            None,
+            &[
+                ("filter", "userName eq \"cut.down@acme.test\""),
+                ("excludedAttributes", "emails,meta,name"),
+            ],
+        )
+        .await;
+    let user = &without.body["Resources"][0];
+    assert_eq!(user["id"], id);
+    assert!(
+        user.get("emails").is_none() && user.get("meta").is_none() && user.get("name").is_none()
+    );
+    assert_eq!(user["active"], true);
+}
+
+#[tokio::test]
+async fn a_filter_value_with_commas_arrives_whole() {
+    let stack = TestStack::start().await;
+    let idp = Idp::of_acme(&stack).await;
+    let mut user = okta_user("comma.ext@acme.test");
+    user["externalId"] = json!("CN=Comma,OU=Staff,DC=acme");
+    assert_eq!(idp.create(&user).await.status, 201);
+    let found = idp
+        .find("externalId eq \"CN=Comma,OU=Staff,DC=acme\"")
+        .await;
+    assert_eq!(found.body["totalResults"], 1, "{}", found.body);
+}
+
+#[tokio::test]
+async fn discovery_describes_exactly_what_is_served() {
+    let stack = TestStack::start().await;
+    // No token needed: it is the same for every tenant.
+    let get = |path: &'static str| {
+        let stack = &stack;
+        async move {
+            stack
+                .call_scim(scim_event("GET", path, None, None, &[]))
+                .await
+        }
+    };
+    let config = get("/scim/v2/ServiceProviderConfig").await;
+    assert_scim_shaped(&config);
+    assert_eq!(config.body["patch"]["supported"], true);
+    assert_eq!(config.body["bulk"]["supported"], false);
+    assert_eq!(
+        config.body["filter"],
+        json!({"supported": true, "maxResults": 200})
+    );
+    assert_eq!(config.body["changePassword"]["supported"], false);
+    assert_eq!(config.body["sort"]["supported"], false);
+    assert_eq!(config.body["etag"]["supported"], false);
+    assert_eq!(
+        config.body["authenticationSchemes"][0]["type"],
+        "oauthbearertoken"
+    );
+
+    let types = get("/scim/v2/ResourceTypes").await;
+    assert_eq!(types.body["totalResults"], 1);
+    assert_eq!(types.body["Resources"][0]["endpoint"], "/Users");
+    assert_eq!(
+        types.body["Resources"][0]["schemaExtensions"][0]["schema"],
+        APP_USER
+    );
+    assert_eq!(get("/scim/v2/ResourceTypes/User").await.body["id"], "User");
+    assert_eq!(get("/scim/v2/ResourceTypes/Group").await.status, 404);
+
+    let schemas = get("/scim/v2/Schemas").await;
+    let ids: Vec<&str> = schemas.body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [CORE_USER, APP_USER]);
+    let core = &schemas.body["Resources"][0]["attributes"];
+    let served: Vec<&str> = core
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        served,
+        [
+            "userName",
+            "name",
+            "displayName",
+            "emails",
+            "active",
+            "password"
+        ]
+    );
+    assert_eq!(core[0]["mutability"], "immutable");
+    assert_eq!(core[0]["uniqueness"], "server");
+    assert_eq!(get("/scim/v2/Groups").await.status, 404);
+}
+
+#[tokio::test]
+async fn without_a_valid_token_every_user_route_is_the_same_401() {
+    let stack = TestStack::start().await;
+    let idp = Idp::of_acme(&stack).await;
+    let created = idp.create(&okta_user("guard.ed@acme.test")).await;
+    let id = created.body["id"].as_str().unwrap();
+    let unknown = format!("aup_scim_{}", "ab".repeat(32));
+    let mut answers = Vec::new();
+    for token in [None, Some("garbage"), Some(unknown.as_str())] {
+        for (method, path) in [
+            ("GET", SCIM_USERS_PATH.to_string()),
+            ("DELETE", user_path(id)),
+        ] {
+            let response = stack
+                .call_scim(scim_event(method, &path, token, None, &[]))
+                .await;
+            assert_scim_shaped(&response);
+            assert_eq!(response.status, 401, "{}", response.body);
+            answers.push(response.body);
+        }
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+    assert_eq!(row(&stack, id).await.unwrap().0, true);
+}
+
+#[tokio::test]
+async fn a_spent_auth0_rate_limit_is_a_429_to_retry_and_leaves_nothing_half_done() {
+    let stack = TestStack::start().await;
+    let idp = Idp::of_acme(&stack).await;
+    let email = "rate.limited@acme.test";
+    stack
+        .auth0
+        .inject(Fault::status("create_user", 429).times(10));
+
+    let limited = idp.create(&okta_user(email)).await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert_eq!(limited.headers["retry-after"], "1");
+    stack.assert_nothing_kept(email).await;
+
+    stack.auth0.reset();
+    let retried = idp.create(&okta_user(email)).await;
+    assert_eq!(retried.status, 201, "{}", retried.body);
+}
+
+#[tokio::test]
+async fn a_scim_deactivation_beside_an_admin_s_delete_ends_with_the_user_gone_from_both() {
+    let stack = TestStack::start().await;
+    let idp = Idp::of_acme(&stack).await;
+    let email = "race.d@acme.test";
+    let created = idp.create(&okta_user(email)).await;
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let delete = testkit::harness::api_event(
+        "DELETE",
+        &format!("/api/direct-users/{id}"),
+        Some(seed::ACME_ADMIN_SUB),
+        None,
+    );
+    let (scim, admin) = tokio::join!(
+        idp.patch(
+            &id,
+            json!([{"op": "Replace", "path": "active", "value": "False"}])
+        ),
+        stack.call(delete.clone())
+    );
+    assert!(matches!(scim.status, 200 | 404 | 409), "{}", scim.body);
+    assert!(matches!(admin.status, 200 | 409), "{}", admin.body);
+    if admin.status == 409 {
+        // The deactivation held the user: the delete is answered "retry", and then works.
+        let again = stack.call(delete).await;
+        assert_eq!(again.status, 200, "{}", again.body);
+    }
+    assert!(row(&stack, &id).await.is_none());
+    assert!(stack.auth0.users_with_email(email).is_empty());
+    let intents: i64 = stack
+        .sql()
+        .await
+        .query_one("SELECT count(*) FROM lifecycle_intents", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(intents, 0);
 }
