@@ -56,6 +56,8 @@ pub enum Route {
     ReplaceUser,
     PatchUser,
     DeleteUser,
+    /// `/Bulk` and `/Users/.search`: defined by RFC 7644, not served.
+    NotImplemented,
 }
 
 impl Route {
@@ -70,6 +72,7 @@ impl Route {
             Self::ReplaceUser => "scim_replace",
             Self::PatchUser => "scim_patch",
             Self::DeleteUser => "scim_delete",
+            Self::NotImplemented => "scim_not_implemented",
         }
     }
 
@@ -114,6 +117,12 @@ pub const ROUTES: &[http_api::Route<Route>] = &[
     (Method::PUT, "/scim/v2/Users/{id}", Route::ReplaceUser),
     (Method::PATCH, "/scim/v2/Users/{id}", Route::PatchUser),
     (Method::DELETE, "/scim/v2/Users/{id}", Route::DeleteUser),
+    (Method::POST, "/scim/v2/Bulk", Route::NotImplemented),
+    (
+        Method::POST,
+        "/scim/v2/Users/.search",
+        Route::NotImplemented,
+    ),
 ];
 
 /// A request SCIM refuses with a `scimType`: a 400 by default.
@@ -199,6 +208,17 @@ async fn dispatch(
             };
         }
         Route::Schemas => return ok(list_of(schema::schemas(&base))),
+        // RFC 7644 §3.12: an operation the service provider does not support is a 501;
+        // ServiceProviderConfig says so too (bulk), and filters go on GET.
+        Route::NotImplemented => {
+            return Err(ApiError {
+                status: StatusCode::NOT_IMPLEMENTED,
+                ..ApiError::new(
+                    ErrorCode::NotFound,
+                    "Not supported: no Bulk operations, and filters are sent with GET /Users.",
+                )
+            });
+        }
         Route::Schema => {
             return match matched.param("id").and_then(|id| schema::schema(&base, id)) {
                 Some(schema) => ok(schema),

@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde_json::{Map, Value};
 
 use super::ScimFault;
-use super::schema::{APP_USER, CORE_USER, ENTERPRISE_USER, PATCH_OP, strip_core};
+use super::schema::{APP_USER, CORE_USER, PATCH_OP, strip_core};
 use crate::db::user_views::UserView;
 use crate::domain::{
     Email, EmployeeRequest, NewEmployee, NewUser, PersonName, Role, is_invisible, refuse_controls,
@@ -299,10 +299,12 @@ fn target(path: &str) -> Result<Target, ScimFault> {
             _ => Err(unknown(path)),
         };
     }
-    if lower.starts_with(&ENTERPRISE_USER.to_ascii_lowercase()) {
+    // The enterprise extension, or an extension of the client's own (Okta's custom app
+    // attributes): accepted, not kept. Only the core schema's and ours are checked by name.
+    let bare = strip_core(&lower).unwrap_or(&lower);
+    if bare.starts_with("urn:") {
         return Ok(Target::NotKept);
     }
-    let bare = strip_core(&lower).unwrap_or(&lower);
     // A value filter only selects among the work address's entries (there is one).
     let (attribute, rest) = match bare.split_once('[') {
         Some((attribute, rest)) => {

@@ -834,6 +834,13 @@ async fn discovery_describes_exactly_what_is_served() {
     assert_eq!(core[0]["mutability"], "immutable");
     assert_eq!(core[0]["uniqueness"], "server");
     assert_eq!(get("/scim/v2/Groups").await.status, 404);
+    for path in ["/scim/v2/Bulk", "/scim/v2/Users/.search"] {
+        let unsupported = stack
+            .call_scim(scim_event("POST", path, None, Some(&json!({})), &[]))
+            .await;
+        assert_scim_shaped(&unsupported);
+        assert_eq!(unsupported.status, 501, "{path}: {}", unsupported.body);
+    }
 }
 
 #[tokio::test]
