@@ -16,6 +16,11 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
+/// Dependencies whose debug lines carry personal data, held at `info` whatever the level:
+/// tokio-postgres logs every statement's parameters (addresses, token hashes), reqwest every
+/// URL (Auth0's users-by-email query holds the address).
+const QUIET_DEPENDENCIES: &str = "tokio_postgres=info,reqwest=info";
+
 /// Level from `LOG_LEVEL` or `RUST_LOG` (default `info`); `LOG_FORMAT=text` for humans.
 /// `function` names this process in its metrics (`create-user`, `cleanup`).
 pub fn init(function: &'static str) {
@@ -23,6 +28,7 @@ pub fn init(function: &'static str) {
     let filter = std::env::var("RUST_LOG")
         .or_else(|_| std::env::var("LOG_LEVEL"))
         .unwrap_or_else(|_| "info".into());
+    let filter = format!("{filter},{QUIET_DEPENDENCIES}");
     let result = if std::env::var("LOG_FORMAT").as_deref() == Ok("text") {
         tracing_subscriber::fmt()
             .with_env_filter(EnvFilter::new(filter))

@@ -3,7 +3,8 @@
 use serde_json::json;
 use testkit::doubles::Fault;
 use testkit::harness::{
-    CHECK_PATH, Response, SET_PASSWORD_PATH, TestStack, VERIFY_PATH, api_event, create_event, seed,
+    CHECK_PATH, Response, SCIM_USERS_PATH, SET_PASSWORD_PATH, TestStack, VERIFY_PATH, api_event,
+    create_event, scim_event, seed,
 };
 use testkit::lambda_process::LambdaProcess;
 
@@ -236,6 +237,59 @@ async fn the_set_password_binary_completes_an_invitation_and_logs_neither_token_
         "invited.binary@example.com",
         "test-client-secret",
     ] {
+        assert!(
+            !logs.text.to_lowercase().contains(&secret.to_lowercase()),
+            "{secret} appears in the log:\n{}",
+            logs.text
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_scim_binary_serves_an_identity_provider_and_logs_no_token_password_or_address() {
+    let stack = TestStack::start().await;
+    let token = stack.scim_token(seed::ACME_ADMIN_SUB).await;
+    let mut vars = stack.vars.clone();
+    vars.insert("RUST_LOG".into(), "debug".into());
+    let function = LambdaProcess::start("scim", &vars)
+        .await
+        .expect("`cargo build --bins` ran before the tests");
+    let email = "Scim.Binary@Example.com";
+    let password = "Binary-Passw0rd-42";
+    let user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": email,
+        "name": {"givenName": "Scim", "familyName": "Binary"},
+        "password": password,
+    });
+
+    let invoke =
+        |method: &str, path: &str, body: Option<&serde_json::Value>, query: &[(&str, &str)]| {
+            function.invoke(scim_event(method, path, Some(&token), body, query))
+        };
+    let created = Response::of(
+        &invoke("POST", SCIM_USERS_PATH, Some(&user), &[])
+            .await
+            .unwrap(),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.headers["content-type"], "application/scim+json");
+    let filter = format!("userName eq \"{email}\"");
+    let found = Response::of(
+        &invoke("GET", SCIM_USERS_PATH, None, &[("filter", &filter)])
+            .await
+            .unwrap(),
+    );
+    assert_eq!(found.body["totalResults"], 1, "{}", found.body);
+    let id = created.body["id"].as_str().unwrap();
+    let deleted = invoke("DELETE", &format!("{SCIM_USERS_PATH}/{id}"), None, &[])
+        .await
+        .unwrap();
+    assert_eq!(Response::of(&deleted).status, 204);
+
+    let logs = function.kill().await;
+    assert!(!logs.json_lines().is_empty(), "{}", logs.text);
+    for secret in [token.as_str(), password, "scim.binary@example.com"] {
         assert!(
             !logs.text.to_lowercase().contains(&secret.to_lowercase()),
             "{secret} appears in the log:\n{}",
