@@ -563,3 +563,29 @@ async fn a_database_failure_is_answered_as_documented() {
     assert_eq!(tokens.body["tokens"].as_array().unwrap().len(), 1);
     assert_eq!(tokens.body["tokens"][0]["revokedAt"], Value::Null);
 }
+
+/// The first request of a minute records the token's use in its own transaction; a create
+/// keeps that transaction open across its Auth0 call. Another request with the same token
+/// meanwhile (an identity provider's sync runs several at once) must not queue behind it on
+/// the token's row, nor fail when the wait passes the lock timeout.
+#[tokio::test]
+async fn a_create_holding_the_token_s_row_does_not_hold_up_the_next_request() {
+    let stack = TestStack::start_with(|vars| {
+        vars.insert("DB_LOCK_TIMEOUT_MS".into(), "500".into());
+    })
+    .await;
+    let (_, token) = token_of(&stack, seed::ACME_ADMIN_SUB, "Okta").await;
+    stack
+        .auth0
+        .inject(testkit::doubles::Fault::delay("create_user", 1_200));
+    let user = scim_user("slow.create@acme.test");
+    let (created, listed) = tokio::join!(
+        scim(&stack, &token, "POST", SCIM_USERS_PATH, Some(&user), &[]),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            scim(&stack, &token, "GET", SCIM_USERS_PATH, None, &[]).await
+        }
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(listed.status, 200, "{}", listed.body);
+}
