@@ -448,6 +448,18 @@ async fn only_an_active_owner_or_admin_manages_tokens_and_a_name_is_checked() {
         .await;
         refused.assert_answer(400, "VALIDATION_ERROR");
         assert_eq!(refused.body["field"], "name", "{text}");
+        let said = if body["name"].is_number() {
+            "name: must be a string"
+        } else if body["name"].is_string() {
+            "name: must"
+        } else {
+            "name: is required"
+        };
+        assert!(
+            refused.body["message"].as_str().unwrap().starts_with(said),
+            "{text}: {}",
+            refused.body
+        );
     }
     let fine = make(&stack, seed::ACME_ADMIN_SUB, &"x".repeat(100)).await;
     assert_eq!(fine.status, 201, "{}", fine.body);
