@@ -444,7 +444,12 @@ async fn dispatch(
         // No Idempotency-Key here: a replayed answer would have to be stored with the token
         // in it, and the token is never stored.
         Route::CreateScimToken => {
-            let name = scim::tokens::parse_name(body.get("name").and_then(Value::as_str))?;
+            let name = match body.get("name") {
+                Some(Value::String(name)) => Some(name.as_str()),
+                None | Some(Value::Null) => None,
+                Some(_) => return Err(FieldError::new("name", "must be a string").into()),
+            };
+            let name = scim::tokens::parse_name(name)?;
             let (record, token) = scim::tokens::create(state, &call.credential, &name, deadline)
                 .await
                 .map_err(|err| log_failure(&err, route))?;

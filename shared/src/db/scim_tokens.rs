@@ -16,14 +16,19 @@ pub struct ActiveToken {
 }
 
 /// The token with this hash, unless revoked. Its last use is recorded at most once a minute
-/// (in the same statement), so that a burst of requests does not queue on the token's row.
+/// (in the same statement), so that a burst of requests does not queue on the token's row;
+/// and only when nobody holds the row: a create records it in its own transaction, which
+/// stays open across its Auth0 call, and a request meanwhile skips the record rather than
+/// wait for that transaction (up to the lock timeout, then `DATABASE_BUSY`).
 pub const FIND: &str = "WITH token AS (
         SELECT id, tenant_id, business_id, last_used_at FROM scim_tokens
          WHERE token_hash = $1 AND revoked_at IS NULL),
      touched AS (
         UPDATE scim_tokens SET last_used_at = now()
-         WHERE id = (SELECT id FROM token)
-           AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute'))
+         WHERE id = (SELECT id FROM scim_tokens
+                      WHERE id = (SELECT id FROM token)
+                        AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+                        FOR UPDATE SKIP LOCKED))
      SELECT t.id, t.tenant_id, n.name, t.business_id
        FROM token t JOIN tenants n ON n.id = t.tenant_id";
 

@@ -6,15 +6,20 @@
 //! double's outbox is verified, a password set, and a login with it tried on the Auth0
 //! double; a second use of the link is refused. The admin then deactivates the user (its
 //! login and refresh token are refused), reactivates it (the same password works), deletes it
-//! (its Auth0 user is gone) and creates the address again. Then it leaves one
-//! orphan on each side and lets the real `cleanup` binary remove them
-//! (`events/cleanup-scheduled.json`), printing its summary.
+//! (its Auth0 user is gone) and creates the address again. An identity provider then lives a
+//! user's life through the real `scim` binary, with a SCIM token the admin makes through the
+//! admin API: Okta's lookup by filter (nobody), a create with the person's password, the lookup
+//! again, an Entra-style deactivation (the login is refused) and reactivation (it works again),
+//! a delete and then 404. Then it leaves one orphan on each side and lets the real `cleanup`
+//! binary remove them (`events/cleanup-scheduled.json`), printing its summary.
 
 use chrono::Utc;
 use serde_json::{Value, json};
 use shared::auth0::CREATED_BY_MARKER;
 use testkit::doubles::{Auth0Config, Auth0Double, EmailConfig, EmailDouble};
-use testkit::harness::{Response, app_vars, connect, seed};
+use testkit::harness::{
+    Response, SCIM_TOKENS_PATH, SCIM_USERS_PATH, api_event, app_vars, connect, scim_event, seed,
+};
 use testkit::lambda_process::LambdaProcess;
 use testkit::runtime_api::Outcome;
 use uuid::Uuid;
@@ -97,6 +102,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     complete_the_invitation(&root, &vars, &auth0, &email, new_hire).await?;
     the_rest_of_a_life(&root, &vars, &auth0, new_hire).await?;
+    an_identity_provider_s_life_of_a_user(&vars, &db, &auth0, &email).await?;
 
     // Cleanup: one leftover on each side, an hour old, as a crash or the old code leaves them.
     let pending_id = Uuid::new_v4();
@@ -271,6 +277,182 @@ async fn the_rest_of_a_life(
     );
     send("the same address created again", "events/create-user.json").await?;
     function.kill().await;
+    Ok(())
+}
+
+/// An identity provider's side, through the real scim binary: the admin makes a SCIM token
+/// through the admin API (the real create-user binary), then the provider looks the person up,
+/// creates them with their password (Okta's password sync), finds them, deactivates them as
+/// Entra ID does (`"Replace"`, `"False"`), reactivates them and deletes them; the person's
+/// login is tried on the Auth0 double after each change.
+async fn an_identity_provider_s_life_of_a_user(
+    vars: &std::collections::HashMap<String, String>,
+    db: &tokio_postgres::Client,
+    auth0: &Auth0Double,
+    email: &EmailDouble,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let answer = |invocation: testkit::runtime_api::Invocation| match invocation.outcome {
+        Outcome::Response(raw) => Ok(Response::from_lambda(raw)),
+        other => Err(format!("the function failed: {other:?}")),
+    };
+    // The demo stops at the first answer that is not the one expected.
+    let expect = |response: &Response, status: u16, what: &str| match response.status {
+        s if s == status => Ok(()),
+        s => Err(format!(
+            "{what}: HTTP {status} expected, HTTP {s} answered: {}",
+            response.body
+        )),
+    };
+    let admin_api = LambdaProcess::start("create-user", vars).await?;
+    let body = json!({"name": "Okta (demo)"}).to_string();
+    let made = answer(
+        admin_api
+            .invoke(api_event(
+                "POST",
+                SCIM_TOKENS_PATH,
+                Some(seed::ACME_ADMIN_SUB),
+                Some(&body),
+            ))
+            .await?,
+    )?;
+    admin_api.kill().await;
+    expect(&made, 201, "making a SCIM token")?;
+    let token = made.body["token"]
+        .as_str()
+        .ok_or("the admin API made no SCIM token")?
+        .to_string();
+    println!(
+        "\n== the admin makes a SCIM token for the identity provider (POST {SCIM_TOKENS_PATH}) -> HTTP {}: \
+         {}… (shown this once; the database keeps its SHA-256 and the hint {})",
+        made.status,
+        &token[..16],
+        made.body["hint"]
+    );
+
+    let scim = LambdaProcess::start("scim", vars).await?;
+    println!("== scim is running and polling the Runtime API");
+    let send = async |method: &str,
+                      path: &str,
+                      body: Option<Value>,
+                      query: &[(&str, &str)]|
+           -> Result<Response, Box<dyn std::error::Error>> {
+        let event = scim_event(method, path, Some(&token), body.as_ref(), query);
+        Ok(answer(scim.invoke(event).await?)?)
+    };
+    let address = "pat.provisioned@acme.test";
+    let password = "Sync3d-From-Okta";
+    let filter = format!("userName eq \"{address}\"");
+    let find = async || {
+        send(
+            "GET",
+            SCIM_USERS_PATH,
+            None,
+            &[("filter", &filter), ("startIndex", "1"), ("count", "100")],
+        )
+        .await
+    };
+    let found = find().await?;
+    expect(&found, 200, "the first lookup")?;
+    println!(
+        "\n== Okta looks the person up first: GET {SCIM_USERS_PATH}?filter={filter} -> HTTP {}\n{}",
+        found.status, found.body
+    );
+
+    let okta_user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": address,
+        "name": {"givenName": "Pat", "familyName": "Provisioned"},
+        "emails": [{"primary": true, "value": address, "type": "work"}],
+        "externalId": "00u1demo",
+        "password": password,
+        "active": true,
+    });
+    let created = send("POST", SCIM_USERS_PATH, Some(okta_user), &[]).await?;
+    expect(&created, 201, "the create")?;
+    println!(
+        "\n== nobody, so Okta creates the user with the person's password: POST {SCIM_USERS_PATH} -> HTTP {}, Location {}",
+        created.status, created.headers["location"]
+    );
+    println!("{}", serde_json::to_string_pretty(&created.body)?);
+    let id = created.body["id"]
+        .as_str()
+        .ok_or("the create answered no user")?
+        .to_string();
+    let user_path = format!("{SCIM_USERS_PATH}/{id}");
+    let row = db
+        .query_one(
+            "SELECT u.created_by::text, u.created_by_token::text, s.name
+               FROM users u JOIN scim_tokens s ON s.id = u.created_by_token
+              WHERE u.email = $1",
+            &[&address],
+        )
+        .await?;
+    println!(
+        "== Postgres: created_by {}, created_by_token {} (the token {:?}); emails sent to {address}: {} (the password came with the user)",
+        row.get::<_, Option<String>>(0)
+            .unwrap_or_else(|| "NULL".into()),
+        row.get::<_, String>(1),
+        row.get::<_, String>(2),
+        email.emails_to(address).len()
+    );
+    let found = find().await?;
+    expect(&found, 200, "the second lookup")?;
+    println!(
+        "== the same lookup now -> HTTP {}, totalResults {}; the person logs in: {}",
+        found.status,
+        found.body["totalResults"],
+        log_in(auth0, address, password).await?
+    );
+
+    let patch = |op: &str, value: &str| {
+        json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": op, "path": "active", "value": value}],
+        })
+    };
+    let off = send("PATCH", &user_path, Some(patch("Replace", "False")), &[]).await?;
+    expect(&off, 200, "the deactivation")?;
+    println!(
+        "\n== Entra ID deactivates ({{\"op\":\"Replace\",\"path\":\"active\",\"value\":\"False\"}}): PATCH {user_path} -> HTTP {}, active {}",
+        off.status, off.body["active"]
+    );
+    let found = find().await?;
+    println!(
+        "== Auth0 user blocked: {}; the person tries to log in: {}; still found by the lookup: totalResults {}, active {}",
+        auth0.users_with_email(address)[0]["blocked"],
+        log_in(auth0, address, password).await?,
+        found.body["totalResults"],
+        found.body["Resources"][0]["active"]
+    );
+    let on = send("PATCH", &user_path, Some(patch("Replace", "True")), &[]).await?;
+    expect(&on, 200, "the reactivation")?;
+    println!(
+        "\n== Entra ID reactivates: PATCH {user_path} -> HTTP {}, active {}; the person logs in with the same password: {}",
+        on.status,
+        on.body["active"],
+        log_in(auth0, address, password).await?
+    );
+
+    let deleted = send("DELETE", &user_path, None, &[]).await?;
+    expect(&deleted, 204, "the delete")?;
+    let kept: i64 = db
+        .query_one(
+            "SELECT count(*) FROM employees
+              WHERE first_name = 'Pat' AND last_name = 'Provisioned' AND user_id IS NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    println!(
+        "\n== the identity provider deletes the user: DELETE {user_path} -> HTTP {} (no body); Auth0 users for {address} now: {}; \
+         employee records kept, unlinked: {kept}",
+        deleted.status,
+        auth0.users_with_email(address).len()
+    );
+    let gone = send("GET", &user_path, None, &[]).await?;
+    expect(&gone, 404, "reading the deleted user")?;
+    println!("== GET {user_path} -> HTTP {}\n{}", gone.status, gone.body);
+    scim.kill().await;
     Ok(())
 }
 

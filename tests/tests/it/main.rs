@@ -27,5 +27,6 @@ mod openapi;
 mod payload_versions;
 mod schema;
 mod scim;
+mod scim_tokens;
 mod secrets;
 mod set_password;
