@@ -45,6 +45,8 @@ pub struct ApiError {
     /// SCIM's finer kind of a 400 or 409 (`scimType`: `invalidFilter`, `uniqueness`, …), for
     /// the API that answers in SCIM's error shape.
     pub scim_type: Option<&'static str>,
+    /// A 401 that asks for a bearer token (`WWW-Authenticate: Bearer`, RFC 6750).
+    pub bearer_challenge: bool,
 }
 
 impl ApiError {
@@ -58,6 +60,7 @@ impl ApiError {
             retry_after: None,
             allow: None,
             scim_type: None,
+            bearer_challenge: false,
         }
     }
 
@@ -78,6 +81,12 @@ impl ApiError {
         }
         if let Some(seconds) = self.retry_after {
             headers.push((http::header::RETRY_AFTER, HeaderValue::from(seconds)));
+        }
+        if self.bearer_challenge {
+            headers.push((
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            ));
         }
         headers
     }

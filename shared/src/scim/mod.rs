@@ -510,10 +510,13 @@ fn not_found(detail: &str) -> ApiError {
 
 /// The one answer to a missing, malformed, unknown or revoked token.
 fn unauthenticated() -> ApiError {
-    ApiError::new(
-        ErrorCode::Unauthenticated,
-        "A valid SCIM token is required: Authorization: Bearer <token>.",
-    )
+    ApiError {
+        bearer_challenge: true,
+        ..ApiError::new(
+            ErrorCode::Unauthenticated,
+            "A valid SCIM token is required: Authorization: Bearer <token>.",
+        )
+    }
 }
 
 /// The answer to an operation's error, in SCIM's terms.

@@ -411,7 +411,13 @@ impl UserState {
                         self.set_name_part(&part.to_ascii_lowercase(), value)?;
                     }
                 }
+                // A whole resource without a name keeps it (see `parse_replacement`); a PATCH
+                // that sets it to null removes it, as `remove` would.
                 Value::Null if source == Source::Resource => {}
+                Value::Null => {
+                    self.given_name = None;
+                    self.family_name = None;
+                }
                 _ => return Err(ScimFault::invalid_value("name: must be an object.")),
             },
             Target::Name(Some(part)) => self.set_name_part(&part, value)?,
@@ -716,6 +722,12 @@ mod tests {
             jane().changes_to(&removed).unwrap_err().scim_type,
             "mutability"
         );
+        let nulled = apply_patch(
+            &patch(json!([{"op": "replace", "path": "name", "value": null}])),
+            &jane(),
+        )
+        .unwrap();
+        assert_eq!(nulled, removed);
     }
 
     #[test]

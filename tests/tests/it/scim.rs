@@ -861,6 +861,7 @@ async fn without_a_valid_token_every_user_route_is_the_same_401() {
                 .await;
             assert_scim_shaped(&response);
             assert_eq!(response.status, 401, "{}", response.body);
+            assert_eq!(response.headers["www-authenticate"], "Bearer");
             answers.push(response.body);
         }
     }
