@@ -56,6 +56,8 @@ pub enum Route {
     ReplaceUser,
     PatchUser,
     DeleteUser,
+    /// `POST /.search` and `POST /Users/.search` (RFC 7644 §3.4.3): not served.
+    Search,
 }
 
 impl Route {
@@ -70,6 +72,7 @@ impl Route {
             Self::ReplaceUser => "scim_replace",
             Self::PatchUser => "scim_patch",
             Self::DeleteUser => "scim_delete",
+            Self::Search => "scim_search",
         }
     }
 
@@ -114,6 +117,8 @@ pub const ROUTES: &[http_api::Route<Route>] = &[
     (Method::PUT, "/scim/v2/Users/{id}", Route::ReplaceUser),
     (Method::PATCH, "/scim/v2/Users/{id}", Route::PatchUser),
     (Method::DELETE, "/scim/v2/Users/{id}", Route::DeleteUser),
+    (Method::POST, "/scim/v2/.search", Route::Search),
+    (Method::POST, "/scim/v2/Users/.search", Route::Search),
 ];
 
 /// A request SCIM refuses with a `scimType`: a 400 by default.
@@ -267,6 +272,17 @@ async fn dispatch(
             call.run(&DeleteUser { id }).await?;
             Ok((StatusCode::NO_CONTENT, JsonBody::Empty, Headers::new()))
         }
+        // Searching by POST is optional (RFC 7644 §3.4.3: clients MAY) and no identity
+        // provider uses it: they filter with GET. RFC 7644 §3.12 answers an operation the
+        // service does not support with 501; a 404 (no such endpoint, which it was before)
+        // would say the URL is wrong. The service provider configuration has no field for it.
+        Route::Search => Err(ApiError {
+            status: StatusCode::NOT_IMPLEMENTED,
+            ..ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                "Searching with POST /.search is not supported: use GET /Users?filter=….",
+            )
+        }),
         _ => unreachable!("discovery answered above"),
     }
 }
@@ -576,6 +592,12 @@ mod tests {
         assert_eq!(
             route(Method::GET, "/scim/v2/Groups").unwrap_err().status,
             StatusCode::NOT_FOUND
+        );
+        // Searching by POST is routed (to answer 501), at the root and under /Users.
+        assert_eq!(route(Method::POST, "/scim/v2/.search"), Ok(Route::Search));
+        assert_eq!(
+            route(Method::POST, "/prod/scim/v2/Users/.search"),
+            Ok(Route::Search)
         );
         assert_eq!(
             route(Method::POST, "/scim/v2/Users/42").unwrap_err().status,

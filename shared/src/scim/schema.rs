@@ -112,11 +112,15 @@ fn core_user_schema() -> Value {
                 "mutability": "immutable",
                 "description": "The user's email address, unique across the service.",
             })),
+            // Required, both parts: the employee record keeps both, and a name can be changed,
+            // never removed (a user made in the admin panel without an employee record is shown
+            // without one). Okta's required attributes are the same.
             attribute("name", "complex", json!({
+                "required": true,
                 "description": "The user's name, kept by the user's employee record: given and family name go together.",
                 "subAttributes": [
-                    attribute("givenName", "string", json!({"description": "Given name."})),
-                    attribute("familyName", "string", json!({"description": "Family name."})),
+                    attribute("givenName", "string", json!({"required": true, "description": "Given name."})),
+                    attribute("familyName", "string", json!({"required": true, "description": "Family name."})),
                 ],
             })),
             attribute("displayName", "string", json!({
@@ -134,7 +138,10 @@ fn core_user_schema() -> Value {
                     attribute("primary", "boolean", json!({"mutability": "readOnly"})),
                 ],
             })),
+            // Required: every user is active or not, from its creation on; it is set to false,
+            // never removed.
             attribute("active", "boolean", json!({
+                "required": true,
                 "description": "False blocks the login and ends its sessions; true lets it in again.",
             })),
             attribute("password", "string", json!({

@@ -136,6 +136,16 @@ pub fn parse_new(body: &Value) -> Result<NewScimUser, ScimFault> {
             _ => state.set(key, value, Source::Resource)?,
         }
     }
+    // `active` and `name` (both its parts) are `required` in /Schemas, as Okta's own list of
+    // required attributes has them: a user always starts in a state the identity provider
+    // chose, and with the employee record that needs both names. Declared so because a name
+    // or an activity that is there cannot be removed (only changed), which is what a required
+    // attribute is to a client (RFC 7643 §2.2); an optional one, conformance tools remove.
+    if get(object, "active").is_none_or(Value::is_null) {
+        return Err(ScimFault::invalid_value(
+            "active: is required (true, or false to create the user deactivated).",
+        ));
+    }
     let employee = match (state.given_name, state.family_name) {
         (Some(first_name), Some(last_name)) => EmployeeRequest::Create(NewEmployee {
             first_name,
@@ -144,7 +154,11 @@ pub fn parse_new(body: &Value) -> Result<NewScimUser, ScimFault> {
             job_title: None,
             employment_type: None,
         }),
-        (None, None) => EmployeeRequest::None,
+        (None, None) => {
+            return Err(ScimFault::invalid_value(
+                "name: is required, with givenName and familyName (the employee record keeps both).",
+            ));
+        }
         _ => {
             return Err(ScimFault::invalid_value(
                 "name: givenName and familyName go together (the employee record keeps both).",
@@ -405,6 +419,13 @@ impl UserState {
             Target::Active => self.active = parse_bool("active", value)?,
             Target::Name(None) => match value {
                 Value::Object(parts) => {
+                    // In a whole resource (PUT) the object is the whole name: a part it leaves
+                    // out is gone (and then refused, as both are required); a PATCH's object
+                    // changes only the parts it names (RFC 7644 §3.5.2.3).
+                    if source == Source::Resource {
+                        self.given_name = None;
+                        self.family_name = None;
+                    }
                     for (part, value) in parts {
                         self.set_name_part(&part.to_ascii_lowercase(), value)?;
                     }
@@ -417,6 +438,12 @@ impl UserState {
             Target::App => match value {
                 Value::Object(values) => {
                     for (key, value) in values {
+                        // The extension's object may name its own schema, as scim2-models (and
+                        // so scim2-tester) writes it: `{"schemas": [APP_USER], "role": …}`. Not
+                        // an attribute; accepted when it names this extension and nothing else.
+                        if key.eq_ignore_ascii_case("schemas") && names_only_app(value) {
+                            continue;
+                        }
                         if !key.eq_ignore_ascii_case("role") {
                             return Err(unknown(key));
                         }
@@ -485,6 +512,16 @@ impl UserState {
             Target::NotKept => Ok(()),
         }
     }
+}
+
+/// `["urn:…:app:2.0:User"]`: a `schemas` list naming the app extension alone.
+fn names_only_app(value: &Value) -> bool {
+    value.as_array().is_some_and(|schemas| {
+        !schemas.is_empty()
+            && schemas
+                .iter()
+                .all(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(APP_USER)))
+    })
 }
 
 /// The value of `key` in `object`, its name compared case-insensitively.
@@ -733,12 +770,12 @@ mod tests {
         assert_eq!(new.user.role, Role::User);
         assert!(new.password.is_some() && new.active);
         assert!(matches!(new.user.employee, EmployeeRequest::Create(_)));
-        let inactive = parse_new(
-            &json!({"schemas": [CORE_USER], "userName": "a@example.com", "active": "False"}),
-        )
+        let name = json!({"givenName": "A", "familyName": "B"});
+        let inactive = parse_new(&json!({
+            "schemas": [CORE_USER], "userName": "a@example.com", "name": name, "active": "False",
+        }))
         .unwrap();
         assert!(!inactive.active);
-        assert!(matches!(inactive.user.employee, EmployeeRequest::None));
         for (body, kind) in [
             (json!({"userName": "a@example.com"}), "invalidSyntax"),
             (json!({"schemas": [CORE_USER]}), "invalidValue"),
@@ -747,11 +784,28 @@ mod tests {
                 "invalidValue",
             ),
             (
-                json!({"schemas": [CORE_USER], "userName": "a@example.com", "name": {"givenName": "A"}}),
+                json!({"schemas": [CORE_USER], "userName": "a@example.com", "active": true, "name": {"givenName": "A"}}),
                 "invalidValue",
             ),
             (
-                json!({"schemas": [CORE_USER], "userName": "a@example.com", APP_USER: {"role": "GOD"}}),
+                json!({"schemas": [CORE_USER], "userName": "a@example.com", "active": true, "name": name, APP_USER: {"role": "GOD"}}),
+                "invalidValue",
+            ),
+            // `name` and `active` are required (/Schemas says so): neither has a default.
+            (
+                json!({"schemas": [CORE_USER], "userName": "a@example.com", "active": true}),
+                "invalidValue",
+            ),
+            (
+                json!({"schemas": [CORE_USER], "userName": "a@example.com", "active": true, "name": null}),
+                "invalidValue",
+            ),
+            (
+                json!({"schemas": [CORE_USER], "userName": "a@example.com", "name": name}),
+                "invalidValue",
+            ),
+            (
+                json!({"schemas": [CORE_USER], "userName": "a@example.com", "name": name, "active": null}),
                 "invalidValue",
             ),
         ] {
@@ -761,6 +815,62 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn the_app_extension_may_name_its_own_schema() {
+        // As scim2-models writes an extension's object, in a PATCH and in a whole resource.
+        let value = json!({"schemas": [APP_USER], "role": "ADMIN"});
+        let patched = apply_patch(
+            &patch(json!([{"op": "add", "path": APP_USER, "value": value}])),
+            &jane(),
+        )
+        .unwrap();
+        assert_eq!(patched.role, Role::Admin);
+        let put = parse_replacement(
+            &json!({"schemas": [CORE_USER, APP_USER], "userName": "jane@example.com", APP_USER: value}),
+            &jane(),
+        )
+        .unwrap();
+        assert_eq!(put.role, Role::Admin);
+        // Another schema there is no part of this extension.
+        let other = json!({"schemas": [CORE_USER], "role": "ADMIN"});
+        assert_eq!(
+            scim_type(apply_patch(
+                &patch(json!([{"op": "add", "path": APP_USER, "value": other}])),
+                &jane()
+            )),
+            "invalidPath"
+        );
+    }
+
+    #[test]
+    fn a_put_s_name_is_the_whole_name_and_a_patch_s_changes_its_parts() {
+        let put = parse_replacement(
+            &json!({"schemas": [CORE_USER], "userName": "jane@example.com", "name": {"givenName": "Janet"}}),
+            &jane(),
+        )
+        .unwrap();
+        assert_eq!(
+            (put.given_name.as_deref(), put.family_name.as_deref()),
+            (Some("Janet"), None)
+        );
+        assert_eq!(
+            jane().changes_to(&put).unwrap_err().scim_type,
+            "invalidValue"
+        );
+        let patched = apply_patch(
+            &patch(json!([{"op": "replace", "path": "name", "value": {"givenName": "Janet"}}])),
+            &jane(),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                patched.given_name.as_deref(),
+                patched.family_name.as_deref()
+            ),
+            (Some("Janet"), Some("Doe"))
+        );
     }
 
     #[test]

@@ -186,3 +186,113 @@ async fn okta_deactivates_with_a_pathless_replace_and_finds_the_user_still() {
     assert_eq!(status, 200);
     let _ = user_path(id);
 }
+
+#[tokio::test]
+async fn searching_with_post_is_not_implemented_and_says_so_in_scim_s_shape() {
+    let stack = TestStack::start().await;
+    let idp = Idp::of_acme(&stack).await;
+    let search = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": "userName eq \"admin@acme.test\"",
+    });
+    // RFC 7644 §3.12: an operation the service does not support is a 501, not a 404.
+    for path in ["/scim/v2/.search", "/scim/v2/Users/.search"] {
+        let answer = idp.send("POST", path, Some(&search), &[]).await;
+        assert_eq!(answer.status, 501, "{path}: {}", answer.body);
+        assert!(
+            answer.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("GET /Users?filter"),
+            "{}",
+            answer.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn name_and_active_are_required_to_create_as_the_schema_declares() {
+    let stack = TestStack::start().await;
+    let idp = Idp::of_acme(&stack).await;
+    let schemas = idp.send("GET", "/scim/v2/Schemas", None, &[]).await;
+    let core = schemas.body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|schema| schema["id"] == CORE_USER)
+        .unwrap()
+        .clone();
+    let attribute = |name: &str| {
+        core["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|attribute| attribute["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    for name in ["userName", "name", "active"] {
+        assert_eq!(attribute(name)["required"], true, "{name}");
+    }
+    for sub in attribute("name")["subAttributes"].as_array().unwrap() {
+        assert_eq!(sub["required"], true, "{sub}");
+    }
+
+    let email = "nameless@acme.test";
+    let mut nameless = okta_user(email);
+    nameless.as_object_mut().unwrap().remove("name");
+    let mut no_activity = okta_user(email);
+    no_activity.as_object_mut().unwrap().remove("active");
+    let mut half_name = okta_user(email);
+    half_name["name"] = json!({"givenName": "Olga"});
+    for body in [nameless, no_activity, half_name] {
+        let refused = idp.create(&body).await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        assert_eq!(refused.body["scimType"], "invalidValue", "{}", refused.body);
+    }
+    // Nothing was made in either system.
+    let found = idp.find(&format!("userName eq \"{email}\"")).await;
+    assert_eq!(found.body["totalResults"], 0, "{}", found.body);
+    assert!(stack.auth0.users_with_email(email).is_empty());
+}
+
+#[tokio::test]
+async fn a_put_s_name_is_the_whole_name_and_the_app_extension_may_name_its_schema() {
+    let stack = TestStack::start().await;
+    let idp = Idp::of_acme(&stack).await;
+    let email = "olga.put@acme.test";
+    let created = idp.create(&okta_user(email)).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap();
+
+    // A PUT whose name lacks familyName replaces the name with half of one: refused, and the
+    // name stays whole.
+    let mut put = okta_user(email);
+    put["name"] = json!({"givenName": "Olivia"});
+    let refused = idp.send("PUT", &user_path(id), Some(&put), &[]).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.body["scimType"], "invalidValue");
+    let read = idp.send("GET", &user_path(id), None, &[]).await;
+    assert_eq!(
+        read.body["name"],
+        json!({"givenName": "Olga", "familyName": "Okta"})
+    );
+
+    // The extension's object as scim2-models writes it, with its own `schemas`.
+    let promoted = idp
+        .patch(
+            id,
+            json!([{"op": "add", "path": APP_USER, "value": {"schemas": [APP_USER], "role": "ADMIN"}}]),
+        )
+        .await;
+    assert_eq!(promoted.status, 200, "{}", promoted.body);
+    assert_eq!(promoted.body[APP_USER]["role"], "ADMIN");
+    let role: String = stack
+        .sql()
+        .await
+        .query_one("SELECT role FROM users WHERE id = $1::text::uuid", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(role, "ADMIN");
+}
