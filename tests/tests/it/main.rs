@@ -27,5 +27,6 @@ mod openapi;
 mod payload_versions;
 mod schema;
 mod scim;
+mod scim_conformance;
 mod secrets;
 mod set_password;
