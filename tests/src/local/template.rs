@@ -463,12 +463,17 @@ mod tests {
             )
         };
         let public = |key: &str| (key.to_string(), "set-password".to_string(), None);
+        // The SCIM API has no authorizer: the function checks its own tokens.
+        let scim = |key: &str| (key.to_string(), "scim".to_string(), None);
         assert_eq!(
             keys,
             [
+                scim("ANY /scim/v2/{proxy+}"),
                 admin("DELETE /api/direct-users/{id}"),
+                admin("DELETE /api/scim-tokens/{id}"),
                 admin("GET /api/direct-users"),
                 admin("GET /api/direct-users/{id}"),
+                admin("GET /api/scim-tokens"),
                 admin("PATCH /api/direct-users/{id}"),
                 public("POST /api/auth/set-password"),
                 public("POST /api/auth/set-password/verify"),
@@ -477,6 +482,7 @@ mod tests {
                 admin("POST /api/direct-users/resend-invitation"),
                 admin("POST /api/direct-users/{id}/deactivate"),
                 admin("POST /api/direct-users/{id}/reactivate"),
+                admin("POST /api/scim-tokens"),
             ]
         );
         assert!(
