@@ -11,13 +11,16 @@ PAYLOAD ?= {"dryRun": true}
 # seeded admin) and, for someone who set their own password, that password.
 PASSWORD ?=
 
-.PHONY: bench chaos help test demo build debug fmt lint lint-template dev invoke token state psql logs stop deploy migrate outputs cleanup-remote
+.PHONY: bench chaos help test scim-conformance demo build debug fmt lint lint-template dev invoke token scim-token state psql logs stop deploy migrate outputs cleanup-remote
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 test: ## run the whole suite (starts and stops a throwaway Postgres unless DATABASE_URL is set)
 	scripts/test.sh
+
+scim-conformance: ## the SCIM conformance suites alone (scim2-tester, scim-sanity) against the real scim binary (docs/scim-local.md)
+	scripts/scim-conformance.sh
 
 demo: ## create a user end to end on throwaway Postgres and the Auth0/email doubles
 	scripts/demo.sh
@@ -58,6 +61,9 @@ invoke: ## send $(EVENT) to $(FUNCTION) under `make dev`; show the status, heade
 
 token: ## an admin's access token from the Auth0 double (last line): make token USER=admin@acme.test
 	@scripts/token.sh '$(USER)' '$(PASSWORD)'
+
+scim-token: ## under `make dev`: Acme's SCIM token (last line), for http://127.0.0.1:4000/scim/v2 (NEW=1 makes another)
+	@scripts/scim-token.sh
 
 state: ## under `make dev`: users in Postgres and the Auth0 double, the emails and their links
 	@scripts/state.sh

@@ -5,6 +5,8 @@
 #     logins, the local API Gateway for template.yaml's routes (:4000) and the set-password
 #     page (FRONTEND_URL = http://localhost:3000)
 #   - `cargo lambda watch` on 127.0.0.1:9000, the functions configured for all of the above
+#   - a SCIM token of Acme Corp, made through the admin API, printed and kept in
+#     .local/scim-token (`make scim-token`) for the SCIM API at http://127.0.0.1:4000/scim/v2
 # Every PID it starts is in .local/pids; `make stop` (scripts/stop.sh) ends exactly those.
 # Ports: AUTH0_DOUBLE_PORT, EMAIL_DOUBLE_PORT, GATEWAY_PORT, FRONTEND_PORT, WATCH_PORT; cleanup's
 # grace period: CLEANUP_GRACE_PERIOD_MINUTES (15, at least 1). The other make targets read
@@ -37,7 +39,7 @@ for port in "$auth0_port" "$email_port" "$gateway_port" "$frontend_port" "$watch
 done
 mkdir -p "$state"
 
-step() { echo "== [$1/5] $2"; }
+step() { echo "== [$1/6] $2"; }
 
 step 1 "Python tools (cargo-lambda, zig) in .venv"
 scripts/venv.sh build
@@ -45,9 +47,10 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 # cargo prints each crate as it compiles: a cold target/ takes minutes on two cores, a warm one
 # a second. The functions are built here, so `cargo lambda watch` finds them ready.
-step 2 "building local-stack, migrate-and-seed and the three functions (debug; minutes when cold)"
-cargo build --locked -p testkit -p create-user -p cleanup -p set-password \
-  --bin local-stack --bin migrate-and-seed --bin create-user --bin cleanup --bin set-password
+step 2 "building local-stack, migrate-and-seed and the four functions (debug; minutes when cold)"
+cargo build --locked -p testkit -p create-user -p cleanup -p set-password -p scim \
+  --bin local-stack --bin migrate-and-seed --bin create-user --bin cleanup --bin set-password \
+  --bin scim
 
 # From here on, a failure stops whatever was already started.
 trap 'echo "make dev failed; stopping what it started" >&2; scripts/stop.sh' ERR
@@ -137,9 +140,13 @@ NO_COLOR=1 CARGO_TERM_COLOR=never start_bg watch cargo lambda watch \
   --invoke-address 127.0.0.1 --invoke-port "$watch_port" --env-file "$state/dev.env"
 wait_for "cargo lambda watch" "$watch_port" 120 watch
 
+step 6 "a SCIM token of Acme Corp, made by its seeded admin through the admin API"
+scim_token=$(NEW=1 scripts/scim-token.sh | tail -n 1)
+
 cat <<MSG
 == the local stack is running
    API Gateway         http://127.0.0.1:$gateway_port/api   (every route of template.yaml)
+   SCIM 2.0            http://127.0.0.1:$gateway_port/scim/v2   (Acme's SCIM token below; docs/scim-local.md)
    set-password page   $frontend_url/auth/set-password   (the emailed links open it)
    Postgres            make psql   (tenants Acme Corp and Globex, their admins, 3 pages)
    Auth0 double        http://127.0.0.1:$auth0_port   (seeded people log in with $seed_password)
@@ -150,6 +157,8 @@ cat <<MSG
    TOKEN=\$(make -s token USER=admin@acme.test | tail -n 1)
    curl -i http://127.0.0.1:$gateway_port/api/direct-users/create -H "authorization: Bearer \$TOKEN" \\
         -H 'content-type: application/json' -d '{"email": "someone@acme.test"}'
+   SCIM_TOKEN=$scim_token   (make -s scim-token | tail -n 1)
+   curl -s http://127.0.0.1:$gateway_port/scim/v2/Users -H "Authorization: Bearer \$SCIM_TOKEN"
    make state          users in Postgres and the Auth0 double, the emails and their links
    make invoke         sends events/create-user.json straight to the function
    make logs           the stack's logs;  make stop   stops all of it (PIDs in $state/pids)

@@ -39,4 +39,4 @@ if [ -s "$state/pg_dir" ]; then
   scripts/pg.sh stop "$pg_dir"
   rm -f "$state/pg_dir"
 fi
-rm -f "$state/dev.env" "$state/stack.env"
+rm -f "$state/dev.env" "$state/stack.env" "$state/scim-token"

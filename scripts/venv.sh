@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's Python tools in a project-local .venv, installed only when a requirements
 # file changed since the last install (a stamp per file holds its hash). Quiet when current.
-#   scripts/venv.sh          requirements-dev.txt (cfn-lint, moto, auth0-python): what `make test` needs
+#   scripts/venv.sh          requirements-dev.txt (cfn-lint, moto, auth0-python, the SCIM conformance
+#                            suites): what `make test` needs
 #   scripts/venv.sh build    also requirements-build.txt (cargo-lambda, zig): `make build`, `make dev`
 set -euo pipefail
 cd "$(dirname "$0")/.."

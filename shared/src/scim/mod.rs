@@ -56,7 +56,7 @@ pub enum Route {
     ReplaceUser,
     PatchUser,
     DeleteUser,
-    /// `/Bulk` and `/Users/.search`: defined by RFC 7644, not served.
+    /// `/Bulk`, `/.search` and `/Users/.search`: defined by RFC 7644, not served.
     NotImplemented,
 }
 
@@ -118,6 +118,7 @@ pub const ROUTES: &[http_api::Route<Route>] = &[
     (Method::PATCH, "/scim/v2/Users/{id}", Route::PatchUser),
     (Method::DELETE, "/scim/v2/Users/{id}", Route::DeleteUser),
     (Method::POST, "/scim/v2/Bulk", Route::NotImplemented),
+    (Method::POST, "/scim/v2/.search", Route::NotImplemented),
     (
         Method::POST,
         "/scim/v2/Users/.search",
@@ -208,14 +209,15 @@ async fn dispatch(
             };
         }
         Route::Schemas => return ok(list_of(schema::schemas(&base))),
-        // RFC 7644 §3.12: an operation the service provider does not support is a 501;
-        // ServiceProviderConfig says so too (bulk), and filters go on GET.
+        // RFC 7644 §3.12: an operation the service provider does not support is a 501 (a 404
+        // would say the URL is wrong). Bulk is off in ServiceProviderConfig; searching by POST
+        // is optional (§3.4.3) and identity providers filter with GET.
         Route::NotImplemented => {
             return Err(ApiError {
                 status: StatusCode::NOT_IMPLEMENTED,
                 ..ApiError::new(
                     ErrorCode::NotFound,
-                    "Not supported: no Bulk operations, and filters are sent with GET /Users.",
+                    "Not supported: no Bulk operations, and no searching with POST: use GET /Users?filter=….",
                 )
             });
         }
@@ -599,6 +601,15 @@ mod tests {
         assert_eq!(
             route(Method::GET, "/scim/v2/Groups").unwrap_err().status,
             StatusCode::NOT_FOUND
+        );
+        // Searching by POST is routed (to answer 501), at the root and under /Users.
+        assert_eq!(
+            route(Method::POST, "/scim/v2/.search"),
+            Ok(Route::NotImplemented)
+        );
+        assert_eq!(
+            route(Method::POST, "/prod/scim/v2/Users/.search"),
+            Ok(Route::NotImplemented)
         );
         assert_eq!(
             route(Method::POST, "/scim/v2/Users/42").unwrap_err().status,

@@ -110,6 +110,9 @@ fn core_user_schema() -> Value {
                 "mutability": "immutable",
                 "description": "The user's email address, unique across the service.",
             })),
+            // Optional, as in RFC 7643: a person without a name in the identity provider is
+            // created without an employee record. Once given, a name is changed, not removed
+            // (the employee record needs both parts).
             attribute("name", "complex", json!({
                 "description": "The user's name, kept by the user's employee record: given and family name go together.",
                 "subAttributes": [
@@ -132,6 +135,7 @@ fn core_user_schema() -> Value {
                     attribute("primary", "boolean", json!({"mutability": "readOnly"})),
                 ],
             })),
+            // Optional on create (a user starts active); set to false, never removed.
             attribute("active", "boolean", json!({
                 "description": "False blocks the login and ends its sessions; true lets it in again.",
             })),

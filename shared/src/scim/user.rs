@@ -407,6 +407,13 @@ impl UserState {
             Target::Active => self.active = parse_bool("active", value)?,
             Target::Name(None) => match value {
                 Value::Object(parts) => {
+                    // In a whole resource (PUT) the object is the whole name: a part it leaves
+                    // out is gone (and then refused: the parts go together); a PATCH's object
+                    // changes only the parts it names (RFC 7644 §3.5.2.3).
+                    if source == Source::Resource {
+                        self.given_name = None;
+                        self.family_name = None;
+                    }
                     for (part, value) in parts {
                         self.set_name_part(&part.to_ascii_lowercase(), value)?;
                     }
@@ -425,6 +432,12 @@ impl UserState {
             Target::App => match value {
                 Value::Object(values) => {
                     for (key, value) in values {
+                        // The extension's object may name its own schema, as scim2-models (and
+                        // so scim2-tester) writes it: `{"schemas": [APP_USER], "role": …}`. Not
+                        // an attribute; accepted when it names this extension and nothing else.
+                        if key.eq_ignore_ascii_case("schemas") && names_only_app(value) {
+                            continue;
+                        }
                         if !key.eq_ignore_ascii_case("role") {
                             return Err(unknown(key));
                         }
@@ -493,6 +506,16 @@ impl UserState {
             Target::NotKept => Ok(()),
         }
     }
+}
+
+/// `["urn:…:app:2.0:User"]`: a `schemas` list naming the app extension alone.
+fn names_only_app(value: &Value) -> bool {
+    value.as_array().is_some_and(|schemas| {
+        !schemas.is_empty()
+            && schemas
+                .iter()
+                .all(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(APP_USER)))
+    })
 }
 
 /// The value of `key` in `object`, its name compared case-insensitively.
@@ -747,12 +770,17 @@ mod tests {
         assert_eq!(new.user.role, Role::User);
         assert!(new.password.is_some() && new.active);
         assert!(matches!(new.user.employee, EmployeeRequest::Create(_)));
-        let inactive = parse_new(
-            &json!({"schemas": [CORE_USER], "userName": "a@example.com", "active": "False"}),
-        )
+        let name = json!({"givenName": "A", "familyName": "B"});
+        let inactive = parse_new(&json!({
+            "schemas": [CORE_USER], "userName": "a@example.com", "name": name, "active": "False",
+        }))
         .unwrap();
         assert!(!inactive.active);
-        assert!(matches!(inactive.user.employee, EmployeeRequest::None));
+        // Neither a name nor `active` is needed: no employee record, active.
+        let bare =
+            parse_new(&json!({"schemas": [CORE_USER], "userName": "a@example.com"})).unwrap();
+        assert!(bare.active);
+        assert!(matches!(bare.user.employee, EmployeeRequest::None));
         for (body, kind) in [
             (json!({"userName": "a@example.com"}), "invalidSyntax"),
             (json!({"schemas": [CORE_USER]}), "invalidValue"),
@@ -761,11 +789,11 @@ mod tests {
                 "invalidValue",
             ),
             (
-                json!({"schemas": [CORE_USER], "userName": "a@example.com", "name": {"givenName": "A"}}),
+                json!({"schemas": [CORE_USER], "userName": "a@example.com", "active": true, "name": {"givenName": "A"}}),
                 "invalidValue",
             ),
             (
-                json!({"schemas": [CORE_USER], "userName": "a@example.com", APP_USER: {"role": "GOD"}}),
+                json!({"schemas": [CORE_USER], "userName": "a@example.com", "active": true, "name": name, APP_USER: {"role": "GOD"}}),
                 "invalidValue",
             ),
         ] {
@@ -775,6 +803,62 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn the_app_extension_may_name_its_own_schema() {
+        // As scim2-models writes an extension's object, in a PATCH and in a whole resource.
+        let value = json!({"schemas": [APP_USER], "role": "ADMIN"});
+        let patched = apply_patch(
+            &patch(json!([{"op": "add", "path": APP_USER, "value": value}])),
+            &jane(),
+        )
+        .unwrap();
+        assert_eq!(patched.role, Role::Admin);
+        let put = parse_replacement(
+            &json!({"schemas": [CORE_USER, APP_USER], "userName": "jane@example.com", APP_USER: value}),
+            &jane(),
+        )
+        .unwrap();
+        assert_eq!(put.role, Role::Admin);
+        // Another schema there is no part of this extension.
+        let other = json!({"schemas": [CORE_USER], "role": "ADMIN"});
+        assert_eq!(
+            scim_type(apply_patch(
+                &patch(json!([{"op": "add", "path": APP_USER, "value": other}])),
+                &jane()
+            )),
+            "invalidPath"
+        );
+    }
+
+    #[test]
+    fn a_put_s_name_is_the_whole_name_and_a_patch_s_changes_its_parts() {
+        let put = parse_replacement(
+            &json!({"schemas": [CORE_USER], "userName": "jane@example.com", "name": {"givenName": "Janet"}}),
+            &jane(),
+        )
+        .unwrap();
+        assert_eq!(
+            (put.given_name.as_deref(), put.family_name.as_deref()),
+            (Some("Janet"), None)
+        );
+        assert_eq!(
+            jane().changes_to(&put).unwrap_err().scim_type,
+            "invalidValue"
+        );
+        let patched = apply_patch(
+            &patch(json!([{"op": "replace", "path": "name", "value": {"givenName": "Janet"}}])),
+            &jane(),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                patched.given_name.as_deref(),
+                patched.family_name.as_deref()
+            ),
+            (Some("Janet"), Some("Doe"))
+        );
     }
 
     #[test]

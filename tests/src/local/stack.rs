@@ -1,7 +1,8 @@
 //! The local stack as `make dev` assembles it, for tests: a database of the test's own, the
-//! Auth0 and email doubles with the seeded people's logins, the real `create-user` and
-//! `set-password` binaries (through the Runtime API emulator, where `make dev` has `cargo lambda
-//! watch`), the local gateway for `template.yaml` and the set-password page calling it.
+//! Auth0 and email doubles with the seeded people's logins, the real `create-user`,
+//! `set-password` and `scim` binaries (through the Runtime API emulator, where `make dev` has
+//! `cargo lambda watch`), the local gateway for `template.yaml` and the set-password page
+//! calling it.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -47,7 +48,7 @@ impl LocalStack {
         vars.insert("FRONTEND_URL".into(), frontend_url.clone());
 
         let mut functions = Processes::default();
-        for name in ["create-user", "set-password"] {
+        for name in ["create-user", "set-password", "scim"] {
             let process = LambdaProcess::start(name, &vars)
                 .await
                 .unwrap_or_else(|err| panic!("{name} starts (`cargo build --bins` ran?): {err}"));
@@ -108,6 +109,32 @@ impl LocalStack {
             .log_in(email, SEED_PASSWORD, LOCAL_AUDIENCE)
             .await
             .unwrap_or_else(|err| panic!("{email} logs in: {err}"))
+    }
+
+    /// The SCIM service's base URL through the gateway (`http://127.0.0.1:PORT/scim/v2`), what
+    /// an identity provider is given.
+    pub fn scim_base(&self) -> String {
+        format!("{}/scim/v2", self.api())
+    }
+
+    /// A new SCIM token of `admin`'s tenant, made the way an OWNER or ADMIN makes one: `POST
+    /// /api/scim-tokens` through the gateway with their access token.
+    pub async fn scim_token(&self, admin: &str, name: &str) -> String {
+        let access = self.token(admin).await;
+        let response = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("an HTTP client")
+            .post(format!("{}/api/scim-tokens", self.api()))
+            .bearer_auth(access)
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .expect("the gateway answers");
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        assert_eq!(status, 201, "POST /api/scim-tokens: {body}");
+        body["token"].as_str().expect("the new token").to_string()
     }
 
     pub async fn sql(&self) -> tokio_postgres::Client {

@@ -463,6 +463,7 @@ mod tests {
             )
         };
         let public = |key: &str| (key.to_string(), "set-password".to_string(), None);
+        // The SCIM API has no authorizer: the function checks its own tokens.
         let scim = |key: &str| (key.to_string(), "scim".to_string(), None);
         assert_eq!(
             keys,

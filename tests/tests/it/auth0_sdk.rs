@@ -18,8 +18,8 @@ use crate::openapi::repo_root;
 const SDK_RUN_LIMIT: Duration = Duration::from_secs(120);
 
 /// The project venv's interpreter: `scripts/venv.sh` (which `make test` runs) installs the
-/// SDK there.
-fn venv_python() -> PathBuf {
+/// SDK (and the SCIM conformance suites) there.
+pub(crate) fn venv_python() -> PathBuf {
     let python = repo_root().join(".venv/bin/python");
     assert!(
         python.exists(),

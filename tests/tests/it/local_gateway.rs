@@ -1,5 +1,5 @@
-//! The local API Gateway of `make dev` over real HTTP, with the real `create-user` and
-//! `set-password` binaries behind it: the routes come from template.yaml, the JWT authorizer
+//! The local API Gateway of `make dev` over real HTTP, with the real `create-user`,
+//! `set-password` and `scim` binaries behind it: the routes come from template.yaml, the JWT authorizer
 //! checks the Auth0 double's tokens as API Gateway would (a refused request never reaches the
 //! function: no row, no email), events carry path and query parameters, base64 bodies and the
 //! verified claims, and CORS is answered as the template's `CorsConfiguration` says.
@@ -153,6 +153,67 @@ async fn the_jwt_authorizer_refuses_what_api_gateway_refuses_before_the_function
     )
     .await;
     assert_eq!(answer.status, 201, "{}", answer.body);
+}
+
+#[tokio::test]
+async fn the_scim_api_reaches_the_scim_function_which_links_to_the_gateway_s_own_address() {
+    let stack = LocalStack::start().await;
+    let http = client();
+    let base = stack.scim_base();
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    let scim_error = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+    // No authorizer on the SCIM API: the function itself refuses a request without its token,
+    // in SCIM's error shape (API Gateway's own 401 would be {"message": …}).
+    let refused = send(http.get(format!("{base}/Users"))).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert_eq!(refused.body["schemas"], json!([scim_error]));
+    assert_eq!(
+        header(&refused, "content-type"),
+        Some("application/scim+json")
+    );
+    // Discovery needs no token; its links are the gateway's address, over http: the gateway
+    // passes the request's Host and X-Forwarded-Proto: http, from which the function builds them.
+    let config = send(http.get(format!("{base}/ServiceProviderConfig"))).await;
+    assert_eq!(config.status, 200, "{}", config.body);
+    assert_eq!(
+        config.body["meta"]["location"],
+        format!("{base}/ServiceProviderConfig")
+    );
+
+    // A create through `ANY /scim/v2/{proxy+}`, in SCIM's media type (which API Gateway hands
+    // the function in base64).
+    let token = stack.scim_token("admin@acme.test", "Gateway").await;
+    let user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "gw.scim@acme.test",
+        "name": {"givenName": "Gia", "familyName": "Way"},
+        "active": true,
+    });
+    let created = send(
+        http.post(format!("{base}/Users"))
+            .bearer_auth(&token)
+            .header("content-type", "application/scim+json")
+            .body(user.to_string()),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap();
+    let location = format!("{base}/Users/{id}");
+    assert_eq!(header(&created, "location"), Some(location.as_str()));
+    assert_eq!(created.body["meta"]["location"], location);
+    let read = send(http.get(&location).bearer_auth(&token)).await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert_eq!(read.body["userName"], "gw.scim@acme.test");
+
+    // Every path under /scim/v2 is the function's: what it does not serve is its own 404.
+    let groups = send(http.get(format!("{base}/Groups")).bearer_auth(&token)).await;
+    assert_eq!(groups.status, 404, "{}", groups.body);
+    assert_eq!(groups.body["schemas"], json!([scim_error]));
+    // Outside it, API Gateway's.
+    let elsewhere = send(http.get(format!("{}/scim/v1/Users", stack.api()))).await;
+    assert_eq!(elsewhere.status, 404);
+    assert_eq!(elsewhere.body, json!({"message": "Not Found"}));
 }
 
 #[tokio::test]

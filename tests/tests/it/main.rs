@@ -27,6 +27,7 @@ mod openapi;
 mod payload_versions;
 mod schema;
 mod scim;
+mod scim_conformance;
 mod scim_tokens;
 mod secrets;
 mod set_password;

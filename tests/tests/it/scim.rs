@@ -926,3 +926,114 @@ async fn a_scim_deactivation_beside_an_admin_s_delete_ends_with_the_user_gone_fr
         .get(0);
     assert_eq!(intents, 0);
 }
+
+#[tokio::test]
+async fn searching_with_post_is_not_implemented_and_says_so_in_scim_s_shape() {
+    let stack = TestStack::start().await;
+    let idp = Idp::of_acme(&stack).await;
+    let search = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": "userName eq \"admin@acme.test\"",
+    });
+    // RFC 7644 §3.12: an operation the service does not support is a 501, not a 404.
+    for path in ["/scim/v2/.search", "/scim/v2/Users/.search"] {
+        let answer = idp.send("POST", path, Some(&search), &[]).await;
+        assert_eq!(answer.status, 501, "{path}: {}", answer.body);
+        assert!(
+            answer.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("GET /Users?filter"),
+            "{}",
+            answer.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn name_and_active_are_optional_on_create_and_half_a_name_is_refused() {
+    let stack = TestStack::start().await;
+    let idp = Idp::of_acme(&stack).await;
+    let schemas = idp.send("GET", "/scim/v2/Schemas", None, &[]).await;
+    let core = &schemas.body["Resources"][0];
+    let required = |name: &str| {
+        core["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|attribute| attribute["name"] == name)
+            .unwrap()["required"]
+            .clone()
+    };
+    assert_eq!(required("userName"), true);
+    assert_eq!(required("name"), false);
+    assert_eq!(required("active"), false);
+
+    // Entra leaves out what its user lacks: no name, no employee record; active by default.
+    let email = "nameless@acme.test";
+    let bare = json!({"schemas": [CORE_USER], "userName": email});
+    let created = idp.create(&bare).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["active"], true);
+    assert!(created.body.get("name").is_none(), "{}", created.body);
+    let employees: i64 = stack
+        .sql()
+        .await
+        .query_one(
+            "SELECT count(*) FROM employees e JOIN users u ON u.id = e.user_id WHERE u.email = $1",
+            &[&email],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(employees, 0);
+
+    let half = "half.name@acme.test";
+    let mut half_name = okta_user(half);
+    half_name["name"] = json!({"givenName": "Olga"});
+    let refused = idp.create(&half_name).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.body["scimType"], "invalidValue", "{}", refused.body);
+    stack.assert_nothing_kept(half).await;
+}
+
+#[tokio::test]
+async fn a_put_s_name_is_the_whole_name_and_the_app_extension_may_name_its_schema() {
+    let stack = TestStack::start().await;
+    let idp = Idp::of_acme(&stack).await;
+    let email = "olga.put@acme.test";
+    let created = idp.create(&okta_user(email)).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap();
+
+    // A PUT whose name lacks familyName replaces the name with half of one: refused, and the
+    // name stays whole.
+    let mut put = okta_user(email);
+    put["name"] = json!({"givenName": "Olivia"});
+    let refused = idp.send("PUT", &user_path(id), Some(&put), &[]).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.body["scimType"], "invalidValue");
+    let read = idp.send("GET", &user_path(id), None, &[]).await;
+    assert_eq!(
+        read.body["name"],
+        json!({"givenName": "Olga", "familyName": "Okta"})
+    );
+
+    // The extension's object as scim2-models writes it, with its own `schemas`.
+    let promoted = idp
+        .patch(
+            id,
+            json!([{"op": "add", "path": APP_USER, "value": {"schemas": [APP_USER], "role": "ADMIN"}}]),
+        )
+        .await;
+    assert_eq!(promoted.status, 200, "{}", promoted.body);
+    assert_eq!(promoted.body[APP_USER]["role"], "ADMIN");
+    let role: String = stack
+        .sql()
+        .await
+        .query_one("SELECT role FROM users WHERE id = $1::text::uuid", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(role, "ADMIN");
+}
