@@ -25,12 +25,12 @@ scim-conformance: ## the SCIM conformance suites alone (scim2-tester, scim-sanit
 demo: ## create a user end to end on throwaway Postgres and the Auth0/email doubles
 	scripts/demo.sh
 
-build: ## release arm64 zips of the three functions with cargo lambda (target/lambda/*/bootstrap.zip)
+build: ## release arm64 zips of the four functions with cargo lambda (target/lambda/*/bootstrap.zip)
 	scripts/venv.sh build
 	@rustup target list --installed | grep -qx aarch64-unknown-linux-gnu \
 	  || rustup target add aarch64-unknown-linux-gnu
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip \
-	  --locked --bin create-user --bin cleanup --bin set-password
+	  --locked --bin create-user --bin cleanup --bin set-password --bin scim
 	@ls -l "$${CARGO_TARGET_DIR:-target}"/lambda/*/bootstrap.zip
 
 debug: ## debug build of every crate
