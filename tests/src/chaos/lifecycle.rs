@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use super::check::Row;
 use super::report::Check;
-use super::{Attempt, Login, Op, Outcome};
+use super::workers::APP_USER;
+use super::{Api, Attempt, Login, Outcome};
 use crate::doubles::Auth0Double;
 
 /// Every Auth0 user, by its id.
@@ -147,12 +148,13 @@ pub(super) async fn acknowledged(
 ) -> Result<[Check; 2], String> {
     let by_id: HashMap<&str, &Row> = rows.iter().map(|r| (r.id.as_str(), r)).collect();
     let users = auth0_users(auth0);
-    let mut deleted =
-        Check::new("every delete answered 200 left neither its row nor its Auth0 user");
+    let mut deleted = Check::new(
+        "every delete answered 200 (SCIM's: 204) left neither its row nor its Auth0 user",
+    );
     let mut done = BTreeSet::new();
     for attempt in attempts
         .iter()
-        .filter(|a| a.op == Op::Delete && answered(a, 200))
+        .filter(|a| a.op.is_delete() && answered(a, a.op.success()))
     {
         let Some(id) = attempt.user_id.as_deref() else {
             continue;
@@ -180,6 +182,7 @@ pub(super) async fn acknowledged(
     }
 
     let permissions = permissions(sql).await?;
+    let names = names(sql).await?;
     let mut last = Check::new(
         "the last change answered 200 to a user (nothing else in flight) is what its row holds",
     );
@@ -197,24 +200,25 @@ pub(super) async fn acknowledged(
             .iter()
             .enumerate()
             .all(|(i, other)| i == index || other.ended_at <= latest.sent_at);
-        if latest.op == Op::Delete || latest.replayed || !answered(latest, 200) || !alone {
+        if latest.op.is_delete() || latest.replayed || !answered(latest, 200) || !alone {
             continue;
         }
         let Some(answer) = &latest.answer else {
             continue;
         };
-        let row = by_id.get(id);
-        let said = (
-            answer["isActive"].as_bool(),
-            answer["role"].as_str(),
-            answer_permissions(answer),
-        );
-        let holds = row.map(|r| {
-            (
-                Some(r.is_active),
-                Some(r.role.as_str()),
-                permissions.get(r.id.as_str()).cloned().unwrap_or_default(),
-            )
+        let said = Said::of(latest.op.api(), answer);
+        let holds = by_id.get(id).map(|r| Said {
+            active: Some(r.is_active),
+            role: Some(r.role.clone()),
+            permissions: said
+                .permissions
+                .as_ref()
+                .map(|_| permissions.get(r.id.as_str()).cloned().unwrap_or_default()),
+            external_id: said.external_id.as_ref().map(|_| r.external_id.clone()),
+            name: said
+                .name
+                .as_ref()
+                .map(|_| names.get(r.id.as_str()).cloned()),
         });
         last.record(holds.as_ref() == Some(&said), || {
             format!(
@@ -225,6 +229,58 @@ pub(super) async fn acknowledged(
         });
     }
     Ok([deleted, last])
+}
+
+/// What an answer said a user is, in the terms the row can be compared in: the admin API's
+/// answer shows the page permissions, SCIM's the external id and the name.
+#[derive(Debug, PartialEq, Eq)]
+struct Said {
+    active: Option<bool>,
+    role: Option<String>,
+    permissions: Option<Vec<Permission>>,
+    external_id: Option<Option<String>>,
+    name: Option<Option<(String, String)>>,
+}
+
+impl Said {
+    fn of(api: Api, answer: &Value) -> Said {
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        match api {
+            Api::Admin => Said {
+                active: answer["isActive"].as_bool(),
+                role: text(&answer["role"]),
+                permissions: Some(answer_permissions(answer)),
+                external_id: None,
+                name: None,
+            },
+            Api::Scim => Said {
+                active: answer["active"].as_bool(),
+                role: text(&answer[APP_USER]["role"]),
+                permissions: None,
+                external_id: Some(text(&answer["externalId"])),
+                name: Some(
+                    text(&answer["name"]["givenName"]).zip(text(&answer["name"]["familyName"])),
+                ),
+            },
+        }
+    }
+}
+
+/// Every campaign user's name, as its employee record keeps it.
+async fn names(sql: &tokio_postgres::Client) -> Result<HashMap<String, (String, String)>, String> {
+    let rows = sql
+        .query(
+            "SELECT u.id::text, e.first_name, e.last_name
+               FROM employees e JOIN users u ON u.id = e.user_id
+              WHERE u.email LIKE '%@' || $1",
+            &[&super::DOMAIN],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect())
 }
 
 type Permission = (String, bool, bool, bool, bool);
@@ -281,7 +337,18 @@ fn answered(attempt: &Attempt, expected: u16) -> bool {
     matches!(attempt.outcome, Outcome::Answered { status, .. } if status == expected)
 }
 
-/// Every lifecycle answer is one the API documents for what happened.
+/// A delete of user `id` (through either API) was sent before `attempt` ended.
+fn delete_sent_before(attempts: &[Attempt], index: usize, attempt: &Attempt) -> bool {
+    attempts.iter().enumerate().any(|(i, other)| {
+        i != index
+            && other.op.is_delete()
+            && other.user_id.is_some()
+            && other.user_id == attempt.user_id
+            && other.sent_at <= attempt.ended_at
+    })
+}
+
+/// Every admin API lifecycle answer is one the API documents for what happened.
 pub(super) fn documented_answers(attempts: &[Attempt]) -> Check {
     let mut check = Check::new(
         "every lifecycle answer is 200, 409 USER_CHANGE_IN_PROGRESS or REQUEST_IN_PROGRESS, a 502/503, or 404 after a delete",
@@ -290,19 +357,14 @@ pub(super) fn documented_answers(attempts: &[Attempt]) -> Check {
         let Outcome::Answered { status, code } = &attempt.outcome else {
             continue;
         };
-        if !attempt.op.on_a_user() {
+        if !attempt.op.on_a_user() || attempt.op.api() != Api::Admin {
             continue;
         }
         let ok = match (*status, code.as_str()) {
             (200, _) => true,
             (409, "USER_CHANGE_IN_PROGRESS" | "REQUEST_IN_PROGRESS") => true,
             (502 | 503, code) => code != "FUNCTION_ERROR",
-            (404, "USER_NOT_FOUND") => attempts.iter().enumerate().any(|(i, other)| {
-                i != index
-                    && other.op == Op::Delete
-                    && other.user_id == attempt.user_id
-                    && other.sent_at <= attempt.ended_at
-            }),
+            (404, "USER_NOT_FOUND") => delete_sent_before(attempts, index, attempt),
             _ => false,
         };
         check.record(ok, || {
@@ -310,6 +372,54 @@ pub(super) fn documented_answers(attempts: &[Attempt]) -> Check {
             format!(
                 "{} of user {id}: {status} {code}; {}",
                 attempt.op.name(),
+                history(attempts, id)
+            )
+        });
+    }
+    check
+}
+
+/// Every SCIM answer is one SCIM's API documents for what happened, in SCIM's shape: a create
+/// 201 or `409 uniqueness`; a change 200, a delete 204, either `409` while another change of
+/// the user is in progress or `404` once a delete of it was sent; a look-up 200; any of them
+/// 429 (Auth0's rate limit spent), 502 or 503. A 400 (the campaign sends only valid requests),
+/// a 500 or a function error fails it, and so does any answer out of SCIM's shape (see
+/// `workers::scim_answer`).
+pub(super) fn documented_scim_answers(attempts: &[Attempt]) -> Check {
+    let mut check = Check::new(
+        "every SCIM answer is 201/200/204, 409 uniqueness (create) or change in progress, 404 after a delete, 429, 502 or 503, in SCIM's shape",
+    );
+    for (index, attempt) in attempts.iter().enumerate() {
+        let Outcome::Answered { status, code } = &attempt.outcome else {
+            continue;
+        };
+        let op = attempt.op;
+        if op.api() != Api::Scim {
+            continue;
+        }
+        let status_ok = match (*status, code.as_str()) {
+            (s, _) if s == op.success() => true,
+            (409, "uniqueness") => op.is_create(),
+            (409, "") => op.on_a_user(),
+            (404, "") => op.on_a_user() && delete_sent_before(attempts, index, attempt),
+            (429 | 502 | 503, "") => true,
+            _ => false,
+        };
+        check.record(status_ok && attempt.misshapen.is_none(), || {
+            let id = attempt.user_id.as_deref().unwrap_or_default();
+            format!(
+                "{} of {}: {status} {code}{}; {}",
+                op.name(),
+                if id.is_empty() {
+                    redact(&attempt.address)
+                } else {
+                    format!("user {id}")
+                },
+                attempt
+                    .misshapen
+                    .as_deref()
+                    .map(|why| format!(" (out of shape: {why})"))
+                    .unwrap_or_default(),
                 history(attempts, id)
             )
         });
@@ -332,7 +442,7 @@ pub(super) async fn access(
     let mut revoked =
         Check::new("a deactivated row's Auth0 user has no open session and no live refresh token");
     let mut refresh = Check::new(
-        "a refresh token issued before a deactivation answered 200 is refused (also after a reactivation)",
+        "a refresh token issued before an answer saying the user is deactivated is refused (also after a reactivation)",
     );
     let mut blocked =
         Check::new("a deactivated row's password is refused at login: user is blocked");
@@ -359,10 +469,15 @@ pub(super) async fn access(
         let Some(token) = &login.refresh_token else {
             continue;
         };
+        // Any answer saying so (a deactivation through either API, or a later change of a
+        // deactivated user): the user was active when the token was issued, so a deactivation
+        // committed since, and it revoked the token.
         let deactivated = attempts.iter().any(|a| {
-            a.op == Op::Deactivate
-                && a.user_id.as_deref() == Some(login.user_id.as_str())
+            a.user_id.as_deref() == Some(login.user_id.as_str())
                 && answered(a, 200)
+                && a.answer.as_ref().is_some_and(|answer| {
+                    answer["isActive"] == json!(false) || answer["active"] == json!(false)
+                })
         });
         if !deactivated {
             continue;
@@ -405,6 +520,20 @@ pub(super) async fn access(
     }
     let deleted = deleted_logins(rows, logins, attempts, auth0, "").await;
     [revoked, refresh, blocked, deleted, active]
+}
+
+/// A user SCIM created with `active: false` and a password was refused at login as soon as
+/// its 201 came: 403 "user is blocked".
+pub(super) fn blocked_at_creation(tried: &[(String, u16, String)]) -> Check {
+    let mut check = Check::new(
+        "a user SCIM created with `active: false` is refused at login as soon as its 201 comes: user is blocked",
+    );
+    for (id, status, told) in tried {
+        check.record(*status == 403 && told == "user is blocked", || {
+            format!("user {id}: login answered {status} {told:?}")
+        });
+    }
+    check
 }
 
 /// The password of a user whose row is gone does not log in (to whatever now holds the
@@ -513,8 +642,11 @@ pub(super) fn describe(attempt: &Attempt) -> String {
     let outcome = match &attempt.outcome {
         Outcome::Answered { status, code } if code.is_empty() => status.to_string(),
         Outcome::Answered { status, code } => format!("{status} {code}"),
-        Outcome::Killed { aimed: true } if attempt.op == Op::Create => {
+        Outcome::Killed { aimed: true } if attempt.op.invites() => {
             "killed once its email was accepted".into()
+        }
+        Outcome::Killed { aimed: true } if attempt.op.is_create() => {
+            "killed once its Auth0 user existed".into()
         }
         Outcome::Killed { aimed: true } => "killed once its Auth0 user changed".into(),
         Outcome::Killed { aimed: false } => "killed".into(),
