@@ -88,6 +88,9 @@ pub(crate) async fn run(
         .push(lifecycle::documented_scim_answers(&ledger.attempts));
     report
         .checks
+        .push(lifecycle::scim_answers_what_was_asked(&ledger.attempts));
+    report
+        .checks
         .extend(lifecycle::access(&rows, &ledger.logins, &ledger.attempts, auth0).await);
     report
         .checks

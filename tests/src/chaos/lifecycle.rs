@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::check::Row;
 use super::report::Check;
 use super::workers::APP_USER;
-use super::{Api, Attempt, Login, Outcome};
+use super::{Api, Attempt, Login, Op, Outcome};
 use crate::doubles::Auth0Double;
 
 /// Every Auth0 user, by its id.
@@ -184,11 +184,17 @@ pub(super) async fn acknowledged(
     let permissions = permissions(sql).await?;
     let names = names(sql).await?;
     let mut last = Check::new(
-        "the last change answered 200 to a user (nothing else in flight) is what its row holds",
+        "the last change answered 200 to a user (or SCIM's 201 that created it; nothing else in flight) is what its row holds",
     );
+    // A SCIM create's 201 shows the user as a change's 200 does: it counts as the first change.
     let mut on_user: HashMap<&str, Vec<&Attempt>> = HashMap::new();
-    for attempt in attempts.iter().filter(|a| a.op.on_a_user()) {
-        if let Some(id) = attempt.user_id.as_deref() {
+    for attempt in attempts {
+        let id = match &attempt.created {
+            Some((id, _)) if attempt.op.api() == Api::Scim => Some(id.as_str()),
+            _ if attempt.op.on_a_user() => attempt.user_id.as_deref(),
+            _ => None,
+        };
+        if let Some(id) = id {
             on_user.entry(id).or_default().push(attempt);
         }
     }
@@ -200,7 +206,11 @@ pub(super) async fn acknowledged(
             .iter()
             .enumerate()
             .all(|(i, other)| i == index || other.ended_at <= latest.sent_at);
-        if latest.op.is_delete() || latest.replayed || !answered(latest, 200) || !alone {
+        if latest.op.is_delete()
+            || latest.replayed
+            || !answered(latest, latest.op.success())
+            || !alone
+        {
             continue;
         }
         let Some(answer) = &latest.answer else {
@@ -264,6 +274,96 @@ impl Said {
             },
         }
     }
+}
+
+/// What a SCIM request asked of the user, as JSON pointers into the user resource and the
+/// values they must hold (SCIM's booleans as JSON's).
+fn scim_asked(op: Op, asked: &Value) -> Vec<(String, Value)> {
+    let role = format!("/{APP_USER}/role");
+    let mut wanted: Vec<(String, Value)> = Vec::new();
+    let flag = |v: &Value| match v {
+        Value::String(s) => json!(s.eq_ignore_ascii_case("true")),
+        other => other.clone(),
+    };
+    let resource = |object: &Value, wanted: &mut Vec<(String, Value)>| {
+        if let Some(active) = object.get("active") {
+            wanted.push(("/active".into(), flag(active)));
+        }
+        for part in ["givenName", "familyName"] {
+            if let Some(value) = object.get("name").and_then(|n| n.get(part)) {
+                wanted.push((format!("/name/{part}"), value.clone()));
+            }
+        }
+        if let Some(external_id) = object.get("externalId") {
+            wanted.push(("/externalId".into(), external_id.clone()));
+        }
+        if let Some(value) = object.get(APP_USER).and_then(|a| a.get("role")) {
+            wanted.push((role.clone(), value.clone()));
+        }
+    };
+    if op.is_create() || op == Op::ScimReplace {
+        resource(asked, &mut wanted);
+        if op.is_create() && asked.get(APP_USER).is_none() {
+            wanted.push((role.clone(), json!("USER")));
+        }
+        return wanted;
+    }
+    for operation in asked["Operations"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let value = &operation["value"];
+        match operation["path"].as_str() {
+            None => resource(value, &mut wanted),
+            Some("active") => wanted.push(("/active".into(), flag(value))),
+            Some(path) if path.starts_with("name.") => {
+                wanted.push((format!("/name/{}", &path["name.".len()..]), value.clone()));
+            }
+            Some(path) if path.eq_ignore_ascii_case(&format!("{APP_USER}:role")) => {
+                wanted.push((role.clone(), value.clone()));
+            }
+            Some(_) => {}
+        }
+    }
+    wanted
+}
+
+/// Every SCIM create answered 201 and change answered 200 shows what it asked: a change
+/// either made it or found it made (the user read back in the same transaction, under its
+/// lock), whatever else ran beside it.
+pub(super) fn scim_answers_what_was_asked(attempts: &[Attempt]) -> Check {
+    let mut check = Check::new(
+        "every SCIM create answered 201 and change answered 200 shows what it asked (active, name, externalId, role)",
+    );
+    for attempt in attempts.iter().filter(|a| a.op.api() == Api::Scim) {
+        let (Some(answer), Some(asked)) = (&attempt.answer, &attempt.asked) else {
+            continue;
+        };
+        if !(attempt.op.is_create() || attempt.op.on_a_user()) {
+            continue;
+        }
+        let differ: Vec<String> = scim_asked(attempt.op, asked)
+            .into_iter()
+            .filter(|(pointer, value)| answer.pointer(pointer) != Some(value))
+            .map(|(pointer, value)| {
+                format!(
+                    "{pointer}: asked {value}, answered {}",
+                    answer.pointer(&pointer).unwrap_or(&Value::Null)
+                )
+            })
+            .collect();
+        check.record(differ.is_empty(), || {
+            let id = answer["id"].as_str().unwrap_or_default();
+            format!(
+                "{} of user {id}: {}; {}",
+                attempt.op.name(),
+                differ.join(", "),
+                history(attempts, id)
+            )
+        });
+    }
+    check
 }
 
 /// Every campaign user's name, as its employee record keeps it.

@@ -332,8 +332,10 @@ pub(crate) struct Attempt {
     pub outcome: Outcome,
     /// Answered from the `Idempotency-Key`'s stored answer (`Idempotent-Replayed: true`).
     pub replayed: bool,
-    /// The body of a lifecycle operation's 200.
+    /// The body of a lifecycle operation's 200, a look-up's 200 or a SCIM create's 201.
     pub answer: Option<Value>,
+    /// What a SCIM request sent (its body), to hold its answer to.
+    pub asked: Option<Value>,
     /// When the request was sent and when it ended (answered or killed), from the campaign's
     /// start.
     pub sent_at: Duration,

@@ -177,8 +177,12 @@ pub(crate) async fn run(campaign: Arc<Campaign>, worker: usize, api: Api) {
                     }
                     _ => None,
                 };
-                if (request.op.on_a_user() || request.op == Op::ScimFind) && response.status == 200
-                {
+                let kept = match (api, response.status) {
+                    (_, 200) => request.op.on_a_user() || request.op == Op::ScimFind,
+                    (Api::Scim, 201) => true,
+                    _ => false,
+                };
+                if kept {
                     answer = Some(response.body.clone());
                 }
                 process = Some(function);
@@ -260,6 +264,7 @@ pub(crate) async fn run(campaign: Arc<Campaign>, worker: usize, api: Api) {
             created,
             token_before_kill,
             misshapen,
+            asked: (api == Api::Scim).then(|| request.body.clone()).flatten(),
         };
         // The address is taken (by an earlier attempt that committed, or by someone else):
         // Okta looks the user up by userName and takes it as its own.
