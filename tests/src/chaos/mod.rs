@@ -63,6 +63,8 @@ pub struct Settings {
     pub fault_every: Duration,
     /// Time between two cleanup runs.
     pub cleanup_every: Duration,
+    /// Where to write every line the processes wrote, for a post-mortem (`CHAOS_LOGS`).
+    pub logs: Option<String>,
 }
 
 impl Settings {
@@ -81,13 +83,14 @@ impl Settings {
             lifecycle_percent: 40,
             fault_every: Duration::from_millis(300),
             cleanup_every: Duration::from_millis(1_500),
+            logs: None,
         }
     }
 
     /// `CHAOS_INSTANCES`, `CHAOS_SECONDS`, `CHAOS_SEED`, `CHAOS_KILL_PERCENT`,
     /// `CHAOS_FAULT_EVERY_MS`, `CHAOS_FUNCTION_TIMEOUT_MS`, `CHAOS_CLEANUP_EVERY_MS`,
     /// `CHAOS_GRACE_MS` (default [`safe_grace`]), `CHAOS_LIFECYCLE_PERCENT`,
-    /// `CHAOS_SCIM_INSTANCES`.
+    /// `CHAOS_SCIM_INSTANCES`, `CHAOS_LOGS`.
     pub fn from_env() -> Result<Settings, String> {
         fn number(key: &str, default: u64) -> Result<u64, String> {
             match std::env::var(key) {
@@ -147,6 +150,7 @@ impl Settings {
             cleanup_every: Duration::from_millis(
                 number("CHAOS_CLEANUP_EVERY_MS", ms(defaults.cleanup_every))?.max(100),
             ),
+            logs: std::env::var("CHAOS_LOGS").ok().filter(|p| !p.trim().is_empty()),
             ..defaults
         })
     }
@@ -334,7 +338,7 @@ pub(crate) struct Attempt {
     pub replayed: bool,
     /// The body of a lifecycle operation's 200, a look-up's 200 or a SCIM create's 201.
     pub answer: Option<Value>,
-    /// What a SCIM request sent (its body), to hold its answer to.
+    /// What the request sent (its body): a SCIM answer is held to it.
     pub asked: Option<Value>,
     /// When the request was sent and when it ended (answered or killed), from the campaign's
     /// start.

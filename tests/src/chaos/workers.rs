@@ -264,7 +264,7 @@ pub(crate) async fn run(campaign: Arc<Campaign>, worker: usize, api: Api) {
             created,
             token_before_kill,
             misshapen,
-            asked: (api == Api::Scim).then(|| request.body.clone()).flatten(),
+            asked: request.body.clone(),
         };
         // The address is taken (by an earlier attempt that committed, or by someone else):
         // Okta looks the user up by userName and takes it as its own.
