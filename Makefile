@@ -47,7 +47,7 @@ lint-template: ## cfn-lint on template.yaml (also part of `make test`)
 	scripts/venv.sh
 	.venv/bin/cfn-lint template.yaml
 
-chaos: ## fault campaign: creates and lifecycle operations, kills, Auth0/email/database faults, cleanup; checks invariants, writes docs/RELIABILITY.md
+chaos: ## fault campaign: admin API and SCIM creates and lifecycle operations, kills, Auth0/email/database faults, cleanup; checks invariants, writes docs/RELIABILITY.md
 	scripts/chaos.sh
 
 bench: ## benchmark (not a test): release create-user at 1/8/32 instances vs its pgbench floor, cleanup, the Auth0 sweep at 10k/100k/1M users, cold start → docs/PERFORMANCE.md

@@ -33,6 +33,19 @@ pub struct UserState {
     pub family_name: Option<String>,
     pub active: bool,
     pub role: Role,
+    /// What a PUT or PATCH set or removed, whatever the value (none for a user as it is).
+    pub named: Named,
+}
+
+/// The attributes a request names: a change it makes asks for each of them, not only for those
+/// that differ from the user as it was read before the change began, so that it lands whole
+/// when another change of the user commits in between ("the later wins, each whole").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Named {
+    pub external_id: bool,
+    pub name: bool,
+    pub active: bool,
+    pub role: bool,
 }
 
 impl UserState {
@@ -46,10 +59,15 @@ impl UserState {
             family_name: employee.map(|e| e.last_name.clone()),
             active: user.is_active,
             role: user.role,
+            named: Named::default(),
         }
     }
 
-    /// What makes `self` (the user as it is) into `wanted`.
+    /// What makes `self` (the user as it was read) into `wanted`: nothing when it is `wanted`
+    /// already; else every attribute the request named, at its wanted value, so that one that
+    /// equalled the read but was changed since by another request is set too. (The change
+    /// compares the role and the activity with the user it locks, so one that is what was asked
+    /// costs no Auth0 call.)
     pub fn changes_to(&self, wanted: &UserState) -> Result<UserChanges, ScimFault> {
         let name = match (&wanted.given_name, &wanted.family_name) {
             (Some(given), Some(family)) => Some(PersonName {
@@ -69,16 +87,29 @@ impl UserState {
             }
         };
         let differs = |a: &Option<String>, b: &Option<String>| a != b;
-        Ok(UserChanges {
+        let diff = UserChanges {
             role: (wanted.role != self.role).then_some(wanted.role),
             permissions: None,
             active: (wanted.active != self.active).then_some(wanted.active),
-            name: name.filter(|_| {
+            name: name.clone().filter(|_| {
                 differs(&wanted.given_name, &self.given_name)
                     || differs(&wanted.family_name, &self.family_name)
             }),
             external_id: differs(&wanted.external_id, &self.external_id)
                 .then(|| wanted.external_id.clone()),
+        };
+        if diff == UserChanges::default() {
+            return Ok(diff);
+        }
+        let named = wanted.named;
+        Ok(UserChanges {
+            role: diff.role.or(named.role.then_some(wanted.role)),
+            permissions: None,
+            active: diff.active.or(named.active.then_some(wanted.active)),
+            name: diff.name.or(name.filter(|_| named.name)),
+            external_id: diff
+                .external_id
+                .or_else(|| named.external_id.then(|| wanted.external_id.clone())),
         })
     }
 }
@@ -120,6 +151,7 @@ pub fn parse_new(body: &Value) -> Result<NewScimUser, ScimFault> {
         family_name: None,
         active: true,
         role: Role::User,
+        named: Named::default(),
     };
     let user_name = match get(object, "userName") {
         Some(Value::String(raw)) => parse_user_name(raw)?,
@@ -402,9 +434,13 @@ impl UserState {
                     Value::Null => None,
                     Value::String(raw) => text("externalId", raw, MAX_EXTERNAL_ID_LEN)?,
                     _ => return Err(ScimFault::invalid_value("externalId: must be a string.")),
-                }
+                };
+                self.named.external_id = true;
             }
-            Target::Active => self.active = parse_bool("active", value)?,
+            Target::Active => {
+                self.active = parse_bool("active", value)?;
+                self.named.active = true;
+            }
             Target::Name(None) => match value {
                 Value::Object(parts) => {
                     // In a whole resource (PUT) the object is the whole name: a part it leaves
@@ -428,7 +464,10 @@ impl UserState {
                 _ => return Err(ScimFault::invalid_value("name: must be an object.")),
             },
             Target::Name(Some(part)) => self.set_name_part(&part, value)?,
-            Target::Role => self.role = parse_role(value)?,
+            Target::Role => {
+                self.role = parse_role(value)?;
+                self.named.role = true;
+            }
             Target::App => match value {
                 Value::Object(values) => {
                     for (key, value) in values {
@@ -442,6 +481,7 @@ impl UserState {
                             return Err(unknown(key));
                         }
                         self.role = parse_role(value)?;
+                        self.named.role = true;
                     }
                 }
                 _ => {
@@ -476,6 +516,7 @@ impl UserState {
                 )));
             }
         };
+        self.named.name = true;
         Ok(())
     }
 
@@ -487,16 +528,19 @@ impl UserState {
             )),
             Target::ExternalId => {
                 self.external_id = None;
+                self.named.external_id = true;
                 Ok(())
             }
             Target::Name(None) => {
                 self.given_name = None;
                 self.family_name = None;
+                self.named.name = true;
                 Ok(())
             }
             Target::Name(Some(part)) => self.set_name_part(&part, &Value::Null),
             Target::Role | Target::App => {
                 self.role = Role::User;
+                self.named.role = true;
                 Ok(())
             }
             Target::ReadOnly(name) => Err(ScimFault::mutability(format!(
@@ -604,6 +648,7 @@ mod tests {
             family_name: Some("Doe".into()),
             active: true,
             role: Role::User,
+            named: Named::default(),
         }
     }
 
@@ -805,6 +850,57 @@ mod tests {
         }
     }
 
+    /// Found by `make chaos` (two PUTs on one user): a PUT read the user as ADMIN, asked for
+    /// ADMIN and a new name, and another change made the user a USER before this one locked
+    /// it. Only the name was asked for, so the PUT answered 200 with the role USER: neither
+    /// request won whole. Everything the request names is asked for once anything differs.
+    #[test]
+    fn a_change_asks_for_every_attribute_it_names_not_only_what_differs_from_the_read() {
+        let read = UserState {
+            role: Role::Admin,
+            ..jane()
+        };
+        let wanted = parse_replacement(
+            &json!({
+                "schemas": [CORE_USER],
+                "userName": "jane@example.com",
+                "name": {"givenName": "Janet", "familyName": "Doe"},
+                "externalId": "00u1",
+                "active": true,
+                APP_USER: {"role": "ADMIN"},
+            }),
+            &read,
+        )
+        .unwrap();
+        let changes = read.changes_to(&wanted).unwrap();
+        assert_eq!(changes.role, Some(Role::Admin));
+        assert_eq!(changes.active, Some(true));
+        assert_eq!(changes.external_id, Some(Some("00u1".into())));
+        assert_eq!(changes.name.map(|n| n.given), Some("Janet".into()));
+        // A PATCH asks for what its operations name, and nothing else: the activity it did not
+        // name stays whatever another change made it meanwhile.
+        let renamed = apply_patch(
+            &patch(json!([{"op": "replace", "path": "name.givenName", "value": "Janet"}])),
+            &read,
+        )
+        .unwrap();
+        let changes = read.changes_to(&renamed).unwrap();
+        assert!(changes.name.is_some());
+        assert_eq!(
+            (changes.role, changes.active, changes.external_id),
+            (None, None, None)
+        );
+        // Asking for what the user is changes nothing.
+        let same = apply_patch(
+            &patch(
+                json!([{"op": "replace", "value": {"active": true, APP_USER: {"role": "ADMIN"}}}]),
+            ),
+            &read,
+        )
+        .unwrap();
+        assert_eq!(read.changes_to(&same).unwrap(), UserChanges::default());
+    }
+
     #[test]
     fn the_app_extension_may_name_its_own_schema() {
         // As scim2-models writes an extension's object, in a PATCH and in a whole resource.
@@ -872,6 +968,10 @@ mod tests {
             wanted,
             UserState {
                 active: false,
+                named: Named {
+                    active: true,
+                    ..Named::default()
+                },
                 ..jane()
             }
         );

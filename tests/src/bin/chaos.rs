@@ -16,6 +16,20 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A post-mortem's: the processes' lines go to CHAOS_LOGS, cleanup's (in this process)
+    // beside them.
+    if let Some(path) = &settings.logs {
+        match std::fs::File::create(format!("{path}.cleanup")) {
+            Ok(file) => {
+                let _ = tracing_subscriber::fmt()
+                    .json()
+                    .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+                    .with_writer(std::sync::Mutex::new(file))
+                    .try_init();
+            }
+            Err(err) => eprintln!("chaos: cannot write {path}.cleanup: {err}"),
+        }
+    }
     // First, so that a campaign cut short can still be replayed.
     println!(
         "chaos: seed {0} (CHAOS_SEED={0} replays its choices)",

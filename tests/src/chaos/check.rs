@@ -1,4 +1,4 @@
-//! The invariant checker: runs after the faults stopped and every create-user process is dead.
+//! The invariant checker: runs after the faults stopped and every create-user and scim process is dead.
 //! A final cleanup pass with no grace (nothing can be in flight), then both systems, the
 //! emails and every log line are checked against what the admin panel was told; the
 //! lifecycle's own checks are in `lifecycle.rs`.
@@ -13,7 +13,7 @@ use shared::state::AppState;
 
 use super::lifecycle::{self, describe};
 use super::report::{Check, Report};
-use super::{Attempt, DOMAIN, Ledger, Op, Outcome, Settings, cleanup_once};
+use super::{Attempt, DOMAIN, Ledger, Outcome, Settings, cleanup_once, scim_create_of};
 use crate::doubles::{Auth0Double, EmailDouble};
 use crate::harness::{Response, TestDb, connect, create_event, seed};
 use crate::lambda_process::LambdaProcess;
@@ -85,7 +85,16 @@ pub(crate) async fn run(
         .push(lifecycle::documented_answers(&ledger.attempts));
     report
         .checks
+        .push(lifecycle::documented_scim_answers(&ledger.attempts));
+    report
+        .checks
+        .push(lifecycle::scim_answers_what_was_asked(&ledger.attempts));
+    report
+        .checks
         .extend(lifecycle::access(&rows, &ledger.logins, &ledger.attempts, auth0).await);
+    report
+        .checks
+        .push(lifecycle::blocked_at_creation(&ledger.blocked_at_creation));
 
     // Every address no row holds: nobody got it, or its user was deleted, so an admin must be
     // able to create it now.
@@ -123,6 +132,9 @@ pub(crate) async fn run(
     report.emails_sent = email.emails().len() as u64;
     report.committed = rows.len() as u64;
     report.checks.push(log_scan(&ledger, email, vars));
+    if let Some(path) = &settings.logs {
+        std::fs::write(path, ledger.outputs.concat()).map_err(|e| format!("{path}: {e}"))?;
+    }
     Ok(report)
 }
 
@@ -132,12 +144,24 @@ pub(super) struct Row {
     pub auth0_sub: String,
     pub role: String,
     pub is_active: bool,
+    pub external_id: Option<String>,
+    /// Created through SCIM (`created_by_token` is set).
+    pub by_scim: bool,
+}
+
+impl Row {
+    /// The person was invited: not when SCIM created the user with a password or deactivated.
+    fn invited(&self) -> bool {
+        !self.by_scim || scim_create_of(&self.email).invites()
+    }
 }
 
 async fn campaign_rows(sql: &tokio_postgres::Client) -> Result<Vec<Row>, String> {
     let rows = sql
         .query(
-            "SELECT id::text, email, auth0_sub, role, is_active FROM users
+            "SELECT id::text, email, auth0_sub, role, is_active, external_id,
+                    created_by_token IS NOT NULL
+               FROM users
               WHERE email LIKE '%@' || $1",
             &[&DOMAIN],
         )
@@ -151,6 +175,8 @@ async fn campaign_rows(sql: &tokio_postgres::Client) -> Result<Vec<Row>, String>
             auth0_sub: r.get(2),
             role: r.get(3),
             is_active: r.get(4),
+            external_id: r.get(5),
+            by_scim: r.get(6),
         })
         .collect())
 }
@@ -208,7 +234,7 @@ fn answered_201s_exist(attempts: &[Attempt], rows: &[Row], auth0: &Auth0Double) 
     );
     let deleted: HashSet<&str> = attempts
         .iter()
-        .filter(|a| a.op == Op::Delete)
+        .filter(|a| a.op.is_delete())
         .filter_map(|a| a.user_id.as_deref())
         .collect();
     let mut exempt = 0;
@@ -310,8 +336,13 @@ async fn emails_per_user(
     rows: &[Row],
     email: &EmailDouble,
     attempts: &[Attempt],
-) -> Result<[Check; 4], String> {
-    let mut live = Check::new("every committed user got exactly one email with a working link");
+) -> Result<[Check; 5], String> {
+    let mut live = Check::new(
+        "every committed user who was invited got exactly one email with a working link (one per role asked, when SCIM and the admin panel both created the address)",
+    );
+    let mut uninvited = Check::new(
+        "a user SCIM created with a password or `active: false` got no invitation (no setup token; no email unless the admin API sent one for the address)",
+    );
     let mut adopted = Check::new(
         "a request killed once its email was accepted, then retried and adopted: one email",
     );
@@ -324,11 +355,33 @@ async fn emails_per_user(
     // An address whose user was deleted has that user's email too.
     let deleted: HashSet<&str> = attempts
         .iter()
-        .filter(|a| a.op == Op::Delete)
+        .filter(|a| a.op.is_delete())
         .map(|a| a.address.as_str())
         .collect();
     let mut deleted_before = 0;
     for row in rows {
+        if !row.invited() {
+            let tokens: i64 = sql
+                .query_one(
+                    "SELECT count(*) FROM password_reset_tokens WHERE user_id::text = $1",
+                    &[&row.id],
+                )
+                .await
+                .map_err(|e| e.to_string())?
+                .get(0);
+            let sent = email.emails_to(&row.email).len();
+            let admin_created = attempts
+                .iter()
+                .any(|a| a.address == row.email && a.op.invites());
+            uninvited.record(tokens == 0 && (sent == 0 || admin_created), || {
+                format!(
+                    "{}: {tokens} setup tokens; {}",
+                    shared::domain::redact_email(&row.email),
+                    story(&row.email, attempts, sent, 0)
+                )
+            });
+            continue;
+        }
         let hashes: HashSet<Vec<u8>> = sql
             .query(
                 "SELECT token_hash FROM password_reset_tokens t JOIN users u ON u.id = t.user_id
@@ -352,9 +405,19 @@ async fn emails_per_user(
         // user was deleted since (its token rows went with it).
         let mine: Vec<&Attempt> = attempts
             .iter()
-            .filter(|a| a.address == row.email && a.op == Op::Create)
+            .filter(|a| a.address == row.email && a.op.is_create())
             .filter(|_| !deleted.contains(row.email.as_str()))
             .collect();
+        // Creates of one address that asked for different roles send different messages (the
+        // role is in the email), so their email API keys differ: one email each, with the same
+        // link when one adopted the other's Auth0 user. (Only when SCIM took up an address of
+        // the admin panel's: a retry sends the same request.)
+        let roles: HashSet<&str> = attempts
+            .iter()
+            .filter(|a| a.address == row.email && a.op.invites())
+            .map(asked_role)
+            .collect();
+        let messages = roles.len().max(1);
         for (index, attempt) in mine.iter().enumerate() {
             let Some(token) = attempt.token_before_kill.as_deref() else {
                 continue;
@@ -365,12 +428,21 @@ async fn emails_per_user(
                 .count();
             let same_user = hashes.contains(hash_token(token).as_slice());
             if same_user {
-                adopted.record(with_token == 1, || {
+                adopted.record((1..=messages).contains(&with_token), || {
                     format!(
-                        "{}: {with_token} emails carry the adopted user's link",
-                        shared::domain::redact_email(&row.email)
+                        "{}: {with_token} emails carry the adopted user's link (creates asked for {messages} role(s)); {}",
+                        shared::domain::redact_email(&row.email),
+                        story(&row.email, attempts, sent.len(), working)
                     )
                 });
+                if with_token > 1 {
+                    adopted.notes.push(format!(
+                        "{}: {with_token} emails with the same link, one per role asked ({}); {}",
+                        shared::domain::redact_email(&row.email),
+                        roles.iter().copied().collect::<Vec<_>>().join(", "),
+                        story(&row.email, attempts, sent.len(), working)
+                    ));
+                }
             }
             if !same_user {
                 let later = &mine[index + 1..];
@@ -390,11 +462,12 @@ async fn emails_per_user(
                 story(&row.email, attempts, sent.len(), working)
             });
         }
-        live.record(working == 1, || {
+        live.record((1..=messages).contains(&working), || {
             format!(
-                "{}: {working} working-link emails of {}",
+                "{}: {working} working-link emails of {} (creates asked for {messages} role(s)); {}",
                 shared::domain::redact_email(&row.email),
-                sent.len()
+                sent.len(),
+                story(&row.email, attempts, sent.len(), working)
             )
         });
         if deleted.contains(row.email.as_str()) {
@@ -420,7 +493,16 @@ async fn emails_per_user(
             format!("{deleted_before} addresses whose earlier user was deleted are not counted"),
         );
     }
-    Ok([live, adopted, replaced, strict])
+    Ok([live, uninvited, adopted, replaced, strict])
+}
+
+/// The role a create asked for: the admin API's `role`, SCIM's app extension (else USER).
+fn asked_role(attempt: &Attempt) -> &str {
+    let asked = attempt.asked.as_ref();
+    asked
+        .and_then(|body| body["role"].as_str())
+        .or_else(|| asked.and_then(|body| body[super::workers::APP_USER]["role"].as_str()))
+        .unwrap_or("USER")
 }
 
 /// What happened to `address`, without the address: each request's answer and last step.
@@ -445,18 +527,23 @@ fn story(address: &str, attempts: &[Attempt], sent: usize, working: usize) -> St
 
 /// No full address, setup token, password or secret in anything a create-user process wrote.
 fn log_scan(ledger: &Ledger, email: &EmailDouble, vars: &HashMap<String, String>) -> Check {
-    let mut check =
-        Check::new("no full email address, setup token, password or secret in any process output");
+    let mut check = Check::new(
+        "no full email address, setup token, password or secret in any process output (create-user's and scim's)",
+    );
     let addresses: HashSet<&str> = ledger.attempts.iter().map(|a| a.address.as_str()).collect();
     let tokens: HashSet<String> = email
         .emails()
         .iter()
         .filter_map(|m| m.setup_token_and_email().map(|(token, _)| token))
         .collect();
-    let secrets: Vec<&String> = ["AUTH0_CLIENT_SECRET", "EMAIL_API_KEY"]
+    let mut secrets: Vec<&String> = ["AUTH0_CLIENT_SECRET", "EMAIL_API_KEY"]
         .iter()
         .filter_map(|k| vars.get(*k))
         .collect();
+    // The identity provider's token, and the passwords it sent.
+    secrets.push(&ledger.scim_token);
+    secrets.extend(ledger.scim_passwords.values());
+    secrets.retain(|s| !s.is_empty());
     let mut found: BTreeMap<&str, u64> = BTreeMap::new();
     let mut lines = 0u64;
     for output in &ledger.outputs {
@@ -474,7 +561,9 @@ fn log_scan(ledger: &Ledger, email: &EmailDouble, vars: &HashMap<String, String>
                 }
             }
             if secrets.iter().any(|s| line.contains(s.as_str())) {
-                *found.entry("a client secret or API key").or_default() += 1;
+                *found
+                    .entry("a client secret, API key, SCIM token or SCIM password")
+                    .or_default() += 1;
             }
             if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(line) {
                 let password = fields.iter().any(|(key, value)| {

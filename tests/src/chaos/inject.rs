@@ -88,6 +88,12 @@ fn variant(op: &str, rng: &mut StdRng) -> (Value, &'static str) {
     match rng.random_range(0..6) {
         0 => (json!({"op": op, "status": 503, "times": times}), "503"),
         1 => (json!({"op": op, "status": 500, "times": times}), "500"),
+        // One in three spends the rate limit: past the client's two retries, so the caller is
+        // answered (SCIM's 429, the admin API's 503).
+        2 if rng.random_bool(1.0 / 3.0) => (
+            json!({"op": op, "status": 429, "times": 3}),
+            "429 three times (past the client's retries)",
+        ),
         2 => (json!({"op": op, "status": 429, "times": 1}), "429"),
         3 => (
             json!({"op": op, "drop": true, "times": 1}),

@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use super::check::Row;
 use super::report::Check;
-use super::{Attempt, Login, Op, Outcome};
+use super::workers::APP_USER;
+use super::{Api, Attempt, Login, Op, Outcome};
 use crate::doubles::Auth0Double;
 
 /// Every Auth0 user, by its id.
@@ -147,12 +148,13 @@ pub(super) async fn acknowledged(
 ) -> Result<[Check; 2], String> {
     let by_id: HashMap<&str, &Row> = rows.iter().map(|r| (r.id.as_str(), r)).collect();
     let users = auth0_users(auth0);
-    let mut deleted =
-        Check::new("every delete answered 200 left neither its row nor its Auth0 user");
+    let mut deleted = Check::new(
+        "every delete answered 200 (SCIM's: 204) left neither its row nor its Auth0 user",
+    );
     let mut done = BTreeSet::new();
     for attempt in attempts
         .iter()
-        .filter(|a| a.op == Op::Delete && answered(a, 200))
+        .filter(|a| a.op.is_delete() && answered(a, a.op.success()))
     {
         let Some(id) = attempt.user_id.as_deref() else {
             continue;
@@ -180,12 +182,19 @@ pub(super) async fn acknowledged(
     }
 
     let permissions = permissions(sql).await?;
+    let names = names(sql).await?;
     let mut last = Check::new(
-        "the last change answered 200 to a user (nothing else in flight) is what its row holds",
+        "the last change answered 200 to a user (or SCIM's 201 that created it; nothing else in flight) is what its row holds",
     );
+    // A SCIM create's 201 shows the user as a change's 200 does: it counts as the first change.
     let mut on_user: HashMap<&str, Vec<&Attempt>> = HashMap::new();
-    for attempt in attempts.iter().filter(|a| a.op.on_a_user()) {
-        if let Some(id) = attempt.user_id.as_deref() {
+    for attempt in attempts {
+        let id = match &attempt.created {
+            Some((id, _)) if attempt.op.api() == Api::Scim => Some(id.as_str()),
+            _ if attempt.op.on_a_user() => attempt.user_id.as_deref(),
+            _ => None,
+        };
+        if let Some(id) = id {
             on_user.entry(id).or_default().push(attempt);
         }
     }
@@ -197,24 +206,29 @@ pub(super) async fn acknowledged(
             .iter()
             .enumerate()
             .all(|(i, other)| i == index || other.ended_at <= latest.sent_at);
-        if latest.op == Op::Delete || latest.replayed || !answered(latest, 200) || !alone {
+        if latest.op.is_delete()
+            || latest.replayed
+            || !answered(latest, latest.op.success())
+            || !alone
+        {
             continue;
         }
         let Some(answer) = &latest.answer else {
             continue;
         };
-        let row = by_id.get(id);
-        let said = (
-            answer["isActive"].as_bool(),
-            answer["role"].as_str(),
-            answer_permissions(answer),
-        );
-        let holds = row.map(|r| {
-            (
-                Some(r.is_active),
-                Some(r.role.as_str()),
-                permissions.get(r.id.as_str()).cloned().unwrap_or_default(),
-            )
+        let said = Said::of(latest.op.api(), answer);
+        let holds = by_id.get(id).map(|r| Said {
+            active: Some(r.is_active),
+            role: Some(r.role.clone()),
+            permissions: said
+                .permissions
+                .as_ref()
+                .map(|_| permissions.get(r.id.as_str()).cloned().unwrap_or_default()),
+            external_id: said.external_id.as_ref().map(|_| r.external_id.clone()),
+            name: said
+                .name
+                .as_ref()
+                .map(|_| names.get(r.id.as_str()).cloned()),
         });
         last.record(holds.as_ref() == Some(&said), || {
             format!(
@@ -225,6 +239,148 @@ pub(super) async fn acknowledged(
         });
     }
     Ok([deleted, last])
+}
+
+/// What an answer said a user is, in the terms the row can be compared in: the admin API's
+/// answer shows the page permissions, SCIM's the external id and the name.
+#[derive(Debug, PartialEq, Eq)]
+struct Said {
+    active: Option<bool>,
+    role: Option<String>,
+    permissions: Option<Vec<Permission>>,
+    external_id: Option<Option<String>>,
+    name: Option<Option<(String, String)>>,
+}
+
+impl Said {
+    fn of(api: Api, answer: &Value) -> Said {
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        match api {
+            Api::Admin => Said {
+                active: answer["isActive"].as_bool(),
+                role: text(&answer["role"]),
+                permissions: Some(answer_permissions(answer)),
+                external_id: None,
+                name: None,
+            },
+            Api::Scim => Said {
+                active: answer["active"].as_bool(),
+                role: text(&answer[APP_USER]["role"]),
+                permissions: None,
+                external_id: Some(text(&answer["externalId"])),
+                name: Some(
+                    text(&answer["name"]["givenName"]).zip(text(&answer["name"]["familyName"])),
+                ),
+            },
+        }
+    }
+}
+
+/// What a SCIM request asked of the user, as JSON pointers into the user resource and the
+/// values they must hold (SCIM's booleans as JSON's).
+fn scim_asked(op: Op, asked: &Value) -> Vec<(String, Value)> {
+    let role = format!("/{APP_USER}/role");
+    let mut wanted: Vec<(String, Value)> = Vec::new();
+    let flag = |v: &Value| match v {
+        Value::String(s) => json!(s.eq_ignore_ascii_case("true")),
+        other => other.clone(),
+    };
+    let resource = |object: &Value, wanted: &mut Vec<(String, Value)>| {
+        if let Some(active) = object.get("active") {
+            wanted.push(("/active".into(), flag(active)));
+        }
+        for part in ["givenName", "familyName"] {
+            if let Some(value) = object.get("name").and_then(|n| n.get(part)) {
+                wanted.push((format!("/name/{part}"), value.clone()));
+            }
+        }
+        if let Some(external_id) = object.get("externalId") {
+            wanted.push(("/externalId".into(), external_id.clone()));
+        }
+        if let Some(value) = object.get(APP_USER).and_then(|a| a.get("role")) {
+            wanted.push((role.clone(), value.clone()));
+        }
+    };
+    if op.is_create() || op == Op::ScimReplace {
+        resource(asked, &mut wanted);
+        if op.is_create() && asked.get(APP_USER).is_none() {
+            wanted.push((role.clone(), json!("USER")));
+        }
+        return wanted;
+    }
+    for operation in asked["Operations"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let value = &operation["value"];
+        match operation["path"].as_str() {
+            None => resource(value, &mut wanted),
+            Some("active") => wanted.push(("/active".into(), flag(value))),
+            Some(path) if path.starts_with("name.") => {
+                wanted.push((format!("/name/{}", &path["name.".len()..]), value.clone()));
+            }
+            Some(path) if path.eq_ignore_ascii_case(&format!("{APP_USER}:role")) => {
+                wanted.push((role.clone(), value.clone()));
+            }
+            Some(_) => {}
+        }
+    }
+    wanted
+}
+
+/// Every SCIM create answered 201 and change answered 200 shows what it asked: a change
+/// either made it or found it made (the user read back in the same transaction, under its
+/// lock), whatever else ran beside it.
+pub(super) fn scim_answers_what_was_asked(attempts: &[Attempt]) -> Check {
+    let mut check = Check::new(
+        "every SCIM create answered 201 and change answered 200 shows what it asked (active, name, externalId, role)",
+    );
+    for attempt in attempts.iter().filter(|a| a.op.api() == Api::Scim) {
+        let (Some(answer), Some(asked)) = (&attempt.answer, &attempt.asked) else {
+            continue;
+        };
+        if !(attempt.op.is_create() || attempt.op.on_a_user()) {
+            continue;
+        }
+        let differ: Vec<String> = scim_asked(attempt.op, asked)
+            .into_iter()
+            .filter(|(pointer, value)| answer.pointer(pointer) != Some(value))
+            .map(|(pointer, value)| {
+                format!(
+                    "{pointer}: asked {value}, answered {}",
+                    answer.pointer(&pointer).unwrap_or(&Value::Null)
+                )
+            })
+            .collect();
+        check.record(differ.is_empty(), || {
+            let id = answer["id"].as_str().unwrap_or_default();
+            format!(
+                "{} of user {id}: {}; {}",
+                attempt.op.name(),
+                differ.join(", "),
+                history(attempts, id)
+            )
+        });
+    }
+    check
+}
+
+/// Every campaign user's name, as its employee record keeps it.
+async fn names(sql: &tokio_postgres::Client) -> Result<HashMap<String, (String, String)>, String> {
+    let rows = sql
+        .query(
+            "SELECT u.id::text, e.first_name, e.last_name
+               FROM employees e JOIN users u ON u.id = e.user_id
+              WHERE u.email LIKE '%@' || $1",
+            &[&super::DOMAIN],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect())
 }
 
 type Permission = (String, bool, bool, bool, bool);
@@ -281,7 +437,18 @@ fn answered(attempt: &Attempt, expected: u16) -> bool {
     matches!(attempt.outcome, Outcome::Answered { status, .. } if status == expected)
 }
 
-/// Every lifecycle answer is one the API documents for what happened.
+/// A delete of user `id` (through either API) was sent before `attempt` ended.
+fn delete_sent_before(attempts: &[Attempt], index: usize, attempt: &Attempt) -> bool {
+    attempts.iter().enumerate().any(|(i, other)| {
+        i != index
+            && other.op.is_delete()
+            && other.user_id.is_some()
+            && other.user_id == attempt.user_id
+            && other.sent_at <= attempt.ended_at
+    })
+}
+
+/// Every admin API lifecycle answer is one the API documents for what happened.
 pub(super) fn documented_answers(attempts: &[Attempt]) -> Check {
     let mut check = Check::new(
         "every lifecycle answer is 200, 409 USER_CHANGE_IN_PROGRESS or REQUEST_IN_PROGRESS, a 502/503, or 404 after a delete",
@@ -290,19 +457,14 @@ pub(super) fn documented_answers(attempts: &[Attempt]) -> Check {
         let Outcome::Answered { status, code } = &attempt.outcome else {
             continue;
         };
-        if !attempt.op.on_a_user() {
+        if !attempt.op.on_a_user() || attempt.op.api() != Api::Admin {
             continue;
         }
         let ok = match (*status, code.as_str()) {
             (200, _) => true,
             (409, "USER_CHANGE_IN_PROGRESS" | "REQUEST_IN_PROGRESS") => true,
             (502 | 503, code) => code != "FUNCTION_ERROR",
-            (404, "USER_NOT_FOUND") => attempts.iter().enumerate().any(|(i, other)| {
-                i != index
-                    && other.op == Op::Delete
-                    && other.user_id == attempt.user_id
-                    && other.sent_at <= attempt.ended_at
-            }),
+            (404, "USER_NOT_FOUND") => delete_sent_before(attempts, index, attempt),
             _ => false,
         };
         check.record(ok, || {
@@ -310,6 +472,54 @@ pub(super) fn documented_answers(attempts: &[Attempt]) -> Check {
             format!(
                 "{} of user {id}: {status} {code}; {}",
                 attempt.op.name(),
+                history(attempts, id)
+            )
+        });
+    }
+    check
+}
+
+/// Every SCIM answer is one SCIM's API documents for what happened, in SCIM's shape: a create
+/// 201 or `409 uniqueness`; a change 200, a delete 204, either `409` while another change of
+/// the user is in progress or `404` once a delete of it was sent; a look-up 200; any of them
+/// 429 (Auth0's rate limit spent), 502 or 503. A 400 (the campaign sends only valid requests),
+/// a 500 or a function error fails it, and so does any answer out of SCIM's shape (see
+/// `workers::scim_answer`).
+pub(super) fn documented_scim_answers(attempts: &[Attempt]) -> Check {
+    let mut check = Check::new(
+        "every SCIM answer is 201/200/204, 409 uniqueness (create) or change in progress, 404 after a delete, 429, 502 or 503, in SCIM's shape",
+    );
+    for (index, attempt) in attempts.iter().enumerate() {
+        let Outcome::Answered { status, code } = &attempt.outcome else {
+            continue;
+        };
+        let op = attempt.op;
+        if op.api() != Api::Scim {
+            continue;
+        }
+        let status_ok = match (*status, code.as_str()) {
+            (s, _) if s == op.success() => true,
+            (409, "uniqueness") => op.is_create(),
+            (409, "") => op.on_a_user(),
+            (404, "") => op.on_a_user() && delete_sent_before(attempts, index, attempt),
+            (429 | 502 | 503, "") => true,
+            _ => false,
+        };
+        check.record(status_ok && attempt.misshapen.is_none(), || {
+            let id = attempt.user_id.as_deref().unwrap_or_default();
+            format!(
+                "{} of {}: {status} {code}{}; {}",
+                op.name(),
+                if id.is_empty() {
+                    redact(&attempt.address)
+                } else {
+                    format!("user {id}")
+                },
+                attempt
+                    .misshapen
+                    .as_deref()
+                    .map(|why| format!(" (out of shape: {why})"))
+                    .unwrap_or_default(),
                 history(attempts, id)
             )
         });
@@ -332,7 +542,7 @@ pub(super) async fn access(
     let mut revoked =
         Check::new("a deactivated row's Auth0 user has no open session and no live refresh token");
     let mut refresh = Check::new(
-        "a refresh token issued before a deactivation answered 200 is refused (also after a reactivation)",
+        "a refresh token issued before an answer saying the user is deactivated is refused (also after a reactivation)",
     );
     let mut blocked =
         Check::new("a deactivated row's password is refused at login: user is blocked");
@@ -359,10 +569,15 @@ pub(super) async fn access(
         let Some(token) = &login.refresh_token else {
             continue;
         };
+        // Any answer saying so (a deactivation through either API, or a later change of a
+        // deactivated user): the user was active when the token was issued, so a deactivation
+        // committed since, and it revoked the token.
         let deactivated = attempts.iter().any(|a| {
-            a.op == Op::Deactivate
-                && a.user_id.as_deref() == Some(login.user_id.as_str())
+            a.user_id.as_deref() == Some(login.user_id.as_str())
                 && answered(a, 200)
+                && a.answer.as_ref().is_some_and(|answer| {
+                    answer["isActive"] == json!(false) || answer["active"] == json!(false)
+                })
         });
         if !deactivated {
             continue;
@@ -405,6 +620,20 @@ pub(super) async fn access(
     }
     let deleted = deleted_logins(rows, logins, attempts, auth0, "").await;
     [revoked, refresh, blocked, deleted, active]
+}
+
+/// A user SCIM created with `active: false` and a password was refused at login as soon as
+/// its 201 came: 403 "user is blocked".
+pub(super) fn blocked_at_creation(tried: &[(String, u16, String)]) -> Check {
+    let mut check = Check::new(
+        "a user SCIM created with `active: false` is refused at login as soon as its 201 comes: user is blocked",
+    );
+    for (id, status, told) in tried {
+        check.record(*status == 403 && told == "user is blocked", || {
+            format!("user {id}: login answered {status} {told:?}")
+        });
+    }
+    check
 }
 
 /// The password of a user whose row is gone does not log in (to whatever now holds the
@@ -513,8 +742,11 @@ pub(super) fn describe(attempt: &Attempt) -> String {
     let outcome = match &attempt.outcome {
         Outcome::Answered { status, code } if code.is_empty() => status.to_string(),
         Outcome::Answered { status, code } => format!("{status} {code}"),
-        Outcome::Killed { aimed: true } if attempt.op == Op::Create => {
+        Outcome::Killed { aimed: true } if attempt.op.invites() => {
             "killed once its email was accepted".into()
+        }
+        Outcome::Killed { aimed: true } if attempt.op.is_create() => {
+            "killed once its Auth0 user existed".into()
         }
         Outcome::Killed { aimed: true } => "killed once its Auth0 user changed".into(),
         Outcome::Killed { aimed: false } => "killed".into(),

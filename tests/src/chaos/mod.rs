@@ -1,15 +1,16 @@
 //! The fault campaign behind `make chaos`: real create-user processes behind the Runtime API
 //! emulator, serving creates and the lifecycle operations (update, deactivate, reactivate,
-//! delete) on the users created before, killed at random (`kill -9`), with Auth0, email and
-//! database faults injected and cleanup looping beside them; then an invariant checker over both
-//! systems and the logs.
+//! delete) on the users created before, and real scim processes serving an identity provider's
+//! creates, PATCHes, PUTs and DELETEs on the same users, killed at random (`kill -9`), with
+//! Auth0, email and database faults injected and cleanup looping beside them; then an invariant
+//! checker over both systems and the logs.
 //!
 //! Cleanup runs in this process (`shared::cleanup::handle`, the binary's own entry) with a
 //! state whose grace period is the campaign's: the configuration's floor is one minute, which
 //! would leave a short campaign's cleanup with nothing to do. The grace is kept above the hard
 //! timeout of every create-user invocation (deadline + 1 s, after which the process is killed),
 //! which is the contract the floor protects. The final pass runs with no grace at all, once
-//! every create-user process is dead and nothing can be in flight.
+//! every create-user and scim process is dead and nothing can be in flight.
 
 mod check;
 mod inject;
@@ -42,6 +43,8 @@ pub const DOMAIN: &str = "chaos.test";
 pub struct Settings {
     /// create-user processes serving at the same time.
     pub instances: usize,
+    /// scim processes serving an identity provider at the same time (besides `instances`).
+    pub scim_instances: usize,
     /// How long requests, kills and faults go on.
     pub duration: Duration,
     pub seed: u64,
@@ -60,14 +63,17 @@ pub struct Settings {
     pub fault_every: Duration,
     /// Time between two cleanup runs.
     pub cleanup_every: Duration,
+    /// Where to write every line the processes wrote, for a post-mortem (`CHAOS_LOGS`).
+    pub logs: Option<String>,
 }
 
 impl Settings {
-    /// The defaults of `make chaos`: 4 processes for 60 s.
+    /// The defaults of `make chaos`: 4 create-user and 2 scim processes for 60 s.
     pub fn new(seed: u64) -> Settings {
         let function_timeout = Duration::from_secs(6);
         Settings {
             instances: 4,
+            scim_instances: 2,
             duration: Duration::from_secs(60),
             seed,
             function_timeout,
@@ -77,12 +83,14 @@ impl Settings {
             lifecycle_percent: 40,
             fault_every: Duration::from_millis(300),
             cleanup_every: Duration::from_millis(1_500),
+            logs: None,
         }
     }
 
     /// `CHAOS_INSTANCES`, `CHAOS_SECONDS`, `CHAOS_SEED`, `CHAOS_KILL_PERCENT`,
     /// `CHAOS_FAULT_EVERY_MS`, `CHAOS_FUNCTION_TIMEOUT_MS`, `CHAOS_CLEANUP_EVERY_MS`,
-    /// `CHAOS_GRACE_MS` (default [`safe_grace`]), `CHAOS_LIFECYCLE_PERCENT`.
+    /// `CHAOS_GRACE_MS` (default [`safe_grace`]), `CHAOS_LIFECYCLE_PERCENT`,
+    /// `CHAOS_SCIM_INSTANCES`, `CHAOS_LOGS`.
     pub fn from_env() -> Result<Settings, String> {
         fn number(key: &str, default: u64) -> Result<u64, String> {
             match std::env::var(key) {
@@ -106,6 +114,11 @@ impl Settings {
         if !(1..=32).contains(&instances) {
             return Err("CHAOS_INSTANCES must be from 1 to 32".into());
         }
+        let scim_instances =
+            number("CHAOS_SCIM_INSTANCES", defaults.scim_instances as u64)? as usize;
+        if scim_instances > 32 {
+            return Err("CHAOS_SCIM_INSTANCES must be from 0 to 32".into());
+        }
         let kill_percent = number("CHAOS_KILL_PERCENT", u64::from(defaults.kill_percent))?;
         if kill_percent > 100 {
             return Err("CHAOS_KILL_PERCENT must be from 0 to 100".into());
@@ -119,6 +132,7 @@ impl Settings {
         }
         Ok(Settings {
             instances,
+            scim_instances,
             duration: Duration::from_secs(
                 number("CHAOS_SECONDS", defaults.duration.as_secs())?.max(1),
             ),
@@ -136,6 +150,7 @@ impl Settings {
             cleanup_every: Duration::from_millis(
                 number("CHAOS_CLEANUP_EVERY_MS", ms(defaults.cleanup_every))?.max(100),
             ),
+            logs: std::env::var("CHAOS_LOGS").ok().filter(|p| !p.trim().is_empty()),
             ..defaults
         })
     }
@@ -151,6 +166,25 @@ pub fn safe_grace(function_timeout: Duration) -> Duration {
     function_timeout + Duration::from_secs(1) + LONGEST_SILENCE + Duration::from_millis(500)
 }
 
+/// Which function a request goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Api {
+    /// create-user: the admin panel's API (a JWT of Acme's admin or owner).
+    Admin,
+    /// scim: an identity provider (Okta, Entra ID) with a SCIM token of Acme.
+    Scim,
+}
+
+impl Api {
+    /// The workspace binary that serves it.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Api::Admin => "create-user",
+            Api::Scim => "scim",
+        }
+    }
+}
+
 /// What a request asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Op {
@@ -162,16 +196,50 @@ pub enum Op {
     Deactivate,
     Reactivate,
     Delete,
+    /// SCIM `POST /Users` without a password: the person is invited.
+    ScimCreate,
+    /// SCIM `POST /Users` with Okta's `password`: no invitation, the password logs in.
+    ScimCreatePassword,
+    /// SCIM `POST /Users` with `active: false`: created with its login blocked.
+    ScimCreateInactive,
+    /// SCIM `GET /Users?filter=userName eq "…"`: what Okta does after a `409 uniqueness`.
+    ScimFind,
+    /// Okta's deactivation: `PATCH` `{"op":"replace","value":{"active":false}}` (no path).
+    ScimDeactivateOkta,
+    /// Entra's deactivation: `PATCH` `{"op":"Replace","path":"active","value":"False"}`.
+    ScimDeactivateEntra,
+    /// `PATCH` active true (Okta's path-less `true` or Entra's `"True"`).
+    ScimReactivate,
+    /// `PATCH` of `name.givenName` and `name.familyName` (Okta's path-less object or Entra's
+    /// two paths).
+    ScimRename,
+    /// `PATCH` of the app extension's `role`.
+    ScimRole,
+    /// `PUT` of the whole user: name, externalId, active, role.
+    ScimReplace,
+    /// SCIM `DELETE /Users/{id}`: 204.
+    ScimDelete,
 }
 
 impl Op {
-    pub const ALL: [Op; 6] = [
+    pub const ALL: [Op; 17] = [
         Op::Create,
         Op::UpdateRole,
         Op::UpdatePermissions,
         Op::Deactivate,
         Op::Reactivate,
         Op::Delete,
+        Op::ScimCreate,
+        Op::ScimCreatePassword,
+        Op::ScimCreateInactive,
+        Op::ScimFind,
+        Op::ScimDeactivateOkta,
+        Op::ScimDeactivateEntra,
+        Op::ScimReactivate,
+        Op::ScimRename,
+        Op::ScimRole,
+        Op::ScimReplace,
+        Op::ScimDelete,
     ];
 
     pub fn name(self) -> &'static str {
@@ -182,12 +250,78 @@ impl Op {
             Op::Deactivate => "deactivate",
             Op::Reactivate => "reactivate",
             Op::Delete => "delete",
+            Op::ScimCreate => "scim create (invited)",
+            Op::ScimCreatePassword => "scim create (password)",
+            Op::ScimCreateInactive => "scim create (active false)",
+            Op::ScimFind => "scim find by userName",
+            Op::ScimDeactivateOkta => "scim patch active false (Okta)",
+            Op::ScimDeactivateEntra => "scim patch active \"False\" (Entra)",
+            Op::ScimReactivate => "scim patch active true",
+            Op::ScimRename => "scim patch name",
+            Op::ScimRole => "scim patch role",
+            Op::ScimReplace => "scim put",
+            Op::ScimDelete => "scim delete",
         }
     }
 
-    /// A lifecycle operation: on a user by its id, answered 200.
+    pub fn api(self) -> Api {
+        match self {
+            Op::Create
+            | Op::UpdateRole
+            | Op::UpdatePermissions
+            | Op::Deactivate
+            | Op::Reactivate
+            | Op::Delete => Api::Admin,
+            _ => Api::Scim,
+        }
+    }
+
+    /// Creates a user (either API).
+    pub fn is_create(self) -> bool {
+        matches!(
+            self,
+            Op::Create | Op::ScimCreate | Op::ScimCreatePassword | Op::ScimCreateInactive
+        )
+    }
+
+    /// Deletes a user (either API).
+    pub fn is_delete(self) -> bool {
+        matches!(self, Op::Delete | Op::ScimDelete)
+    }
+
+    /// A lifecycle operation: on a user by its id.
     pub fn on_a_user(self) -> bool {
-        self != Op::Create
+        !self.is_create() && self != Op::ScimFind
+    }
+
+    /// The status of a success: 201 for a create, 204 for SCIM's delete, else 200.
+    pub fn success(self) -> u16 {
+        match self {
+            _ if self.is_create() => 201,
+            Op::ScimDelete => 204,
+            _ => 200,
+        }
+    }
+
+    /// A create that sends the person an invitation: not SCIM's with a password, nor with
+    /// `active: false`.
+    pub fn invites(self) -> bool {
+        matches!(self, Op::Create | Op::ScimCreate)
+    }
+}
+
+/// The SCIM create an address of the campaign's identity provider was made for, by its name
+/// (`s…-pw@`; `s…-off@` or `s…-offpw@`, the latter with a password too; any other address: an
+/// invitation). Every SCIM create of one address sends the same body, so this is what its row
+/// was created as, when SCIM created it.
+pub fn scim_create_of(address: &str) -> Op {
+    let local = address.split('@').next().unwrap_or_default();
+    if local.ends_with("-pw") && !local.ends_with("-offpw") {
+        Op::ScimCreatePassword
+    } else if local.ends_with("-off") || local.ends_with("-offpw") {
+        Op::ScimCreateInactive
+    } else {
+        Op::ScimCreate
     }
 }
 
@@ -202,8 +336,10 @@ pub(crate) struct Attempt {
     pub outcome: Outcome,
     /// Answered from the `Idempotency-Key`'s stored answer (`Idempotent-Replayed: true`).
     pub replayed: bool,
-    /// The body of a lifecycle operation's 200.
+    /// The body of a lifecycle operation's 200, a look-up's 200 or a SCIM create's 201.
     pub answer: Option<Value>,
+    /// What the request sent (its body): a SCIM answer is held to it.
+    pub asked: Option<Value>,
     /// When the request was sent and when it ended (answered or killed), from the campaign's
     /// start.
     pub sent_at: Duration,
@@ -216,6 +352,9 @@ pub(crate) struct Attempt {
     pub created: Option<(String, String)>,
     /// The setup token of the email accepted for this address just before the kill.
     pub token_before_kill: Option<String>,
+    /// A SCIM answer not in SCIM's shape (content type, error schema, `Retry-After`, the
+    /// resource): why.
+    pub misshapen: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -268,6 +407,13 @@ pub(crate) struct Ledger {
     pub failed_starts: u64,
     pub faults: HashMap<String, u64>,
     pub cleanup: CleanupStats,
+    /// The passwords the identity provider sent with its creates, by address.
+    pub scim_passwords: HashMap<String, String>,
+    /// Users SCIM created with `active: false` and a password: the login tried with it as soon
+    /// as the 201 came (the user's id and the token endpoint's status and description).
+    pub blocked_at_creation: Vec<(String, u16, String)>,
+    /// The identity provider's token (set once the campaign ended, for the log scan).
+    pub scim_token: String,
 }
 
 #[derive(Default, Debug, Clone)]
@@ -315,6 +461,8 @@ pub(crate) struct Campaign {
     pub users: Mutex<Vec<KnownUser>>,
     pub stop: watch::Receiver<bool>,
     pub started: Instant,
+    /// The identity provider's SCIM token of Acme, made through the admin API.
+    pub scim_token: String,
 }
 
 impl Campaign {
@@ -367,6 +515,7 @@ pub async fn run(settings: Settings) -> Result<Report, String> {
     vars.insert("RUST_LOG".into(), "info".into());
 
     let cleanup_state = app_state(&vars, settings.grace).await?;
+    let scim_token = scim_token(&cleanup_state).await?;
     let (stop_tx, stop) = watch::channel(false);
     let campaign = Arc::new(Campaign {
         settings: settings.clone(),
@@ -377,11 +526,24 @@ pub async fn run(settings: Settings) -> Result<Report, String> {
         users: Mutex::new(Vec::new()),
         stop,
         started: Instant::now(),
+        scim_token,
     });
 
     let mut tasks = Vec::new();
     for worker in 0..settings.instances {
-        tasks.push(tokio::spawn(workers::run(campaign.clone(), worker)));
+        tasks.push(tokio::spawn(workers::run(
+            campaign.clone(),
+            worker,
+            Api::Admin,
+        )));
+    }
+    for worker in 0..settings.scim_instances {
+        let worker = settings.instances + worker;
+        tasks.push(tokio::spawn(workers::run(
+            campaign.clone(),
+            worker,
+            Api::Scim,
+        )));
     }
     let injector = tokio::spawn(inject::run(
         campaign.clone(),
@@ -406,11 +568,12 @@ pub async fn run(settings: Settings) -> Result<Report, String> {
     let campaign_time = campaign.started.elapsed();
     inject::clear(&auth0.base_url(), &email.base_url()).await;
 
-    // Nothing is in flight any more: every create-user process is dead.
+    // Nothing is in flight any more: every create-user and scim process is dead.
     let final_state = app_state(&vars, Duration::ZERO).await?;
     let mut direct_vars = vars.clone();
     direct_vars.insert("DATABASE_URL".into(), direct_url);
-    let ledger = std::mem::take(&mut *campaign.ledger());
+    let mut ledger = std::mem::take(&mut *campaign.ledger());
+    ledger.scim_token = campaign.scim_token.clone();
     check::run(
         &settings,
         campaign_time,
@@ -432,6 +595,30 @@ async fn app_state(vars: &HashMap<String, String>, grace: Duration) -> Result<Ap
     AppState::init_with_aws(config, None)
         .await
         .map_err(|e| format!("cleanup state: {e}"))
+}
+
+/// A SCIM token of Acme, made by its admin through the admin API (as an admin setting up
+/// Okta would), before any fault.
+async fn scim_token(state: &AppState) -> Result<String, String> {
+    let event = crate::harness::api_event(
+        "POST",
+        crate::harness::SCIM_TOKENS_PATH,
+        Some(crate::harness::seed::ACME_ADMIN_SUB),
+        Some(&json!({"name": "Chaos IdP"}).to_string()),
+    );
+    let mut context = Context::default();
+    context.request_id = uuid::Uuid::new_v4().to_string();
+    context.deadline = epoch_millis() + 20_000;
+    let response = shared::admin_api::handle(state, crate::harness::handler_event(&event, context))
+        .await
+        .map_err(|e| format!("scim token: {e:?}"))?;
+    let response = crate::harness::Response::from_lambda(
+        serde_json::to_value(response).map_err(|e| e.to_string())?,
+    );
+    match response.body["token"].as_str() {
+        Some(token) if response.status == 201 => Ok(token.to_string()),
+        _ => Err(format!("scim token: {} {}", response.status, response.body)),
+    }
 }
 
 /// One cleanup invocation of everything, with a Lambda deadline `timeout` away.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{CleanupStats, Ledger, Op, Outcome, Settings};
+use super::{Api, CleanupStats, Ledger, Op, Outcome, Settings};
 
 /// One rule checked over many cases.
 #[derive(Debug, Clone)]
@@ -111,10 +111,16 @@ impl Report {
                     kills += 1;
                     let step = attempt.last_step.clone().unwrap_or("(none yet)".into());
                     *kills_after.entry((attempt.op, step)).or_default() += 1;
-                    match (aimed, attempt.op) {
-                        (false, _) => "killed (kill -9) at a random moment".into(),
-                        (true, Op::Create) => "killed (kill -9) once its email was accepted".into(),
-                        (true, _) => "killed (kill -9) once its Auth0 user changed".into(),
+                    let op = attempt.op;
+                    match aimed {
+                        false => "killed (kill -9) at a random moment".into(),
+                        true if op.invites() => {
+                            "killed (kill -9) once its email was accepted".into()
+                        }
+                        true if op.is_create() => {
+                            "killed (kill -9) once its Auth0 user existed".into()
+                        }
+                        true => "killed (kill -9) once its Auth0 user changed".into(),
                     }
                 }
                 Outcome::TimedOut => {
@@ -209,15 +215,34 @@ impl Report {
             .sum()
     }
 
+    /// Requests sent to the scim function.
+    pub fn scim_requests(&self) -> u64 {
+        Op::ALL
+            .iter()
+            .filter(|op| op.api() == Api::Scim)
+            .map(|op| self.sent(*op))
+            .sum()
+    }
+
+    /// Creates answered 201, through either API.
+    fn created(&self) -> u64 {
+        Op::ALL
+            .iter()
+            .filter(|op| op.is_create())
+            .map(|op| self.answered(*op, 201))
+            .sum()
+    }
+
     /// The counts and checks, for a terminal.
     pub fn text(&self) -> String {
         let mut out = String::new();
         let s = &self.settings;
         let _ = writeln!(
             out,
-            "chaos: seed {}, {} create-user processes, {:.0} s, kill {}%, a fault every ~{} ms, lifecycle {}%",
+            "chaos: seed {}, {} create-user and {} scim processes, {:.0} s, kill {}%, a fault every ~{} ms, lifecycle {}%",
             s.seed,
             s.instances,
+            s.scim_instances,
             self.campaign_time.as_secs_f64(),
             s.kill_percent,
             s.fault_every.as_millis(),
@@ -225,10 +250,11 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "requests {} (lifecycle {})  201s {}  kills {}  hard timeouts {}  adoptions (begun) {}  passwords set {}  process starts {} (failed {})",
+            "requests {} (lifecycle {}, SCIM {})  201s {}  kills {}  hard timeouts {}  adoptions (begun) {}  passwords set {}  process starts {} (failed {})",
             self.requests,
             self.lifecycle_requests(),
-            self.answered(Op::Create, 201),
+            self.scim_requests(),
+            self.created(),
             self.kills,
             self.timeouts,
             self.adopted,
@@ -347,12 +373,38 @@ impl Report {
         );
         let _ = writeln!(
             out,
+            "- SCIM: {} real `scim` processes beside them serve an identity provider with a SCIM \
+             token of Acme (made through the admin API, `POST /api/scim-tokens`), retrying as \
+             the admin panel does (no `Idempotency-Key`: SCIM has none). Its creates (the \
+             other {}%) are, by the address's name, an invitation (40%), Okta's `password` \
+             (35%: no invitation, the person logs in with it at once, asking for a refresh \
+             token) or `active: false` (25%: created with its login blocked; half of them with \
+             a password too, which is tried at once and must be refused), with a name 70% \
+             of the time and the role ADMIN 20%; one in ten instead takes a recent address of \
+             the admin panel's (invited). A create answered `409 uniqueness` is followed by a \
+             look-up (`GET /Users?filter=userName eq \"…\"`), and the user found is the \
+             provider's from then on. Its changes ({}% of its requests) go to any user the \
+             campaign knows, whichever API created it, so they meet the admin panel's on the \
+             same users: on a user last seen active, Okta's path-less `{{\"op\":\"replace\",\
+             \"value\":{{\"active\":false}}}}` (20%), Entra's `{{\"op\":\"Replace\",\
+             \"path\":\"active\",\"value\":\"False\"}}` (15%), a new name (15%: Okta's \
+             path-less object or Entra's two paths), a new role through the app extension \
+             (18%), a PUT of the whole user (17%: a new name and externalId, the role, and the \
+             activity last seen, flipped 30% of the time) or DELETE (15%); on one last seen \
+             deactivated, active true (50%), a role (10%), a PUT (15%), Entra's deactivation \
+             again (10%) or DELETE (15%).",
+            s.scim_instances,
+            100 - s.lifecycle_percent,
+            s.lifecycle_percent
+        );
+        let _ = writeln!(
+            out,
             "- Each invocation has a {} ms deadline; {}% of them are killed (`kill -9`): half \
              at a random moment within their usual duration, half at an aimed one (a create \
-             once the email API accepted its message, a lifecycle operation once its Auth0 \
-             user changed: blocked, unblocked, a new role tag, or deleted). Any without an \
-             answer a second after the deadline is killed as Lambda would. A killed process is \
-             replaced by a new one.",
+             that invites once the email API accepted its message, one that does not once its \
+             Auth0 user existed, a lifecycle operation once its Auth0 user changed: blocked, \
+             unblocked, a new role tag, or deleted). Any without an answer a second after the \
+             deadline is killed as Lambda would. A killed process is replaced by a new one.",
             s.function_timeout.as_millis(),
             s.kill_percent
         );
@@ -362,7 +414,9 @@ impl Report {
              double (any operation the app calls, each as likely: the token endpoint, \
              `create_user`, `get_user`, `update_user`, `delete_user`, `users_by_email`, \
              `search_users`, `revoke_sessions`, `revoke_refresh_tokens`) and the email double \
-             a 503, a 500, a 429, a dropped connection, work done but answered after the app's \
+             a 503, a 500, a 429 (one in three of them three times in a row: past the Auth0 \
+             client's two retries, so the rate limit is spent for the caller), a dropped \
+             connection, work done but answered after the app's \
              2 s HTTP timeout, or work done and answered 400 ms late; on the database a \
              `pg_terminate_backend` of a random session, or 0.2-1.5 s of network silence (a \
              proxy between every process and Postgres holds all traffic).",
@@ -384,7 +438,7 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "- Then the faults stop, every create-user process is killed, a final cleanup runs \
+            "- Then the faults stop, every create-user and scim process is killed, a final cleanup runs \
              with no grace (nothing can be in flight), and the checks below run over Postgres, \
              the Auth0 double (its users, and logins and refresh grants against it), the email \
              double and every line the processes wrote; every address no row holds (never \
@@ -395,16 +449,18 @@ impl Report {
         let _ = writeln!(
             out,
             "Seed {} (`CHAOS_SEED={} make chaos` repeats its choices; the interleaving differs \
-             from run to run). {} requests, {:.0} a minute, {} of them lifecycle operations; \
-             {} creates answered 201; {} kills, {} hard timeouts; {} requests took over (or \
-             began to take over) an earlier attempt's Auth0 user; {} passwords set ({} with a \
+             from run to run). {} requests, {:.0} a minute, {} of them lifecycle operations \
+             and {} SCIM requests; {} creates answered 201; {} kills, {} hard timeouts; {} requests took over (or \
+             began to take over) an earlier attempt's Auth0 user; {} passwords set or sent by \
+             the identity provider ({} with a \
              refresh token); {} processes started.\n",
             s.seed,
             s.seed,
             self.requests,
             per_minute(self.requests),
             self.lifecycle_requests(),
-            self.answered(Op::Create, 201),
+            self.scim_requests(),
+            self.created(),
             self.kills,
             self.timeouts,
             self.adopted,
@@ -509,13 +565,31 @@ impl Report {
              until cleanup converges it), `409 REQUEST_IN_PROGRESS`, a 502 or 503, and `404 \
              USER_NOT_FOUND` only for a user a delete had been sent for. A 500 (what looks like \
              a bug) or any other refusal fails it.\n\
-             - Who can get in: with the passwords the campaign set, a deactivated row's user is \
+             - Every SCIM answer is one SCIM's API documents for what happened, in SCIM's \
+             shape: a create 201 (the user, `active` as asked, a `Location` to it) or `409` with \
+             `scimType: uniqueness`; a change 200 (the user changed), a delete 204 (no body, no \
+             content type); a look-up 200 (a `ListResponse`); `409` without a `scimType` while \
+             another change of the user is in progress and `404` once a delete of it was sent \
+             (through either API); and any of them 429 (Auth0's rate limit spent), 502 or 503. \
+             Every error is `application/scim+json` in SCIM's error schema with the status as a \
+             string, and a 429 or a change in progress carries `Retry-After`. A 400 (the \
+             campaign sends only valid requests), a 500 or a function error fails it. The last \
+             change answered 200 through SCIM is held to its `active`, role, `externalId` and \
+             name (the employee record's), as the admin API's is to its activity, role and \
+             page permissions.\n\
+             - Who can get in: with the passwords the campaign set (and those the identity \
+             provider sent with its creates), a deactivated row's user is \
              refused at login (403 \"user is blocked\"), a deleted user's address refuses the \
              old password (before and after the address is created again), and an active row's \
-             user logs in; a refresh token issued before a deactivation that was answered 200 \
-             is refused, also when the user was reactivated since (the deactivation revoked \
-             it); a deactivated row's Auth0 user has no open session or live refresh token. \
-             Users without a password set by the campaign are left out of the login checks.\n\
+             user logs in; a refresh token issued before any answer saying the user is \
+             deactivated (a deactivation through either API, or a later change of a deactivated \
+             user) is refused, also when the user was reactivated since (the deactivation \
+             revoked it); a deactivated row's Auth0 user has no open session or live refresh \
+             token. Users without a password known to the campaign are left out of the login \
+             checks.\n\
+             - A user SCIM created with a password or `active: false` is not invited: its row \
+             has no setup token and no email went to its address (unless the admin API also \
+             created that address); every other row's person got exactly one working link.\n\
              - A committed user's working link is the email whose token hashes to the user's \
              stored token. The setup token is derived from the Auth0 user id and the email's \
              `Idempotency-Key` is a hash of the message, so a retry that adopts the Auth0 user \
@@ -544,7 +618,7 @@ impl Report {
              - Not covered: a kill of cleanup itself, Secrets Manager faults, the set-password \
              flow (passwords are set in the double directly), and cleanup's own log lines (it \
              runs in the campaign's process, whose output is not scanned).\n\
-             - Knobs: `CHAOS_INSTANCES`, `CHAOS_SECONDS`, `CHAOS_SEED`, `CHAOS_KILL_PERCENT`, \
+             - Knobs: `CHAOS_INSTANCES`, `CHAOS_SCIM_INSTANCES`, `CHAOS_SECONDS`, `CHAOS_SEED`, `CHAOS_KILL_PERCENT`, \
              `CHAOS_LIFECYCLE_PERCENT`, `CHAOS_FAULT_EVERY_MS`, `CHAOS_FUNCTION_TIMEOUT_MS`, \
              `CHAOS_CLEANUP_EVERY_MS`, `CHAOS_GRACE_MS`; \
              `CHAOS_REPORT` names the file written (empty: none)."

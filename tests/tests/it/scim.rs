@@ -1037,3 +1037,87 @@ async fn a_put_s_name_is_the_whole_name_and_the_app_extension_may_name_its_schem
         .get(0);
     assert_eq!(role, "ADMIN");
 }
+
+/// Found by `make chaos`, two PUTs on one user: a PUT read the user as ADMIN, asked for ADMIN
+/// and a new name, and another change made the user a USER before the PUT locked it. The PUT
+/// asked only for what differed from its read (the name), so it answered 200 with the role
+/// USER: neither request won whole. Now it asks for every attribute it names, and the later
+/// change wins whole, in both systems.
+#[tokio::test]
+async fn a_put_that_read_the_user_before_another_change_committed_lands_whole() {
+    let stack = TestStack::start().await;
+    let idp = Idp::of_acme(&stack).await;
+    let email = "raced.put@acme.test";
+    let mut body = okta_user(email);
+    body[APP_USER] = json!({"role": "ADMIN"});
+    let created = idp.create(&body).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let auth0_id = stack.auth0.users_with_email(email)[0]["user_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Another change holds the user: the PUT reads it (ADMIN, unlocked) and waits for the lock;
+    // the other change commits the role USER meanwhile (its own Auth0 side does not matter:
+    // the PUT sets the role tag to what it asks).
+    let other = stack.sql().await;
+    other.batch_execute("BEGIN").await.unwrap();
+    other
+        .execute(
+            "SELECT 1 FROM users WHERE id = $1::text::uuid FOR UPDATE",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let mut put = body.clone();
+    put.as_object_mut().unwrap().remove("password");
+    put["name"] = json!({"givenName": "Olga", "familyName": "Renamed"});
+    let path = user_path(&id);
+    let commit_once_waiting = async {
+        let watcher = stack.sql().await;
+        loop {
+            let waiting: i64 = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                      WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        other
+            .execute(
+                "UPDATE users SET role = 'USER' WHERE id = $1::text::uuid",
+                &[&id],
+            )
+            .await
+            .unwrap();
+        other.batch_execute("COMMIT").await.unwrap();
+    };
+
+    let (replaced, ()) = tokio::join!(idp.send("PUT", &path, Some(&put), &[]), commit_once_waiting);
+
+    assert_eq!(replaced.status, 200, "{}", replaced.body);
+    assert_eq!(replaced.body["name"]["familyName"], "Renamed");
+    assert_eq!(
+        replaced.body[APP_USER]["role"], "ADMIN",
+        "{}",
+        replaced.body
+    );
+    let row: String = stack
+        .sql()
+        .await
+        .query_one("SELECT role FROM users WHERE id = $1::text::uuid", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(row, "ADMIN");
+    let tags = &stack.auth0.user(&auth0_id).unwrap()["app_metadata"];
+    assert_eq!(tags["role"], "ADMIN");
+}
