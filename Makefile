@@ -50,7 +50,7 @@ lint-template: ## cfn-lint on template.yaml (also part of `make test`)
 chaos: ## fault campaign: admin API and SCIM creates and lifecycle operations, kills, Auth0/email/database faults, cleanup; checks invariants, writes docs/RELIABILITY.md
 	scripts/chaos.sh
 
-bench: ## benchmark (not a test): release create-user at 1/8/32 instances vs its pgbench floor, cleanup, the Auth0 sweep at 10k/100k/1M users, cold start → docs/PERFORMANCE.md
+bench: ## benchmark (not a test): release create-user at 1/8/32 instances vs its pgbench floor, cleanup, the Auth0 sweep at 10k/100k/1M users, SCIM (filter, paged read, creates, first sync), cold start → docs/PERFORMANCE.md
 	scripts/bench.sh
 
 dev: ## start the local stack in the background: Postgres + seed, doubles, API Gateway, the page, cargo lambda watch

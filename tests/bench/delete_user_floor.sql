@@ -18,7 +18,7 @@ SELECT u.id, u.tenant_id, t.name, u.business_id, u.role, u.is_active
  WHERE u.auth0_sub = :sub
    FOR SHARE OF u;
 SELECT id, tenant_id, email, role, auth0_sub, is_active,
-       setup_completed_at, created_at
+       setup_completed_at, created_at, updated_at, external_id
   FROM users
  WHERE id = ('f0000000-0000-4000-8000-' || lpad(:k::text, 12, '0'))::uuid
    FOR UPDATE;
@@ -33,7 +33,7 @@ SELECT u.id, u.tenant_id, t.name, u.business_id, u.role, u.is_active
  WHERE u.auth0_sub = :sub
    FOR SHARE OF u;
 SELECT id, tenant_id, email, role, auth0_sub, is_active,
-       setup_completed_at, created_at
+       setup_completed_at, created_at, updated_at, external_id
   FROM users
  WHERE id = ('f0000000-0000-4000-8000-' || lpad(:k::text, 12, '0'))::uuid
    FOR UPDATE;

@@ -12,7 +12,7 @@ SELECT u.id, u.tenant_id, t.name, u.business_id, u.role, u.is_active
  WHERE u.auth0_sub = :sub
    FOR SHARE OF u;
 SELECT u.id, u.tenant_id, u.email, u.role, u.auth0_sub, u.is_active,
-        u.setup_completed_at, u.created_at, u.created_by, c.email,
+        u.setup_completed_at, u.created_at, u.updated_at, u.external_id, u.created_by, c.email,
         e.id, e.first_name, e.last_name, e.department, e.job_title, e.employment_type,
         p.pages, p.reads, p.writes, p.edits, p.deletes
    FROM users u

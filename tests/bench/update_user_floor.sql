@@ -16,7 +16,7 @@ SELECT u.id, u.tenant_id, t.name, u.business_id, u.role, u.is_active
  WHERE u.auth0_sub = :sub
    FOR SHARE OF u;
 SELECT id, tenant_id, email, role, auth0_sub, is_active,
-       setup_completed_at, created_at
+       setup_completed_at, created_at, updated_at, external_id
   FROM users
  WHERE id = ('f0000000-0000-4000-8000-' || lpad(:k::text, 12, '0'))::uuid
    FOR UPDATE;
@@ -31,13 +31,13 @@ SELECT u.id, u.tenant_id, t.name, u.business_id, u.role, u.is_active
  WHERE u.auth0_sub = :sub
    FOR SHARE OF u;
 SELECT id, tenant_id, email, role, auth0_sub, is_active,
-       setup_completed_at, created_at
+       setup_completed_at, created_at, updated_at, external_id
   FROM users
  WHERE id = ('f0000000-0000-4000-8000-' || lpad(:k::text, 12, '0'))::uuid
    FOR UPDATE;
 UPDATE users SET role = :role, updated_at = now() WHERE id = ('f0000000-0000-4000-8000-' || lpad(:k::text, 12, '0'))::uuid;
 SELECT u.id, u.tenant_id, u.email, u.role, u.auth0_sub, u.is_active,
-        u.setup_completed_at, u.created_at, u.created_by, c.email,
+        u.setup_completed_at, u.created_at, u.updated_at, u.external_id, u.created_by, c.email,
         e.id, e.first_name, e.last_name, e.department, e.job_title, e.employment_type,
         p.pages, p.reads, p.writes, p.edits, p.deletes
    FROM users u

@@ -15,15 +15,21 @@
 //!   instance, each against its floor (tests/bench/*_floor.sql, one pgbench client), over a
 //!   tenant of 100,000 users for the list and a pool of users in another for the rest, with
 //!   the same counts (round trips, statements, Auth0 calls per request, peak RSS).
+//! * SCIM (bench/scim.rs): the scim function's filter lookup in a tenant of 100,000 users, a
+//!   full paged read of 10,000, its creates beside the admin API's, each against its floor;
+//!   and an identity provider's first sync against the Auth0 double's rate limit.
+//! * at its start, every floor is checked to hold the statements of shared's it stands for.
 //!
 //! Needs TEST_DATABASE_URL (scripts/bench.sh starts a cluster) and release binaries
-//! (`cargo build --release --bin create-user --bin cleanup --bin cleanup_bench --bin sweep_bench
-//! --bin bench`).
+//! (`cargo build --release --bin create-user --bin scim --bin cleanup --bin cleanup_bench
+//! --bin sweep_bench --bin coldstart --bin bench`).
 //! Env: BENCH_SECONDS (10), BENCH_CLEANUP_ORPHANS (100000, 0 skips), BENCH_SWEEP_USERS
 //! (10000,100000,1000000; 0 skips), BENCH_OUT (docs/PERFORMANCE.md), BENCH_LOG (the binary's
 //! RUST_LOG, info), BENCH_INSTANCES (1,8,32; 0 skips), BENCH_BINARY (another create-user binary
 //! to measure), BENCH_LIFECYCLE (1; 0 skips the rest of the admin API), BENCH_LIST_USERS
-//! (100000), PGBENCH (pgbench).
+//! (100000), BENCH_SCIM (1; 0 skips SCIM's filter, paged read and creates), BENCH_SCIM_USERS
+//! (100000), BENCH_SCIM_PAGED (10000), BENCH_SCIM_SYNC_USERS (1000; 0 skips the first sync),
+//! BENCH_SCIM_SYNC_RATE (10), BENCH_SCIM_SYNC_WORKERS (4), PGBENCH (pgbench).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -43,6 +49,10 @@ use testkit::runtime_api::{Outcome, RuntimeApi, workspace_binary};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
+
+// In bench/ (a file in bin/ would be a binary of its own).
+#[path = "bench/scim.rs"]
+mod scim;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -73,6 +83,9 @@ async fn main() -> Result<(), BoxError> {
     };
     let machine = machine().await;
     println!("{machine}");
+    // Before anything runs: a floor that no longer holds shared's statements measures
+    // something else (said in the report too).
+    let drift = floor_drift();
     let emails = Arc::new(Emails::new());
     let work = work_dir();
     std::fs::create_dir_all(&work)?;
@@ -123,6 +136,37 @@ async fn main() -> Result<(), BoxError> {
         // On a worker thread, as the create-user runs are.
         Some(tokio::spawn(lifecycle_run(settings)).await??)
     };
+    let scim = if env_or("BENCH_SCIM", "1") == "0" {
+        None
+    } else {
+        let settings = scim::ScimSettings {
+            postmaster,
+            seconds,
+            filter_users: env_or("BENCH_SCIM_USERS", scim::FILTER_USERS).parse()?,
+            paged_users: env_or("BENCH_SCIM_PAGED", scim::PAGED_USERS).parse()?,
+            create_user: binary.clone(),
+            scim: workspace_binary("scim")?,
+            log_level: log_level.clone(),
+            pgbench: pgbench.clone(),
+            work: work.clone(),
+            emails: emails.clone(),
+        };
+        // On a worker thread, as the create-user runs are.
+        Some(tokio::spawn(scim::scim_run(settings)).await??)
+    };
+    let sync_users: u64 = env_or("BENCH_SCIM_SYNC_USERS", scim::SYNC_USERS).parse()?;
+    let sync = if sync_users == 0 {
+        None
+    } else {
+        let settings = scim::SyncSettings {
+            users: sync_users,
+            rate: env_or("BENCH_SCIM_SYNC_RATE", scim::SYNC_RATE).parse()?,
+            workers: env_or("BENCH_SCIM_SYNC_WORKERS", scim::SYNC_WORKERS).parse()?,
+            scim: workspace_binary("scim")?,
+            log_level: log_level.clone(),
+        };
+        Some(tokio::spawn(scim::sync_run(settings)).await??)
+    };
     let cleanup = if orphans > 0 {
         Some(cleanup_run(orphans).await?)
     } else {
@@ -144,6 +188,11 @@ async fn main() -> Result<(), BoxError> {
         &rows,
         wires.as_ref(),
         lifecycle.as_ref(),
+        Scim {
+            reads: scim.as_ref(),
+            sync: sync.as_ref(),
+        },
+        &drift,
         &cleanup,
         &sweep,
         &coldstart,
@@ -222,6 +271,16 @@ impl Instance {
         binary: &Path,
         vars: &HashMap<String, String>,
     ) -> Result<(Instance, Duration), BoxError> {
+        Self::start_as(binary, vars, "create-user").await
+    }
+
+    /// As [`Instance::start`], for the function `function` (its name in the Lambda
+    /// environment and in what it says when it fails to start).
+    async fn start_as(
+        binary: &Path,
+        vars: &HashMap<String, String>,
+        function: &str,
+    ) -> Result<(Instance, Duration), BoxError> {
         let runtime = RuntimeApi::start().await?;
         let log = instance_log();
         let output = std::fs::OpenOptions::new()
@@ -233,16 +292,16 @@ impl Instance {
         let mut child = Command::new(binary)
             .env_clear()
             .envs(vars)
-            .envs(runtime.lambda_env("create-user"))
+            .envs(runtime.lambda_env(function))
             .stdout(output.try_clone()?)
             .stderr(output)
             .kill_on_drop(true)
             .spawn()?;
-        let pid = child.id().ok_or("create-user exited at once")?;
+        let pid = child.id().ok_or(format!("{function} exited at once"))?;
         if let Err(err) = runtime.wait_ready(Duration::from_secs(30)).await {
             let _ = child.kill().await;
             let output = std::fs::read_to_string(&log).unwrap_or_default();
-            return Err(format!("{err}; create-user wrote:\n{output}").into());
+            return Err(format!("{err}; {function} wrote:\n{output}").into());
         }
         let ready = started.elapsed();
         Ok((
@@ -279,16 +338,20 @@ impl Instance {
     /// One API Gateway event; the time until the function answered, and its answer (the
     /// Lambda response: `statusCode`, `body` as text), which must have the status `status`.
     async fn call(&self, event: Value, status: u16) -> Result<(Duration, Value), String> {
+        match self.answer(event).await? {
+            (took, Outcome::Response(raw)) if raw["statusCode"] == status => Ok((took, raw)),
+            (_, other) => Err(format!("the function did not answer {status}: {other:?}")),
+        }
+    }
+
+    /// One API Gateway event; the time until the function answered, and how it did.
+    async fn answer(&self, event: Value) -> Result<(Duration, Outcome), String> {
         let started = Instant::now();
         let invocation = self
             .runtime
             .invoke(event, Duration::from_secs(20), Duration::from_secs(30))
             .await?;
-        let took = started.elapsed();
-        match invocation.outcome {
-            Outcome::Response(raw) if raw["statusCode"] == status => Ok((took, raw)),
-            other => Err(format!("the function did not answer {status}: {other:?}")),
-        }
+        Ok((started.elapsed(), invocation.outcome))
     }
 }
 
@@ -620,6 +683,9 @@ struct FloorRun {
     transactions: u64,
     tps: f64,
     latencies: Vec<Duration>,
+    /// Each transaction's number (per client, from 0) and latency, by client and number: in
+    /// the order one client ran them.
+    numbered: Vec<(u32, u64, Duration)>,
     cpu_seconds: f64,
     /// The Postgres cluster during the run.
     db_ticks: u64,
@@ -824,20 +890,26 @@ impl Floor<'_> {
         let tps = pgbench_number(&stdout, "tps =")
             .ok_or_else(|| format!("no tps in pgbench's output:\n{stdout}"))?;
         // Per-transaction log: client_id transaction_no time_us script_no epoch epoch_us.
-        let mut latencies = Vec::new();
+        let mut numbered = Vec::new();
         for file in std::fs::read_dir(&logs)? {
             let text = std::fs::read_to_string(file?.path())?;
             for line in text.lines() {
-                if let Some(us) = line.split_whitespace().nth(2).and_then(|v| v.parse().ok()) {
-                    latencies.push(Duration::from_micros(us));
+                let mut fields = line.split_whitespace().map(str::parse::<u64>);
+                if let (Some(Ok(client)), Some(Ok(n)), Some(Ok(us))) =
+                    (fields.next(), fields.next(), fields.next())
+                {
+                    numbered.push((client as u32, n, Duration::from_micros(us)));
                 }
             }
         }
+        numbered.sort_by_key(|(client, n, _)| (*client, *n));
+        let latencies = numbered.iter().map(|(_, _, took)| *took).collect();
         Ok(FloorRun {
             clients,
             transactions,
             tps,
             latencies,
+            numbered,
             cpu_seconds,
             db_ticks,
         })
@@ -1134,6 +1206,8 @@ const WIRE_REQUESTS: usize = 200;
 /// Users in the pool per second of a run: more than either side deactivates or deletes in it
 /// (the delete floor has done 3,000 a second).
 const POOL_PER_SECOND: u64 = 5_000;
+/// The list's user g's id is this followed by g in 12 digits.
+const LIST_ID_PREFIX: &str = "d0000000-0000-4000-8000-";
 /// Pool user k's id is this followed by k in 12 digits; the floors build it so.
 const POOL_ID_PREFIX: &str = "f0000000-0000-4000-8000-";
 /// How the floors write pool user k's id (`:k` is their pgbench variable).
@@ -1335,13 +1409,42 @@ impl Op {
         }
     }
 
-    /// The statements of shared's the floor no longer sends as create-user does (whitespace
+    /// Its floor's file, with the statements of shared's it must hold.
+    fn floor_file(self) -> FloorFile {
+        let (file, sql) = self.floor_sql();
+        FloorFile {
+            file,
+            sql,
+            statements: self.statements(),
+        }
+    }
+
+    /// How many statements the floor sends for one request (one round trip each).
+    fn floor_statements(self) -> usize {
+        floor_statements(self.floor_sql().1)
+    }
+}
+
+/// A statement of shared's that a floor must hold: its name, its SQL, and its parameters
+/// `$1, $2, …` as the floor writes them.
+type Statement = (&'static str, String, Vec<String>);
+
+/// A floor (`tests/bench/<file>`) and the statements of shared's it must send as the binary
+/// does.
+struct FloorFile {
+    file: &'static str,
+    sql: &'static str,
+    statements: Vec<Statement>,
+}
+
+impl FloorFile {
+    /// The statements of shared's the floor no longer sends as the binary does (whitespace
     /// aside): a floor to bring up to date.
-    fn floor_drift(self) -> Vec<&'static str> {
+    fn drift(&self) -> Vec<&'static str> {
         let squeeze = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
-        let floor = squeeze(self.floor_sql().1);
-        self.statements()
-            .into_iter()
+        let floor = squeeze(self.sql);
+        self.statements
+            .iter()
             .filter(|(_, sql, params)| {
                 let mut sql = sql.clone();
                 // From the highest: `$1` would also match the start of `$10`.
@@ -1350,18 +1453,157 @@ impl Op {
                 }
                 !floor.contains(&squeeze(&sql))
             })
-            .map(|(name, _, _)| name)
+            .map(|(name, _, _)| *name)
             .collect()
     }
+}
 
-    /// How many statements the floor sends for one request (one round trip each).
-    fn floor_statements(self) -> usize {
-        self.floor_sql()
-            .1
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("--") && l.trim_end().ends_with(';'))
-            .count()
+/// How many statements a floor sends for one transaction, one round trip each: every line
+/// that ends one (`;`, or a `\gset` that keeps its result).
+fn floor_statements(sql: &str) -> usize {
+    sql.lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .filter(|l| l.trim_end().ends_with(';') || l.contains("\\gset"))
+        .count()
+}
+
+/// Every floor of the bench with the statements it must hold, for the check at its start.
+fn floor_files() -> Vec<FloorFile> {
+    let mut files = vec![FloorFile {
+        file: "create_user_floor.sql",
+        sql: FLOOR_SQL,
+        statements: create_floor_statements(),
+    }];
+    files.extend(Op::ALL.iter().map(|op| op.floor_file()));
+    files.extend(scim::floor_files());
+    files
+}
+
+/// The floors that no longer hold shared's statements, with the ones they miss; each said on
+/// stderr.
+fn floor_drift() -> Vec<(&'static str, Vec<&'static str>)> {
+    let drift: Vec<_> = floor_files()
+        .iter()
+        .map(|floor| (floor.file, floor.drift()))
+        .filter(|(_, missing)| !missing.is_empty())
+        .collect();
+    for (file, missing) in &drift {
+        eprintln!(
+            "warning: the floor tests/bench/{file} does not send shared's {} as the binary does",
+            missing.join(", ")
+        );
     }
+    drift
+}
+
+/// How the create floors write the new user's id: made by the server from the number `n`
+/// (the binary makes it in Rust).
+const FLOOR_NEW_USER_ID: &str = "md5('floor' || :n)::uuid";
+/// How the create floors write the new user's address.
+const FLOOR_NEW_EMAIL: &str = "'floor' || :n || '@floor.test'";
+
+/// The statements of shared's a create sends after its principal's (the caller's or the SCIM
+/// token's), the user row's `created_by` and `created_by_token` and its employee's
+/// department, job title and employment type being what the request makes them: the row
+/// with the principal's tenant and business (`:<prefix>tenant_id`, …), the employee, the
+/// Auth0 id, the invitation's token.
+fn create_statements(
+    prefix: &str,
+    created_by: &str,
+    created_by_token: &str,
+    external_id: &str,
+    employee: [&str; 3],
+) -> Vec<Statement> {
+    use shared::db::{employees, reset_tokens, users};
+    let id = || FLOOR_NEW_USER_ID.to_string();
+    let email = || FLOOR_NEW_EMAIL.to_string();
+    let [department, job_title, employment_type] = employee.map(str::to_string);
+    vec![
+        (
+            "users::INSERT_PENDING",
+            users::INSERT_PENDING.to_string(),
+            vec![
+                id(),
+                format!(":{prefix}tenant_id::uuid"),
+                format!(":{prefix}business_id::uuid"),
+                email(),
+                "'USER'".into(),
+                "'pending_' || :n".into(),
+                created_by.into(),
+                created_by_token.into(),
+                external_id.into(),
+                "true".into(),
+            ],
+        ),
+        (
+            "employees::INSERT",
+            employees::INSERT.to_string(),
+            vec![
+                id(),
+                "'Nia'".into(),
+                "'Hire'".into(),
+                email(),
+                department,
+                job_title,
+                employment_type,
+            ],
+        ),
+        (
+            "users::SET_AUTH0_SUB",
+            users::SET_AUTH0_SUB.to_string(),
+            vec![id(), "'auth0|floor' || :n".into()],
+        ),
+        (
+            "reset_tokens::INSERT",
+            reset_tokens::INSERT.to_string(),
+            vec![
+                id(),
+                "sha256(('floor' || :n)::bytea)".into(),
+                "now() + interval '24 hours'".into(),
+            ],
+        ),
+    ]
+}
+
+/// The statements of shared's create-user sends for the example request (an employee, two page
+/// permissions), as its floor writes them.
+fn create_floor_statements() -> Vec<Statement> {
+    use shared::db::{pages, users};
+    let mut statements = vec![
+        (
+            "users::FIND_CALLER",
+            users::FIND_CALLER.to_string(),
+            vec![":sub".to_string()],
+        ),
+        (
+            "pages::MISSING",
+            pages::MISSING.to_string(),
+            vec![":pages".to_string()],
+        ),
+    ];
+    statements.extend(create_statements(
+        "caller_",
+        ":caller_id::uuid",
+        "NULL",
+        "NULL",
+        ["'Sales'", "'Account Executive'", "'FULL_TIME'"],
+    ));
+    let grant = (
+        "pages::GRANT",
+        pages::GRANT.to_string(),
+        [
+            FLOOR_NEW_USER_ID,
+            ":pages",
+            "'{t,t}'",
+            "'{f,t}'",
+            "'{f,f}'",
+            "'{f,f}'",
+        ]
+        .map(str::to_string)
+        .to_vec(),
+    );
+    statements.push(grant);
+    statements
 }
 
 /// Pool user k's id.
@@ -1668,10 +1910,79 @@ struct LifecycleRun {
     pool: u64,
     load: String,
     rows: Vec<OpRun>,
-    /// Floors that no longer send shared's statements, and which.
-    drift: Vec<(Op, Vec<&'static str>)>,
     /// Floors that went past the end of the pool.
     warnings: Vec<String>,
+}
+
+/// The INSERT of the users `source` selects (columns `id`, `email`, `sub`, `at`) into tenant
+/// `$1` and business `$2`, created by `$3` at `at`, each with an employee and the page
+/// permissions `$4` (the first to read, the second to read and write), as create-user makes
+/// them, and set up; `source` may use `$5`.
+fn users_insert_sql(source: &str) -> String {
+    format!(
+        "WITH u AS (
+           INSERT INTO users (id, tenant_id, business_id, email, role, auth0_sub, created_by,
+                              created_at, updated_at, setup_completed_at)
+           SELECT s.id, $1, $2, s.email, 'USER', s.sub, $3, s.at, s.at, s.at FROM ({source}) s
+           RETURNING id, tenant_id, business_id, email),
+         e AS (
+           INSERT INTO employees (tenant_id, business_id, user_id, first_name, last_name, email,
+                                  department, job_title, employment_type)
+           SELECT tenant_id, business_id, id, 'Lee', 'Bench', email, 'Sales',
+                  'Account Executive', 'FULL_TIME' FROM u)
+         INSERT INTO user_page_access (user_id, page_id, can_read, can_write)
+         SELECT u.id, p.id, true, p.n = 2 FROM u, unnest($4::uuid[]) WITH ORDINALITY AS p(id, n)"
+    )
+}
+
+/// Who owns a series of seeded users: the tenant, its business and the admin who made them.
+struct Owner {
+    tenant: &'static str,
+    business: &'static str,
+    admin: &'static str,
+}
+
+const ACME_OWNER: Owner = Owner {
+    tenant: seed::ACME,
+    business: ACME_BUSINESS,
+    admin: seed::ACME_ADMIN_ID,
+};
+const GLOBEX_OWNER: Owner = Owner {
+    tenant: seed::GLOBEX,
+    business: GLOBEX_BUSINESS,
+    admin: GLOBEX_ADMIN_ID,
+};
+
+/// `count` users of `owner` in one statement: user g's id is `prefix` and g in 12 digits, its
+/// address `<name>g@bench.test`, its Auth0 id `auth0|<name>g`, made g seconds before `newest`.
+async fn seed_series(
+    sql: &tokio_postgres::Client,
+    owner: &Owner,
+    prefix: &str,
+    name: &str,
+    count: i64,
+    newest: &str,
+) -> Result<(), BoxError> {
+    let uuid = |text: &str| uuid::Uuid::parse_str(text);
+    let pages = vec![uuid(seed::PAGE_DASHBOARD)?, uuid(seed::PAGE_REPORTS)?];
+    let source = format!(
+        "SELECT ('{prefix}' || lpad(g::text, 12, '0'))::uuid AS id,
+                '{name}' || g || '@bench.test' AS email, 'auth0|{name}' || g AS sub,
+                timestamptz '{newest}' - make_interval(secs => g) AS at
+           FROM generate_series(1, $5::bigint) g"
+    );
+    sql.execute(
+        &users_insert_sql(&source),
+        &[
+            &uuid(owner.tenant)?,
+            &uuid(owner.business)?,
+            &uuid(owner.admin)?,
+            &pages,
+            &count,
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 /// The users the operations act on, in one database: `list_users` in Acme for the list,
@@ -1681,49 +1992,26 @@ async fn seed_users(url: &str, list_users: i64, subs: &[String]) -> Result<(), B
     let sql = testkit::harness::connect(url).await;
     let uuid = |text: &str| uuid::Uuid::parse_str(text);
     let pages = vec![uuid(seed::PAGE_DASHBOARD)?, uuid(seed::PAGE_REPORTS)?];
-    let rows = |source: &str| {
-        format!(
-            "WITH u AS (
-               INSERT INTO users (id, tenant_id, business_id, email, role, auth0_sub, created_by,
-                                  created_at, updated_at, setup_completed_at)
-               SELECT s.id, $1, $2, s.email, 'USER', s.sub, $3, s.at, s.at, s.at FROM ({source}) s
-               RETURNING id, tenant_id, business_id, email),
-             e AS (
-               INSERT INTO employees (tenant_id, business_id, user_id, first_name, last_name, email,
-                                      department, job_title, employment_type)
-               SELECT tenant_id, business_id, id, 'Lee', 'Bench', email, 'Sales',
-                      'Account Executive', 'FULL_TIME' FROM u)
-             INSERT INTO user_page_access (user_id, page_id, can_read, can_write)
-             SELECT u.id, p.id, true, p.n = 2 FROM u, unnest($4::uuid[]) WITH ORDINALITY AS p(id, n)"
-        )
-    };
-    sql.execute(
-        &rows(
-            "SELECT ('d0000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid AS id,
-                    'list' || g || '@bench.test' AS email, 'auth0|list' || g AS sub,
-                    timestamptz '2026-01-01 00:00:00+00' - make_interval(secs => g) AS at
-               FROM generate_series(1, $5::bigint) g",
-        ),
-        &[
-            &uuid(seed::ACME)?,
-            &uuid(ACME_BUSINESS)?,
-            &uuid(seed::ACME_ADMIN_ID)?,
-            &pages,
-            &list_users,
-        ],
+    seed_series(
+        &sql,
+        &ACME_OWNER,
+        LIST_ID_PREFIX,
+        "list",
+        list_users,
+        "2026-01-01 00:00:00+00",
     )
     .await?;
     sql.execute(
-        &rows(&format!(
+        &users_insert_sql(&format!(
             "SELECT ('{POOL_ID_PREFIX}' || lpad(a.k::text, 12, '0'))::uuid AS id,
                     'pool' || a.k || '@bench.test' AS email, a.sub,
                     timestamptz '2025-06-01 00:00:00+00' - make_interval(secs => a.k) AS at
                FROM unnest($5::text[]) WITH ORDINALITY AS a(sub, k)"
         )),
         &[
-            &uuid(seed::GLOBEX)?,
-            &uuid(GLOBEX_BUSINESS)?,
-            &uuid(GLOBEX_ADMIN_ID)?,
+            &uuid(GLOBEX_OWNER.tenant)?,
+            &uuid(GLOBEX_OWNER.business)?,
+            &uuid(GLOBEX_OWNER.admin)?,
             &pages,
             &subs,
         ],
@@ -1812,12 +2100,7 @@ async fn lifecycle_run(settings: LifecycleSettings) -> Result<LifecycleRun, BoxE
         ref pgbench,
         ref work,
     } = settings;
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load = load
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ");
+    let load = load_average();
     let pool = (POOL_PER_SECOND * seconds).max(2_000);
     let deep_after = LIST_DEEP.min(list_users / 2).max(1);
 
@@ -1892,18 +2175,6 @@ async fn lifecycle_run(settings: LifecycleSettings) -> Result<LifecycleRun, BoxE
         .map_err(|_| "cannot set the port")?;
     relayed.insert("DATABASE_URL".into(), url.into());
 
-    let drift: Vec<(Op, Vec<&'static str>)> = Op::ALL
-        .iter()
-        .map(|op| (*op, op.floor_drift()))
-        .filter(|(_, missing)| !missing.is_empty())
-        .collect();
-    for (op, missing) in &drift {
-        eprintln!(
-            "warning: the floor of {} does not send shared's {} as create-user does",
-            op.name(),
-            missing.join(", ")
-        );
-    }
     let idle = idle_run(binary, &vars, seconds).await?;
     println!(
         "an answer without I/O: {} requests; p50 {:.2} p99 {:.2} ms; CPU {:.3} ms/request",
@@ -2014,9 +2285,17 @@ async fn lifecycle_run(settings: LifecycleSettings) -> Result<LifecycleRun, BoxE
         pool,
         load,
         rows,
-        drift,
         warnings,
     })
+}
+
+/// The machine's load average over 1, 5 and 15 minutes, as /proc/loadavg says it.
+fn load_average() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    load.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 async fn machine() -> String {
@@ -2067,7 +2346,7 @@ fn size_of(path: &Path) -> Option<u64> {
 
 fn binary_sizes() -> String {
     let mut text = String::new();
-    for name in ["create-user", "cleanup", "set-password"] {
+    for name in ["create-user", "scim", "cleanup", "set-password"] {
         let release = workspace_binary(name).ok().and_then(|p| size_of(&p));
         let zip = workspace_binary(name).ok().and_then(|p| {
             // target/release/<bin> → target/lambda/<bin>/bootstrap.zip
@@ -2236,6 +2515,12 @@ fn render_creates(
     }
 }
 
+/// The SCIM part of a run: its reads and creates, and the first sync (each skipped or not).
+struct Scim<'a> {
+    reads: Option<&'a scim::ScimRun>,
+    sync: Option<&'a scim::SyncRun>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn render(
     machine: &str,
@@ -2244,6 +2529,8 @@ fn render(
     rows: &[(BinaryRun, FloorRun)],
     wires: Option<&(Wire, Wire)>,
     lifecycle: Option<&LifecycleRun>,
+    scim: Scim<'_>,
+    drift: &[(&str, Vec<&str>)],
     cleanup: &Option<String>,
     sweep: &[String],
     coldstart: &[String],
@@ -2270,6 +2557,41 @@ fn render(
                 "The rest of the admin API: skipped (`BENCH_LIFECYCLE=0`).\n"
             );
         }
+    }
+    match scim.reads {
+        Some(run) => scim::render_scim(&mut t, run),
+        None => {
+            let _ = writeln!(
+                t,
+                "SCIM's filter, paged read and creates: skipped (`BENCH_SCIM=0`).\n"
+            );
+        }
+    }
+    match scim.sync {
+        Some(run) => scim::render_sync(&mut t, run),
+        None => {
+            let _ = writeln!(
+                t,
+                "SCIM's first sync: skipped (`BENCH_SCIM_SYNC_USERS=0`).\n"
+            );
+        }
+    }
+    if drift.is_empty() {
+        let _ = writeln!(
+            t,
+            "Every floor holds shared's statements as the binaries send them (checked at the \
+             start of the run).\n"
+        );
+    } else {
+        for (file, missing) in drift {
+            let _ = writeln!(
+                t,
+                "- The floor `tests/bench/{file}` no longer sends shared's {} as the binary \
+                 does: its row measures something else until it is brought up to date.",
+                missing.join(", ")
+            );
+        }
+        let _ = writeln!(t);
     }
     for line in coldstart {
         let _ = writeln!(t, "- cold start, `coldstart` (15 starts each): {line}");
@@ -2449,20 +2771,10 @@ fn render_lifecycle(t: &mut String, run: &LifecycleRun) {
         rss as f64 / 1024.0,
         verdict((rss * 1024) < 20_000_000),
     );
-    for (op, missing) in &run.drift {
-        let _ = writeln!(
-            t,
-            "- The floor of {} no longer sends shared's {} as create-user does: bring \
-             `tests/bench/{}` up to date.",
-            op.name(),
-            missing.join(", "),
-            op.floor_sql().0
-        );
-    }
     for warning in &run.warnings {
         let _ = writeln!(t, "- Note: {warning}.");
     }
-    if !run.drift.is_empty() || !run.warnings.is_empty() {
+    if !run.warnings.is_empty() {
         let _ = writeln!(t);
     }
 }
@@ -2478,4 +2790,37 @@ fn write_between_marks(path: &Path, report: &str) -> std::io::Result<()> {
         _ => format!("{old}\n{block}\n"),
     };
     std::fs::write(path, new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_floor_holds_the_statements_shared_sends() {
+        let drift: Vec<_> = floor_files()
+            .iter()
+            .map(|floor| (floor.file, floor.drift()))
+            .filter(|(_, missing)| !missing.is_empty())
+            .collect();
+        assert!(
+            drift.is_empty(),
+            "floors in tests/bench/ that no longer send these as the binary does: {drift:?}"
+        );
+    }
+
+    #[test]
+    fn a_floor_counts_the_statements_it_sends() {
+        let count = |file: &str| {
+            let floor = floor_files().into_iter().find(|f| f.file == file).unwrap();
+            floor_statements(floor.sql)
+        };
+        assert_eq!(count("create_user_floor.sql"), 10);
+        assert_eq!(count("create_user_no_pages_floor.sql"), 8);
+        assert_eq!(count("scim_create_floor.sql"), 8);
+        assert_eq!(count("scim_filter_floor.sql"), 3);
+        assert_eq!(count("scim_page_floor.sql"), 3);
+        assert_eq!(Op::Get.floor_statements(), 2);
+        assert_eq!(Op::Deactivate.floor_statements(), 12);
+    }
 }
