@@ -150,7 +150,9 @@ impl Settings {
             cleanup_every: Duration::from_millis(
                 number("CHAOS_CLEANUP_EVERY_MS", ms(defaults.cleanup_every))?.max(100),
             ),
-            logs: std::env::var("CHAOS_LOGS").ok().filter(|p| !p.trim().is_empty()),
+            logs: std::env::var("CHAOS_LOGS")
+                .ok()
+                .filter(|p| !p.trim().is_empty()),
             ..defaults
         })
     }
