@@ -460,6 +460,7 @@ impl UserState {
                 Value::Null => {
                     self.given_name = None;
                     self.family_name = None;
+                    self.named.name = true;
                 }
                 _ => return Err(ScimFault::invalid_value("name: must be an object.")),
             },
