@@ -15,8 +15,10 @@ WITH token AS (
          WHERE token_hash = :hash AND revoked_at IS NULL),
      touched AS (
         UPDATE scim_tokens SET last_used_at = now()
-         WHERE id = (SELECT id FROM token)
-           AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute'))
+         WHERE id = (SELECT id FROM scim_tokens
+                      WHERE id = (SELECT id FROM token)
+                        AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+                        FOR UPDATE SKIP LOCKED))
      SELECT t.id, t.tenant_id, n.name, t.business_id
        FROM token t JOIN tenants n ON n.id = t.tenant_id \gset token_
 SELECT count(*) FROM users u
