@@ -139,8 +139,13 @@ macro_rules! uuid_id {
             pub fn new(id: Uuid) -> Self {
                 Self(id)
             }
+            /// The hyphenated form only (any case), as every answer writes it: one id has
+            /// one spelling, not also `{…}`, `urn:uuid:…` or 32 bare digits.
             pub fn parse(raw: &str) -> Result<Self, String> {
-                Uuid::parse_str(raw.trim())
+                if raw.len() != 36 {
+                    return Err("must be a UUID".to_string());
+                }
+                Uuid::parse_str(raw)
                     .map(Self)
                     .map_err(|_| "must be a UUID".to_string())
             }
@@ -291,16 +296,21 @@ pub struct NewEmployee {
 /// A one-line name shown in the admin panel: a line break, an escape sequence (`ESC[31m`) or a
 /// text-direction override (U+202E, which shows "txt.exe" as "exe.txt") has no place in it.
 pub fn refuse_controls(field: &str, raw: &str) -> Result<(), FieldError> {
-    let is_direction_control =
-        |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
-    if raw
-        .chars()
-        .any(|c| c.is_control() || is_direction_control(c))
-    {
+    // Besides C0 and C1: the line and paragraph separators (line breaks all the same) and
+    // every text-direction control, the overrides and isolates and the implicit marks.
+    let is_format_control = |c: char| {
+        matches!(
+            c,
+            '\u{2028}' | '\u{2029}'
+                | '\u{200E}' | '\u{200F}' | '\u{061C}'
+                | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+    };
+    if raw.chars().any(|c| c.is_control() || is_format_control(c)) {
         return Err(FieldError::new(
             field,
             "must not contain control characters (line breaks, tabs, escape sequences or \
-             text-direction overrides)",
+             text-direction marks and overrides)",
         ));
     }
     Ok(())

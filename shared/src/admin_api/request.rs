@@ -501,6 +501,10 @@ mod tests {
                 "Ada\u{85}",
                 "Ada\u{202e}nori",
                 "Ada\u{2067}",
+                "Ada\u{2028}Byron",
+                "Ada\u{2029}",
+                "Ada\u{200f}",
+                "\u{061c}Ada",
             ] {
                 let body = with_employee(field, bad);
                 let err = parse_new_user(&body).expect_err(&body.to_string());

@@ -149,6 +149,9 @@ impl ScimFault {
     pub fn invalid_path(detail: impl Into<String>) -> Self {
         Self::new("invalidPath", detail)
     }
+    pub fn invalid_filter(detail: impl Into<String>) -> Self {
+        Self::new("invalidFilter", detail)
+    }
     pub fn no_target(detail: impl Into<String>) -> Self {
         Self::new("noTarget", detail)
     }

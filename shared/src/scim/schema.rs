@@ -8,6 +8,9 @@ use serde_json::{Value, json};
 pub const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 /// The app's own attributes of a user: its role.
 pub const APP_USER: &str = "urn:atomic-user-provisioning:scim:schemas:extension:app:2.0:User";
+/// RFC 7643's enterprise extension (Entra sends `employeeNumber`, `department`, `manager`):
+/// accepted, not kept.
+pub const ENTERPRISE_USER: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 pub const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";

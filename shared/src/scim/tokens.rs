@@ -67,7 +67,8 @@ pub fn parse_name(raw: Option<&str>) -> Result<String, FieldError> {
     let raw = raw.ok_or_else(|| FieldError::new("name", "is required"))?;
     crate::domain::refuse_controls("name", raw)?;
     let name = raw.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
+    // Only white space or zero-width characters: a name nobody could read in the list.
+    if name.chars().all(crate::domain::is_invisible) || name.chars().count() > MAX_NAME_LEN {
         return Err(FieldError::new(
             "name",
             format!("must be 1 to {MAX_NAME_LEN} characters"),

@@ -2,14 +2,16 @@
 //! user as `PUT` or `PATCH` wants it ([`UserState`]), compared with the user as it is into the
 //! core's [`UserChanges`]. Attribute names are case-insensitive; what identity providers send
 //! beyond what is served is accepted and not stored (the rest of the core User schema, the
-//! enterprise extension, the read-only `displayName` and `emails`); a name nobody defines is
-//! `invalidPath`.
+//! enterprise extension, an extension of the client's own, the read-only `displayName` and
+//! `emails`); a name nobody defines is `invalidPath`, and so is any name under the SCIM
+//! standard's URNs or ours that is not an attribute of them (a mistyped
+//! `urn:…:core:2.0:Users:active` must not turn a deactivation into a silent 200).
 
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
 use super::ScimFault;
-use super::schema::{APP_USER, CORE_USER, PATCH_OP, strip_core};
+use super::schema::{APP_USER, CORE_USER, ENTERPRISE_USER, PATCH_OP, strip_core};
 use crate::db::user_views::UserView;
 use crate::domain::{
     Email, EmployeeRequest, NewEmployee, NewUser, PersonName, Role, is_invisible, refuse_controls,
@@ -127,6 +129,7 @@ fn resource<'a>(body: &'a Value, schema: &str) -> Result<&'a Map<String, Value>,
     let object = body
         .as_object()
         .ok_or_else(|| ScimFault::invalid_syntax("body: a JSON object is required."))?;
+    refuse_case_twins(body)?;
     let named = get(object, "schemas")
         .and_then(Value::as_array)
         .is_some_and(|schemas| {
@@ -222,6 +225,11 @@ pub fn apply_patch(body: &Value, current: &UserState) -> Result<UserState, ScimF
     let operations = get(object, "Operations")
         .and_then(Value::as_array)
         .ok_or_else(|| ScimFault::invalid_syntax("Operations: an array is required."))?;
+    if operations.is_empty() {
+        return Err(ScimFault::invalid_syntax(
+            "Operations: at least one operation is required (RFC 7644 §3.5.2).",
+        ));
+    }
     if operations.len() > MAX_OPERATIONS {
         return Err(ScimFault::invalid_syntax(format!(
             "Operations: at most {MAX_OPERATIONS}."
@@ -309,7 +317,8 @@ enum Target {
     /// The app extension as a whole: `{"role": …}`.
     App,
     /// Read-only here (`displayName`, `emails…`, `id`, `meta`, `schemas`): accepted and not
-    /// stored, since identity providers send them with everything else.
+    /// stored in a whole resource, since identity providers send them with everything else;
+    /// a PATCH may not set `id` or `meta`.
     ReadOnly(&'static str),
     /// The person's password: only at creation.
     Password,
@@ -331,18 +340,21 @@ fn target(path: &str) -> Result<Target, ScimFault> {
             _ => Err(unknown(path)),
         };
     }
-    // The enterprise extension, or an extension of the client's own (Okta's custom app
-    // attributes): accepted, not kept. Only the core schema's and ours are checked by name.
-    let bare = strip_core(&lower).unwrap_or(&lower);
-    if bare.starts_with("urn:") {
-        return Ok(Target::NotKept);
-    }
+    let bare = match strip_core(&lower) {
+        Some(bare) => bare,
+        None if lower.starts_with("urn:") => return urn_target(&lower, path),
+        None => &lower,
+    };
     // A value filter only selects among the work address's entries (there is one).
     let (attribute, rest) = match bare.split_once('[') {
         Some((attribute, rest)) => {
-            let Some((_, after)) = rest.split_once(']') else {
+            let Some((inner, after)) = rest.split_once(']') else {
                 return Err(ScimFault::invalid_path("a `[` in the path is not closed."));
             };
+            if attribute != "emails" {
+                return Err(unknown(path));
+            }
+            check_value_filter(inner)?;
             if after.is_empty() || after.starts_with('.') {
                 (attribute, after.strip_prefix('.'))
             } else {
@@ -367,11 +379,33 @@ fn target(path: &str) -> Result<Target, ScimFault> {
         ("emails", None | Some("value" | "type" | "primary" | "display")) => {
             Ok(Target::ReadOnly("emails"))
         }
-        ("id", None) | ("meta", _) | ("schemas", None) => Ok(Target::ReadOnly("id")),
+        ("id", None) if !filtered => Ok(Target::ReadOnly("id")),
+        ("meta", _) if !filtered => Ok(Target::ReadOnly("meta")),
+        ("schemas", None) if !filtered => Ok(Target::ReadOnly("schemas")),
         ("password", None) if !filtered => Ok(Target::Password),
         (attribute, _) if CORE_NOT_KEPT.contains(&attribute) => Ok(Target::NotKept),
         _ => Err(unknown(path)),
     }
+}
+
+/// A path under a schema URN other than the core User's: the enterprise extension's
+/// attributes, or an extension of the client's own (Okta's custom app attributes), are
+/// accepted and not kept; a name under the SCIM standard's URNs or ours that is none of these
+/// (a mistyped core or app URN) is refused.
+fn urn_target(lower: &str, path: &str) -> Result<Target, ScimFault> {
+    let enterprise = ENTERPRISE_USER.to_ascii_lowercase();
+    if lower == enterprise || lower.starts_with(&format!("{enterprise}:")) {
+        return Ok(Target::NotKept);
+    }
+    let app_namespace = APP_USER
+        .split(":scim:")
+        .next()
+        .unwrap_or(APP_USER)
+        .to_ascii_lowercase();
+    if lower.starts_with("urn:ietf:params:scim:") || lower.starts_with(&app_namespace) {
+        return Err(unknown(path));
+    }
+    Ok(Target::NotKept)
 }
 
 const NAME_PARTS: &[&str] = &[
@@ -401,6 +435,53 @@ const CORE_NOT_KEPT: &[&str] = &[
     "roles",
     "x509certificates",
 ];
+
+/// The filter of a value path (`emails[type eq "work"]`): what identity providers send, one
+/// or more `eq` comparisons of the address entry's sub-attributes joined by `and`. Anything
+/// else is refused rather than ignored. `inner` is lower case.
+fn check_value_filter(inner: &str) -> Result<(), ScimFault> {
+    let refuse = || {
+        ScimFault::invalid_filter(
+            "a filter in a path compares `type`, `value`, `primary` or `display` with `eq` \
+             (`and` between them), e.g. emails[type eq \"work\"].value.",
+        )
+    };
+    let word = |text: &str, word: &str| -> Option<usize> {
+        let rest = text.strip_prefix(word)?;
+        rest.starts_with(char::is_whitespace).then_some(word.len())
+    };
+    let mut rest = inner.trim();
+    loop {
+        let attribute = ["type", "value", "primary", "display"]
+            .into_iter()
+            .find_map(|name| word(rest, name))
+            .ok_or_else(refuse)?;
+        rest = rest[attribute..].trim_start();
+        rest = rest[word(rest, "eq").ok_or_else(refuse)?..].trim_start();
+        rest = if let Some(quoted) = rest.strip_prefix('"') {
+            let mut escaped = false;
+            let end = quoted
+                .char_indices()
+                .find(|&(_, c)| {
+                    let closes = c == '"' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    closes
+                })
+                .map(|(i, _)| i)
+                .ok_or_else(refuse)?;
+            &quoted[end + 1..]
+        } else if let Some(after) = rest.strip_prefix("true").or(rest.strip_prefix("false")) {
+            after
+        } else {
+            return Err(refuse());
+        };
+        rest = rest.trim_start();
+        if rest.is_empty() {
+            return Ok(());
+        }
+        rest = rest[word(rest, "and").ok_or_else(refuse)?..].trim_start();
+    }
+}
 
 fn unknown(path: &str) -> ScimFault {
     // The path is the caller's text: named only when it is short and plain.
@@ -432,7 +513,7 @@ impl UserState {
             Target::ExternalId => {
                 self.external_id = match value {
                     Value::Null => None,
-                    Value::String(raw) => text("externalId", raw, MAX_EXTERNAL_ID_LEN)?,
+                    Value::String(raw) => exact_text("externalId", raw, MAX_EXTERNAL_ID_LEN)?,
                     _ => return Err(ScimFault::invalid_value("externalId: must be a string.")),
                 };
                 self.named.external_id = true;
@@ -496,6 +577,9 @@ impl UserState {
                     "password: set only when the user is created (changePassword is not supported).",
                 ));
             }
+            Target::ReadOnly(name @ ("id" | "meta")) if source == Source::Patch => {
+                return Err(ScimFault::mutability(format!("{name}: is read-only.")));
+            }
             Target::ReadOnly(_) | Target::NotKept => {}
         }
         Ok(())
@@ -508,12 +592,17 @@ impl UserState {
             _ if NAME_PARTS.contains(&part) => return Ok(()),
             _ => return Err(unknown(&format!("name.{part}"))),
         };
+        let field = if part == "givenname" {
+            "name.givenName"
+        } else {
+            "name.familyName"
+        };
         *slot = match value {
             Value::Null => None,
-            Value::String(raw) => text(&format!("name.{part}"), raw, MAX_NAME_LEN)?,
+            Value::String(raw) => text(field, raw, MAX_NAME_LEN)?,
             _ => {
                 return Err(ScimFault::invalid_value(format!(
-                    "name.{part}: must be a string."
+                    "{field}: must be a string."
                 )));
             }
         };
@@ -545,12 +634,47 @@ impl UserState {
                 Ok(())
             }
             Target::ReadOnly(name) => Err(ScimFault::mutability(format!(
-                "{name}: is read-only (the work address is userName)."
+                "{name}: is read-only{}.",
+                match name {
+                    "emails" => " (the work address is userName)",
+                    "displayName" => " (it is made from name)",
+                    _ => "",
+                }
             ))),
             Target::Password => Err(ScimFault::mutability("password: cannot be removed.")),
             Target::NotKept => Ok(()),
         }
     }
+}
+
+/// Attribute names are case-insensitive (RFC 7643 §2.1), so `userName` and `USERNAME` in one
+/// object are one attribute given twice, as a key twice is: refused, at any depth, rather
+/// than letting one of them win by the map's order.
+fn refuse_case_twins(body: &Value) -> Result<(), ScimFault> {
+    let mut pending = vec![body];
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::Object(object) => {
+                let mut seen = std::collections::HashSet::with_capacity(object.len());
+                for (key, value) in object {
+                    if !seen.insert(key.to_ascii_lowercase()) {
+                        let shown = if crate::json::looks_like_a_field_name(key) {
+                            format!("`{key}`")
+                        } else {
+                            "an attribute".to_string()
+                        };
+                        return Err(ScimFault::invalid_syntax(format!(
+                            "{shown}: given twice (attribute names are case-insensitive)."
+                        )));
+                    }
+                    pending.push(value);
+                }
+            }
+            Value::Array(items) => pending.extend(items),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// `["urn:…:app:2.0:User"]`: a `schemas` list naming the app extension alone.
@@ -633,6 +757,23 @@ fn text(field: &str, raw: &str, max: usize) -> Result<Option<String>, ScimFault>
         )));
     }
     Ok(Some(trimmed.to_string()))
+}
+
+/// A client's own identifier (`externalId`, case-exact in RFC 7643 §3.1): kept exactly as
+/// sent, so that a filter with the same text finds it; only control characters and the
+/// length are refused, and "" is no value.
+fn exact_text(field: &str, raw: &str, max: usize) -> Result<Option<String>, ScimFault> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    refuse_controls(field, raw)
+        .map_err(|e| ScimFault::invalid_value(format!("{}: {}.", e.field, e.message)))?;
+    if raw.chars().count() > max {
+        return Err(ScimFault::invalid_value(format!(
+            "{field}: must be at most {max} characters."
+        )));
+    }
+    Ok(Some(raw.to_string()))
 }
 
 #[cfg(test)]
@@ -981,5 +1122,123 @@ mod tests {
             &jane(),
         );
         assert_eq!(moved.unwrap_err().scim_type, "mutability");
+    }
+
+    /// Found by a hostile-request probe: a path under the SCIM standard's URNs or ours that
+    /// names no attribute was accepted and dropped, so a mistyped deactivation answered 200.
+    #[test]
+    fn a_mistyped_schema_urn_is_invalid_path_and_other_extensions_are_not_kept() {
+        for path in [
+            "urn:ietf:params:scim:schemas:core:2.0:Users:active",
+            "urn:ietf:params:scim:schemas:core:2.0:User.active",
+            "urn:ietf:params:scim:schemas:core:2.0:User",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.1:User:department",
+            "urn:atomic-user-provisioning:scim:schemas:extension:app:2.1:User:role",
+        ] {
+            let op = json!([{"op": "replace", "path": path, "value": false}]);
+            assert_eq!(
+                scim_type(apply_patch(&patch(op), &jane())),
+                "invalidPath",
+                "{path}"
+            );
+        }
+        for path in [
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
+            "urn:IETF:params:scim:schemas:extension:enterprise:2.0:User:department",
+            "urn:okta:custom:1.0:User:costCenter",
+        ] {
+            let op = json!([{"op": "replace", "path": path, "value": "42"}]);
+            assert_eq!(apply_patch(&patch(op), &jane()).unwrap(), jane(), "{path}");
+        }
+    }
+
+    #[test]
+    fn an_attribute_twice_in_two_cases_is_invalid_syntax_at_any_depth() {
+        for body in [
+            json!({"schemas": [CORE_USER], "userName": "a@example.com", "USERNAME": "b@example.com"}),
+            json!({"schemas": [CORE_USER], "userName": "a@example.com", "name": {"givenName": "A", "GivenName": "B", "familyName": "C"}}),
+        ] {
+            assert_eq!(parse_new(&body).err().unwrap().scim_type, "invalidSyntax");
+        }
+        let twice = patch(json!([{"op": "replace", "value": {"active": true, "Active": false}}]));
+        assert_eq!(scim_type(apply_patch(&twice, &jane())), "invalidSyntax");
+        assert_eq!(
+            scim_type(apply_patch(&patch(json!([])), &jane())),
+            "invalidSyntax"
+        );
+    }
+
+    #[test]
+    fn a_path_filters_the_addresses_only_with_what_identity_providers_send() {
+        for path in [
+            r#"emails[type eq "work"].value"#,
+            r#"emails[Type EQ "work"].value"#,
+            r#"emails[primary eq true]"#,
+            r#"emails[type eq "work" and primary eq true].value"#,
+            r#"emails[value eq "jane@example.com"].value"#,
+        ] {
+            let op = json!([{"op": "replace", "path": path, "value": "jane@example.com"}]);
+            assert!(apply_patch(&patch(op), &jane()).is_ok(), "{path}");
+        }
+        for path in [
+            r#"emails[(((garbage].value"#,
+            r#"emails[type eq work].value"#,
+            r#"emails[type ne "work"].value"#,
+            r#"emails[type eq "work" or primary eq true].value"#,
+            r#"emails[type eq "work].value"#,
+            r#"emails[].value"#,
+        ] {
+            let op = json!([{"op": "replace", "path": path, "value": "x@example.com"}]);
+            assert_eq!(
+                scim_type(apply_patch(&patch(op), &jane())),
+                "invalidFilter",
+                "{path}"
+            );
+        }
+        for path in [r#"meta[x eq 1].foo"#, r#"name[givenName eq "x"]"#] {
+            let op = json!([{"op": "replace", "path": path, "value": "x"}]);
+            assert_eq!(
+                scim_type(apply_patch(&patch(op), &jane())),
+                "invalidPath",
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_patch_may_not_set_the_id_or_meta_and_a_refusal_names_what_it_refuses() {
+        for (path, named) in [("id", "id"), ("meta.created", "meta"), ("META", "meta")] {
+            let op = json!([{"op": "replace", "path": path, "value": "x"}]);
+            let refused = apply_patch(&patch(op), &jane()).unwrap_err();
+            assert_eq!(refused.scim_type, "mutability");
+            assert!(
+                refused.detail.starts_with(&format!("{named}:")),
+                "{}",
+                refused.detail
+            );
+        }
+        let removed = apply_patch(
+            &patch(json!([{"op": "remove", "path": "schemas"}])),
+            &jane(),
+        );
+        assert!(removed.unwrap_err().detail.starts_with("schemas:"));
+        // Identity providers send these with the rest: a whole resource and a PATCH of the
+        // display name or the addresses change nothing.
+        let shown = patch(json!([{"op": "replace", "path": "displayName", "value": "J"}]));
+        assert_eq!(apply_patch(&shown, &jane()).unwrap(), jane());
+        let typed = patch(json!([{"op": "replace", "path": "name.givenName", "value": 7}]));
+        let refused = apply_patch(&typed, &jane()).unwrap_err();
+        assert_eq!(refused.detail, "name.givenName: must be a string.");
+    }
+
+    #[test]
+    fn an_external_id_is_kept_exactly_as_sent() {
+        let op = json!([{"op": "replace", "path": "externalId", "value": "  padded  "}]);
+        let wanted = apply_patch(&patch(op), &jane()).unwrap();
+        assert_eq!(wanted.external_id.as_deref(), Some("  padded  "));
+        let op = json!([{"op": "replace", "path": "externalId", "value": ""}]);
+        assert_eq!(apply_patch(&patch(op), &jane()).unwrap().external_id, None);
+        let op = json!([{"op": "replace", "path": "externalId", "value": "a\u{2028}b"}]);
+        assert_eq!(scim_type(apply_patch(&patch(op), &jane())), "invalidValue");
     }
 }

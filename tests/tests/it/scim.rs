@@ -556,6 +556,65 @@ async fn bad_requests_get_their_scim_type_and_change_nothing() {
             400,
             "invalidSyntax",
         ),
+        (
+            "no operation at all",
+            patch(json!([])),
+            400,
+            "invalidSyntax",
+        ),
+        // A deactivation under a mistyped URN must not be a 200 that changed nothing.
+        (
+            "a mistyped core schema URN",
+            patch(
+                json!([{"op": "replace", "path": "urn:ietf:params:scim:schemas:core:2.0:Users:active", "value": false}]),
+            ),
+            400,
+            "invalidPath",
+        ),
+        (
+            "the core schema URN and a dot",
+            patch(
+                json!([{"op": "replace", "path": "urn:ietf:params:scim:schemas:core:2.0:User.active", "value": false}]),
+            ),
+            400,
+            "invalidPath",
+        ),
+        (
+            "a mistyped app extension URN",
+            patch(
+                json!([{"op": "replace", "path": "urn:atomic-user-provisioning:scim:schemas:extension:app:2.1:User:role", "value": "ADMIN"}]),
+            ),
+            400,
+            "invalidPath",
+        ),
+        (
+            "the core schema's URN as a key of a path-less value",
+            patch(json!([{"op": "replace", "value": {CORE_USER: {"active": false}}}])),
+            400,
+            "invalidPath",
+        ),
+        (
+            "one attribute twice, in two cases",
+            patch(json!([{"op": "replace", "value": {"active": false, "Active": true}}])),
+            400,
+            "invalidSyntax",
+        ),
+        (
+            "the id",
+            patch(
+                json!([{"op": "replace", "path": "id", "value": "00000000-0000-0000-0000-000000000000"}]),
+            ),
+            400,
+            "mutability",
+        ),
+        (
+            "a filter in a path that is none",
+            patch(
+                json!([{"op": "replace", "path": "emails[(((garbage].value", "value": "x@evil.test"}]),
+            ),
+            400,
+            "invalidFilter",
+        ),
     ];
     for (what, body, status, scim_type) in cases {
         let refused = idp.send("PATCH", &user_path(id), Some(&body), &[]).await;
@@ -569,6 +628,11 @@ async fn bad_requests_get_their_scim_type_and_change_nothing() {
     assert_eq!(
         idp.send("GET", &user_path(id), None, &[]).await.body,
         before
+    );
+    assert!(
+        !stack
+            .auth0
+            .is_blocked(&auth0_id(&stack, "kept.same@acme.test").await)
     );
 
     // Bodies that are not what SCIM takes.
@@ -596,10 +660,32 @@ async fn bad_requests_get_their_scim_type_and_change_nothing() {
         (nul.status, nul.body["scimType"].as_str()),
         (400, Some("invalidValue"))
     );
+    // Which of the two would it be? Neither: one attribute given twice.
+    let twins = idp
+        .create(&json!({"schemas": [CORE_USER], "userName": "first.twin@acme.test", "USERNAME": "second.twin@acme.test"}))
+        .await;
+    assert_eq!(
+        (twins.status, twins.body["scimType"].as_str()),
+        (400, Some("invalidSyntax")),
+        "{}",
+        twins.body
+    );
+    let mistyped = idp
+        .create(&json!({"schemas": [CORE_USER], "userName": "mistyped.urn@acme.test", "urn:ietf:params:scim:schemas:core:2.0:Users:active": false}))
+        .await;
+    assert_eq!(
+        (mistyped.status, mistyped.body["scimType"].as_str()),
+        (400, Some("invalidPath")),
+        "{}",
+        mistyped.body
+    );
     for email in [
         "big.body@acme.test",
         "plain.text@acme.test",
         "nul.name@acme.test",
+        "first.twin@acme.test",
+        "second.twin@acme.test",
+        "mistyped.urn@acme.test",
     ] {
         stack.assert_nothing_kept(email).await;
     }
