@@ -332,7 +332,7 @@ async fn dispatch(
     let route = matched.route;
     let credential = credential(request)?;
     let id = matched.param("id");
-    let user_id = || parse_user_id(id).ok_or_else(|| answer(&LifecycleError::UserNotFound, route));
+    let user_id = parse_user_id(id);
     let body = match route {
         Route::Create
         | Route::CheckExists
@@ -384,7 +384,7 @@ async fn dispatch(
             ))
         }
         Route::List => {
-            let (query, limit) = parse_list_query(|name| request.query(name))?;
+            let (query, limit) = parse_list_query(|name| request.query_joined(name))?;
             // One more than the page: whether another follows.
             let query = ListQuery {
                 limit: limit + 1,
@@ -396,14 +396,14 @@ async fn dispatch(
             Ok((StatusCode::OK, list_body(users, limit), Headers::new()))
         }
         Route::Get => {
-            let id = user_id()?;
+            let id = user_id;
             let user = lifecycle::user(state, &call.credential, id, deadline)
                 .await
                 .map_err(|err| log_failure(&err, route))?;
             Ok((StatusCode::OK, user_body(&user).into(), Headers::new()))
         }
         Route::Update => {
-            let id = user_id()?;
+            let id = user_id;
             let changes = parse_user_changes(&body)?;
             tracing::info!(route = "update", user_id = %id, "update request");
             call.mutate(
@@ -417,7 +417,7 @@ async fn dispatch(
             .await
         }
         Route::Deactivate | Route::Reactivate => {
-            let id = user_id()?;
+            let id = user_id;
             let active = route == Route::Reactivate;
             tracing::info!(route = route.name(), user_id = %id, "{} request", route.name());
             call.fingerprint["body"] = json!({ "active": active });
@@ -436,7 +436,7 @@ async fn dispatch(
             .await
         }
         Route::Delete => {
-            let id = user_id()?;
+            let id = user_id;
             tracing::info!(route = "delete", user_id = %id, "delete request");
             call.mutate(&DeleteUser { id }, StatusCode::OK, deleted_body)
                 .await

@@ -97,11 +97,13 @@ pub fn parse_user_changes(body: &Value) -> Result<UserChanges, FieldError> {
     })
 }
 
-/// The `{id}` of a path: a user's id, or `None` for anything that cannot be one (which is a
-/// user that does not exist, not a malformed request).
-pub fn parse_user_id(raw: Option<&str>) -> Option<UserId> {
+/// The `{id}` of a path. Anything that cannot be an id names a user that does not exist, not a
+/// malformed request: it becomes the nil UUID, which no row has, so that the caller is
+/// checked first (a USER gets 403 whatever the id) and then the user is not found, as for any
+/// unknown id.
+pub fn parse_user_id(raw: Option<&str>) -> UserId {
     raw.and_then(|raw| Uuid::try_parse(raw).ok())
-        .map(UserId::new)
+        .map_or(UserId::new(Uuid::nil()), UserId::new)
 }
 
 /// At most this many users a page; the default when `limit` is not given.
@@ -109,10 +111,30 @@ pub const MAX_PAGE: usize = 200;
 pub const DEFAULT_PAGE: usize = 50;
 
 /// The list's query string: `status`, `email` (an address prefix), `limit`, `cursor` (the
-/// `nextCursor` of the page before). `query` reads one parameter.
-pub fn parse_list_query<'q>(
-    query: impl Fn(&str) -> Option<&'q str>,
+/// `nextCursor` of the page before). `joined` reads one parameter, every value it was given
+/// joined by commas (as API Gateway joins a repeated one): none of these takes a comma, so a
+/// parameter given twice is refused rather than read as its first value.
+pub fn parse_list_query(
+    joined: impl Fn(&str) -> Option<String>,
 ) -> Result<(ListQuery, usize), FieldError> {
+    let once = |name: &str| match joined(name) {
+        Some(value) if value.contains(',') => {
+            Err(FieldError::new(name, "must be given once, without commas"))
+        }
+        value => Ok(value),
+    };
+    let (status, email, limit, cursor) = (
+        once("status")?,
+        once("email")?,
+        once("limit")?,
+        once("cursor")?,
+    );
+    let query = |name: &str| match name {
+        "status" => status.as_deref(),
+        "email" => email.as_deref(),
+        "limit" => limit.as_deref(),
+        _ => cursor.as_deref(),
+    };
     let status = query("status")
         .map(|raw| Status::parse(raw).map_err(|m| FieldError::new("status", m)))
         .transpose()?;
@@ -166,9 +188,13 @@ fn decode_cursor(raw: &str) -> Result<(DateTime<Utc>, UserId), FieldError> {
     let text = URL_SAFE_NO_PAD.decode(raw.trim()).map_err(|_| invalid())?;
     let text = String::from_utf8(text).map_err(|_| invalid())?;
     let (micros, id) = text.split_once('.').ok_or_else(invalid)?;
+    // A user's creation time: after 1970 and before the year 10000 (a forged one beyond what
+    // Postgres holds would fail the query instead of the request).
+    const YEAR_10000: i64 = 253_402_300_800_000_000;
     let at = micros
         .parse::<i64>()
         .ok()
+        .filter(|micros| (0..YEAR_10000).contains(micros))
         .and_then(DateTime::from_timestamp_micros)
         .ok_or_else(invalid)?;
     let id = Uuid::try_parse(id).map_err(|_| invalid())?;
@@ -207,6 +233,8 @@ fn embedded_json(field: &str, value: &Value) -> Result<Value, FieldError> {
     }
 }
 
+const PERMISSION_FIELDS: &[&str] = &["pageId", "canRead", "canWrite", "canEdit", "canDelete"];
+
 fn parse_permissions(value: Option<&Value>) -> Result<Vec<PagePermission>, FieldError> {
     let Some(value) = value else {
         return Ok(Vec::new());
@@ -236,6 +264,19 @@ fn parse_permissions(value: Option<&Value>) -> Result<Vec<PagePermission>, Field
             let object = item
                 .as_object()
                 .ok_or_else(|| FieldError::new(format!("permissions[{i}]"), "must be an object"))?;
+            // A misspelt flag would be read as false: a PATCH that meant to grant would take
+            // away. Only the fields a permission has.
+            if let Some(key) = object.keys().find(|key| !PERMISSION_FIELDS.contains(&key.as_str())) {
+                let named = if crate::json::looks_like_a_field_name(key) {
+                    field(key)
+                } else {
+                    format!("permissions[{i}]")
+                };
+                return Err(FieldError::new(
+                    named,
+                    "is not a field of a permission (pageId, canRead, canWrite, canEdit, canDelete)",
+                ));
+            }
             let page_id = match object.get("pageId") {
                 Some(Value::String(raw)) => {
                     PageId::parse(raw).map_err(|m| FieldError::new(field("pageId"), m))?
@@ -547,5 +588,49 @@ mod tests {
             panic!("no employee");
         };
         assert_eq!(employee.department, None);
+    }
+
+    #[test]
+    fn a_permission_takes_its_five_fields_only() {
+        let misspelt = json!({"email": "a@b.co", "permissions": [
+            {"pageId": "c0000000-0000-4000-8000-000000000001", "canRead": true, "can_write": true}
+        ]});
+        let err = parse_new_user(&misspelt).unwrap_err();
+        assert_eq!(err.field, "permissions[0].can_write");
+        let changes = json!({"permissions": [{"pageId": "c0000000-0000-4000-8000-000000000001", "canFly": true}]});
+        assert_eq!(
+            parse_user_changes(&changes).unwrap_err().field,
+            "permissions[0].canFly"
+        );
+    }
+
+    #[test]
+    fn a_list_parameter_is_given_once_and_a_cursor_names_a_time_postgres_holds() {
+        let query = |pairs: &'static [(&'static str, &'static str)]| {
+            parse_list_query(move |name| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| value.to_string())
+            })
+        };
+        assert_eq!(query(&[("limit", "1,2")]).unwrap_err().field, "limit");
+        assert_eq!(query(&[("email", "a,b")]).unwrap_err().field, "email");
+        let (_, limit) = query(&[("limit", "7")]).unwrap();
+        assert_eq!(limit, 7);
+        let id = UserId::new(Uuid::nil());
+        let fine = encode_cursor(
+            DateTime::from_timestamp_micros(1_700_000_000_000_000).unwrap(),
+            id,
+        );
+        assert!(decode_cursor(&fine).is_ok());
+        for micros in ["-8000000000000000000", "-1", "253402300800000000"] {
+            let forged = URL_SAFE_NO_PAD.encode(format!("{micros}.{}", Uuid::nil()));
+            assert_eq!(
+                decode_cursor(&forged).unwrap_err().field,
+                "cursor",
+                "{micros}"
+            );
+        }
     }
 }

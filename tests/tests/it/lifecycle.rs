@@ -224,9 +224,15 @@ async fn another_tenants_user_and_ids_that_name_nobody_are_not_found_and_a_user_
             .await
             .assert_answer(404, "USER_NOT_FOUND");
     }
-    get(&stack, seed::ACME_USER_SUB, &id)
-        .await
-        .assert_answer(403, "NOT_AN_ADMIN");
+    // The caller is checked before the id is looked at, whatever the id.
+    for target in [id.as_str(), "not-a-uuid"] {
+        get(&stack, seed::ACME_USER_SUB, target)
+            .await
+            .assert_answer(403, "NOT_AN_ADMIN");
+        delete(&stack, seed::ACME_USER_SUB, target)
+            .await
+            .assert_answer(403, "NOT_AN_ADMIN");
+    }
     // Globex's admin changed nothing.
     assert_eq!(row_state(&stack, &id).await, Some(("USER".into(), true)));
     assert!(!is_blocked(&stack, "mine@acme.test"));
@@ -299,6 +305,17 @@ async fn the_list_is_the_tenants_users_newest_first_paged_by_cursor_and_filtered
         (vec![("limit", "201")], "limit"),
         (vec![("status", "gone")], "status"),
         (vec![("cursor", "bm90IGEgY3Vyc29y")], "cursor"),
+        // A forged cursor from before what Postgres holds (it was a 500).
+        (
+            vec![(
+                "cursor",
+                "LTgwMDAwMDAwMDAwMDAwMDAwMDAuYTAwMDAwMDAtMDAwMC00MDAwLTgwMDAtMDAwMDAwMDAwMDAx",
+            )],
+            "cursor",
+        ),
+        // `limit=1&limit=2` and `status=active&status=invited`, as API Gateway joins them.
+        (vec![("limit", "1,2")], "limit"),
+        (vec![("status", "active,invited")], "status"),
     ] {
         let refused = list(&stack, seed::ACME_ADMIN_SUB, &query).await;
         refused.assert_answer(400, "VALIDATION_ERROR");
@@ -508,6 +525,16 @@ async fn every_guard_answers_its_own_code_and_changes_nothing() {
     update(&stack, seed::ACME_ADMIN_SUB, &id, json!({"role": "OWNER"}))
         .await
         .assert_answer(403, "ROLE_NOT_ALLOWED");
+    // A misspelt flag is refused, not read as false (which would take the page away).
+    let misspelt = update(
+        &stack,
+        seed::ACME_ADMIN_SUB,
+        &id,
+        json!({"permissions": [{"pageId": seed::PAGE_DASHBOARD, "canRead": true, "CanWrite": true}]}),
+    )
+    .await;
+    misspelt.assert_answer(400, "VALIDATION_ERROR");
+    assert_eq!(misspelt.body["field"], "permissions[0].CanWrite");
     // Nobody changes their own account.
     deactivate(&stack, seed::ACME_ADMIN_SUB, seed::ACME_ADMIN_ID)
         .await
