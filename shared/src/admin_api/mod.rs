@@ -76,14 +76,25 @@ impl Route {
 
     /// What a failed request of the route left behind.
     fn outcome(self) -> dependency::Outcome {
+        // The Auth0 user keeps a change the database does not have until cleanup undoes it: a
+        // create's retry adopts it; a change's retry waits for it (the operation's intent holds
+        // the user).
+        const CREATE_UNDO_PENDING: &str = "Nothing was created; the Auth0 user made could not \
+            be removed yet (the cleanup job will), and a retry takes it up: it is safe to try \
+            again.";
+        const CHANGE_UNDO_PENDING: &str = "Nothing was changed in the database, but a change \
+            in Auth0 could not be undone yet; the cleanup job will finish it, and until then a \
+            retry answers USER_CHANGE_IN_PROGRESS.";
         const READ: dependency::Outcome = dependency::Outcome {
             nothing_kept: "Nothing was changed; it is safe to try again.",
             commit_unknown: "The database did not answer; it is safe to try again.",
+            undo_pending: dependency::Outcome::NO_AUTH0_CHANGE,
         };
         const CHANGE: dependency::Outcome = dependency::Outcome {
             nothing_kept: "Nothing was changed; it is safe to try again.",
             commit_unknown: "The database did not confirm the commit, so the change may have \
                 been made. Read the user before trying again.",
+            undo_pending: CHANGE_UNDO_PENDING,
         };
         match self {
             Self::Create => dependency::Outcome {
@@ -91,12 +102,14 @@ impl Route {
                 commit_unknown: "The database did not confirm the commit, so the user may have \
                     been created. Check before trying again: a retry answers \
                     USER_ALREADY_EXISTS if it was.",
+                undo_pending: CREATE_UNDO_PENDING,
             },
             Self::CheckExists | Self::List | Self::Get | Self::ListScimTokens => READ,
             Self::CreateScimToken => dependency::Outcome {
                 nothing_kept: "No token was made; it is safe to try again.",
                 commit_unknown: "The database did not confirm the commit, so the token may \
                     have been stored: revoke any you did not receive in the list of tokens.",
+                undo_pending: dependency::Outcome::NO_AUTH0_CHANGE,
             },
             Self::RevokeScimToken => CHANGE,
             Self::ResendInvitation => dependency::Outcome {
@@ -105,6 +118,7 @@ impl Route {
                 commit_unknown: "The database did not confirm the commit, so the new \
                     invitation may have been stored and sent. Check the inbox before trying \
                     again: a retry sends another link and ends this one.",
+                undo_pending: dependency::Outcome::NO_AUTH0_CHANGE,
             },
             Self::Update | Self::Deactivate | Self::Reactivate => CHANGE,
             Self::Delete => dependency::Outcome {
@@ -112,6 +126,7 @@ impl Route {
                 commit_unknown: "The database did not confirm the commit, so the user may have \
                     been deleted. Read the user before trying again: it answers \
                     USER_NOT_FOUND if it was.",
+                undo_pending: CHANGE_UNDO_PENDING,
             },
         }
     }

@@ -16,15 +16,23 @@ pub struct Outcome {
     pub nothing_kept: &'static str,
     /// The COMMIT was sent and never confirmed, so it may have landed.
     pub commit_unknown: &'static str,
+    /// The database is as it was, but an Auth0 change could not be undone yet (cleanup will):
+    /// what that means for a retry.
+    pub undo_pending: &'static str,
+}
+
+impl Outcome {
+    /// For a route that changes nothing in Auth0, so has nothing to undo there.
+    pub const NO_AUTH0_CHANGE: &'static str = "Nothing was changed; a change in Auth0 could not be undone yet and the cleanup job \
+         will finish it.";
 }
 
 /// The answer to `failure`; `compensation` says what became of the Auth0 changes.
 pub fn answer(failure: &Failure, compensation: Compensation, outcome: Outcome) -> ApiError {
-    let kept = outcome.nothing_kept;
-    let leftover = if compensation == Compensation::Failed {
-        " A change in Auth0 could not be undone yet; the cleanup job will finish it."
+    let kept = if compensation == Compensation::Failed {
+        outcome.undo_pending
     } else {
-        ""
+        outcome.nothing_kept
     };
     match failure {
         // Not a dependency's fault: too little of the Lambda's time was left to call it.
@@ -42,7 +50,7 @@ pub fn answer(failure: &Failure, compensation: Compensation, outcome: Outcome) -
         }
         | Failure::Pool(DbError::Deadline(_)) => ApiError::new(
             ErrorCode::Timeout,
-            format!("The request ran out of time. {kept}{leftover}"),
+            format!("The request ran out of time. {kept}"),
         ),
         Failure::Auth0 {
             source: Auth0Error::Secret(_),
@@ -53,27 +61,27 @@ pub fn answer(failure: &Failure, compensation: Compensation, outcome: Outcome) -
             ..
         } => ApiError::new(
             ErrorCode::SecretsUnavailable,
-            format!("The service's credentials could not be read. {kept}{leftover}"),
+            format!("The service's credentials could not be read. {kept}"),
         ),
         Failure::Auth0 { source, .. } if source.is_unavailable() => ApiError::new(
             ErrorCode::Auth0Unavailable,
-            format!("Auth0 is not reachable or is rate limiting us. {kept}{leftover}"),
+            format!("Auth0 is not reachable or is rate limiting us. {kept}"),
         ),
         Failure::Auth0 { step, source } => ApiError::new(
             ErrorCode::Auth0Failed,
             format!(
-                "Auth0 failed while {} ({}). {kept}{leftover}",
+                "Auth0 failed while {} ({}). {kept}",
                 step.doing(),
                 auth0_status(source)
             ),
         ),
         Failure::Email { source, .. } if source.is_unavailable() => ApiError::new(
             ErrorCode::EmailUnavailable,
-            format!("The email service is not reachable. {kept}{leftover}"),
+            format!("The email service is not reachable. {kept}"),
         ),
         Failure::Email { .. } => ApiError::new(
             ErrorCode::EmailFailed,
-            format!("The password-setup email could not be sent. {kept}{leftover}"),
+            format!("The password-setup email could not be sent. {kept}"),
         ),
         // Unlike every other failure, something may have been kept.
         Failure::Database { .. } if failure.commit_outcome_unknown() => {
@@ -85,23 +93,17 @@ pub fn answer(failure: &Failure, compensation: Compensation, outcome: Outcome) -
         Failure::Database { step, source } if source.is_contention() => ApiError::new(
             ErrorCode::DatabaseBusy,
             format!(
-                "The database was busy (a lock was held too long, or two requests waited for each other) while {}. {kept}{leftover}",
+                "The database was busy (a lock was held too long, or two requests waited for each other) while {}. {kept}",
                 step.doing()
             ),
         ),
         Failure::Database { step, source } if source.is_unavailable() => ApiError::new(
             ErrorCode::DatabaseUnavailable,
-            format!(
-                "The database did not answer while {}. {kept}{leftover}",
-                step.doing()
-            ),
+            format!("The database did not answer while {}. {kept}", step.doing()),
         ),
         Failure::Database { step, .. } => ApiError::new(
             ErrorCode::InternalError,
-            format!(
-                "Something went wrong while {}. {kept}{leftover}",
-                step.doing()
-            ),
+            format!("Something went wrong while {}. {kept}", step.doing()),
         ),
         Failure::Pool(_) => ApiError::new(
             ErrorCode::DatabaseUnavailable,

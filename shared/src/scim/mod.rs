@@ -82,15 +82,22 @@ impl Route {
                 nothing_kept: "Nothing was created; it is safe to try again.",
                 commit_unknown: "The database did not confirm the commit, so the user may have \
                     been created: look it up by userName before trying again.",
+                undo_pending: "Nothing was created; the Auth0 user made could not be removed \
+                    yet (the cleanup job will), and a retry takes it up: it is safe to try \
+                    again.",
             },
             Self::ReplaceUser | Self::PatchUser | Self::DeleteUser => dependency::Outcome {
                 nothing_kept: "Nothing was changed; it is safe to try again.",
                 commit_unknown: "The database did not confirm the commit, so the change may \
                     have been made: read the user before trying again.",
+                undo_pending: "Nothing was changed in the database, but a change in Auth0 \
+                    could not be undone yet; the cleanup job will finish it, and until then a \
+                    retry answers 409.",
             },
             _ => dependency::Outcome {
                 nothing_kept: "Nothing was changed; it is safe to try again.",
                 commit_unknown: "The database did not answer; it is safe to try again.",
+                undo_pending: dependency::Outcome::NO_AUTH0_CHANGE,
             },
         }
     }

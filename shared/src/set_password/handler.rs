@@ -45,6 +45,7 @@ const OUTCOME: dependency::Outcome = dependency::Outcome {
     nothing_kept: "Your link still works; please try again in a moment.",
     commit_unknown: "Your link may have been used up: if signing in with the new password \
         fails, try the link again.",
+    undo_pending: "Your link still works; please try again in a moment.",
 };
 
 impl From<&SetPasswordError> for ApiError {

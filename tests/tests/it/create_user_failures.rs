@@ -151,6 +151,37 @@ async fn an_email_api_failure_is_a_502_and_the_auth0_user_is_deleted() {
     retry_succeeds(&stack, "email-500@example.com").await;
 }
 
+/// The email fails and so does the Auth0 user's removal: the answer says the user is left for
+/// cleanup and that a retry is still safe, and the retry takes the Auth0 user up.
+#[tokio::test]
+async fn an_email_failure_whose_undo_fails_too_says_what_is_left_and_a_retry_takes_it_up() {
+    let stack = TestStack::start().await;
+    let email = "undo-fails@example.com";
+    stack
+        .email
+        .inject(Fault::status("send_email", 500).times(2));
+    stack
+        .auth0
+        .inject(Fault::status("delete_user", 500).times(3));
+    let failed = stack
+        .call(create_event(seed::ACME_ADMIN_SUB, &request(email)))
+        .await;
+    failed.assert_answer(502, "EMAIL_FAILED");
+    let message = failed.body["message"].as_str().unwrap();
+    assert!(
+        message.contains("could not be removed yet") && message.contains("safe to try again"),
+        "{message}"
+    );
+    assert_eq!(stack.rows_for(email).await.per_user(), (0, 0, 0, 0));
+    assert_eq!(
+        stack.auth0.users_with_email(email).len(),
+        1,
+        "left for cleanup"
+    );
+    // The retry adopts the Auth0 user (no delete), so no fault left matters.
+    retry_succeeds(&stack, email).await;
+}
+
 #[tokio::test]
 async fn one_email_api_hiccup_is_retried_with_the_same_idempotency_key() {
     let stack = TestStack::start().await;
