@@ -202,11 +202,16 @@ fn answer(err: &LifecycleError, route: Route) -> ApiError {
         E::UnknownPages(ids) => ApiError::new(
             ErrorCode::UnknownPage,
             format!(
-                "permissions: unknown page id(s): {}",
+                "permissions: unknown page id(s): {}{}",
                 ids.iter()
+                    .take(SHOWN_PAGE_IDS)
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                match ids.len().saturating_sub(SHOWN_PAGE_IDS) {
+                    0 => String::new(),
+                    more => format!(" and {more} more"),
+                }
             ),
         )
         .field("permissions"),
@@ -459,6 +464,22 @@ async fn dispatch(
         // No Idempotency-Key here: a replayed answer would have to be stored with the token
         // in it, and the token is never stored.
         Route::CreateScimToken => {
+            if !body.is_object() {
+                return Err(FieldError::new("body", "must be a JSON object").into());
+            }
+            if let Some(key) = body
+                .as_object()
+                .and_then(|object| object.keys().find(|key| *key != "name"))
+            {
+                let field = if crate::json::looks_like_a_field_name(key) {
+                    key.as_str()
+                } else {
+                    "body"
+                };
+                return Err(
+                    FieldError::new(field, "is not a field of a token; it takes a name").into(),
+                );
+            }
             let name = match body.get("name") {
                 Some(Value::String(name)) => Some(name.as_str()),
                 None | Some(Value::Null) => None,
@@ -568,6 +589,9 @@ impl Call<'_> {
         })
     }
 }
+
+/// An `UNKNOWN_PAGE` names this many of the ids it did not find, and counts the rest.
+const SHOWN_PAGE_IDS: usize = 5;
 
 fn log_failure(err: &LifecycleError, route: Route) -> ApiError {
     let api = answer(err, route);

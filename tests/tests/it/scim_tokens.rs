@@ -434,7 +434,7 @@ async fn only_an_active_owner_or_admin_manages_tokens_and_a_name_is_checked() {
         json!({"name": "x".repeat(101)}),
         json!({"name": "two\nlines"}),
         json!({"name": 5}),
-        json!(["name"]),
+        json!({"name": "\u{200b}\u{200b}"}),
     ] {
         let text = body.to_string();
         let refused = admin(
@@ -460,6 +460,27 @@ async fn only_an_active_owner_or_admin_manages_tokens_and_a_name_is_checked() {
             "{text}: {}",
             refused.body
         );
+    }
+    // A body that is no object, and a field a token does not have, are named as such.
+    for (body, field) in [
+        (json!(["name"]), "body"),
+        (
+            json!({"name": "Okta", "expiresAt": "2030-01-01"}),
+            "expiresAt",
+        ),
+    ] {
+        let text = body.to_string();
+        let refused = admin(
+            &stack,
+            Some(seed::ACME_ADMIN_SUB),
+            "POST",
+            SCIM_TOKENS_PATH,
+            post,
+            Some(&text),
+        )
+        .await;
+        refused.assert_answer(400, "VALIDATION_ERROR");
+        assert_eq!(refused.body["field"], field, "{text}");
     }
     let fine = make(&stack, seed::ACME_ADMIN_SUB, &"x".repeat(100)).await;
     assert_eq!(fine.status, 201, "{}", fine.body);
