@@ -1,9 +1,10 @@
 //! Who acts, and what they may do: the one place authorization is decided.
 //!
 //! The edge turns what it was given into a [`Credential`] (the JWT `sub` API Gateway's
-//! authorizer verified). Every flow resolves it into a [`Principal`] with [`resolve`], in the
-//! round trip that opens its transaction, and decides with the principal's methods: no query
-//! of a flow checks the caller itself.
+//! authorizer verified, or a SCIM token's hash). Every flow resolves it into a [`Principal`]
+//! with [`resolve`] (through `flow::authorize`, which names a database failure as the
+//! authorization step), in the round trip that opens its transaction, and decides with the
+//! principal's methods: no query of a flow checks the caller itself.
 //!
 //! The rules: the caller must be a user of a tenant, active, and an OWNER or ADMIN; everything
 //! happens in the caller's tenant (another tenant's user is "not found", never "forbidden");
@@ -12,9 +13,8 @@
 
 use deadpool_postgres::GenericClient;
 
-use crate::db::{Bound, scim_tokens, users};
+use crate::db::{Bound, DbError, scim_tokens, users};
 use crate::domain::{BusinessId, CallerSub, Role, ScimTokenId, TenantId, UserId};
-use crate::flow::{Failure, Step};
 
 /// What the edge knows of who is calling, before the database was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,26 +113,41 @@ pub fn keeps_an_owner(others: i64) -> Result<(), Denied> {
     Ok(())
 }
 
+/// Why a credential gives no principal.
+#[derive(Debug)]
+pub enum Unresolved {
+    /// It may not manage users.
+    Denied(Denied),
+    /// The database could not say who it is.
+    Database(DbError),
+}
+
+impl From<Denied> for Unresolved {
+    fn from(denied: Denied) -> Self {
+        Self::Denied(denied)
+    }
+}
+
+impl From<DbError> for Unresolved {
+    fn from(err: DbError) -> Self {
+        Self::Database(err)
+    }
+}
+
 /// The principal of `credential`, or why it may not manage users. One statement, so a flow
 /// sends it with BEGIN and its first reads.
-pub async fn resolve<E: From<Denied> + From<Failure>>(
+pub async fn resolve(
     client: &impl GenericClient,
     db: Bound,
     credential: &Credential,
-) -> Result<Principal, E> {
+) -> Result<Principal, Unresolved> {
     match credential {
         Credential::Jwt(sub) => {
-            let caller = db
-                .on(users::find_caller(client, sub.as_str()))
-                .await
-                .map_err(Failure::database(Step::AUTHORIZE))?;
+            let caller = db.on(users::find_caller(client, sub.as_str())).await?;
             Ok(admin(caller)?)
         }
         Credential::ScimToken(hash) => {
-            let token = db
-                .on(scim_tokens::find(client, hash))
-                .await
-                .map_err(Failure::database(Step::AUTHORIZE))?;
+            let token = db.on(scim_tokens::find(client, hash)).await?;
             Ok(scim_client(token)?)
         }
     }

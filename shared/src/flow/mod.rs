@@ -41,6 +41,21 @@ use crate::deadline::Deadline;
 use crate::domain::TenantId;
 use crate::state::AppState;
 
+/// The principal of `credential` ([`access::resolve`]), or why there is none in the flow's
+/// error: a refusal as it is, a database failure as the authorization step's.
+pub async fn authorize<E: From<Denied> + From<Failure>>(
+    client: &impl deadpool_postgres::GenericClient,
+    db: Bound,
+    credential: &Credential,
+) -> Result<Principal, E> {
+    access::resolve(client, db, credential)
+        .await
+        .map_err(|unresolved| match unresolved {
+            access::Unresolved::Denied(denied) => E::from(denied),
+            access::Unresolved::Database(err) => E::from(Failure::database(Step::AUTHORIZE)(err)),
+        })
+}
+
 /// Another operation on the same user has not finished (its intent is there).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("another change to this user is in progress")]
@@ -276,7 +291,7 @@ impl<O: Operation> Attempt<'_, O> {
         let (tx, (principal, reads)) = Tx::begin_with(client, db, |client, db| async move {
             tokio::join!(
                 biased;
-                access::resolve::<O::Error>(client, db, credential),
+                authorize::<O::Error>(client, db, credential),
                 operation.reads(client, db)
             )
         })

@@ -3,11 +3,11 @@
 
 use super::LifecycleError;
 use super::steps::VALIDATE;
-use crate::access::{self, Credential};
+use crate::access::Credential;
 use crate::db::{Bound, users};
 use crate::deadline::Deadline;
 use crate::domain::Email;
-use crate::flow::{Failure, connection};
+use crate::flow::{self, Failure, connection};
 use crate::state::AppState;
 
 pub async fn email_exists(
@@ -22,7 +22,7 @@ pub async fn email_exists(
         let client = attempts.connection().await?;
         // Pipelined on one connection: one round trip for both.
         let (principal, exists) = tokio::join!(
-            access::resolve::<LifecycleError>(&client, db, credential),
+            flow::authorize::<LifecycleError>(&client, db, credential),
             db.on(users::email_exists(&client, email))
         );
         let result = principal.and_then(|_| {

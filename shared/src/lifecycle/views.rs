@@ -4,12 +4,12 @@
 
 use super::LifecycleError;
 use super::steps::FIND_USER;
-use crate::access::{self, Credential};
+use crate::access::Credential;
 use crate::db::Bound;
 use crate::db::user_views::{self, ListQuery, UserMatch, UserView};
 use crate::deadline::Deadline;
 use crate::domain::{Auth0Link, UserId};
-use crate::flow::{Failure, connection};
+use crate::flow::{self, Failure, connection};
 use crate::state::AppState;
 
 /// The user `id` of the principal's tenant; another tenant's is "not found".
@@ -25,7 +25,7 @@ pub async fn user(
         let client = attempts.connection().await?;
         // Pipelined on one connection: one round trip for both.
         let (principal, found) = tokio::join!(
-            access::resolve::<LifecycleError>(&client, db, credential),
+            flow::authorize::<LifecycleError>(&client, db, credential),
             db.on(user_views::by_id(&client, id))
         );
         let result = principal.and_then(|principal| {
@@ -56,7 +56,7 @@ pub async fn users(
     loop {
         let client = attempts.connection().await?;
         let result = async {
-            let principal = access::resolve::<LifecycleError>(&client, db, credential).await?;
+            let principal = flow::authorize::<LifecycleError>(&client, db, credential).await?;
             db.on(user_views::list(&client, principal.tenant_id, query))
                 .await
                 .map_err(|err| LifecycleError::from(Failure::database(FIND_USER)(err)))
@@ -85,7 +85,7 @@ pub async fn matching_users(
     loop {
         let client = attempts.connection().await?;
         let result = async {
-            let principal = access::resolve::<LifecycleError>(&client, db, credential).await?;
+            let principal = flow::authorize::<LifecycleError>(&client, db, credential).await?;
             if matching.nothing {
                 return Ok((0, Vec::new()));
             }

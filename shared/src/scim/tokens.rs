@@ -7,12 +7,12 @@ use rand::RngCore;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
-use crate::access::{self, Credential};
+use crate::access::Credential;
 use crate::db::Bound;
 use crate::db::scim_tokens::{self, NewToken, TokenRecord};
 use crate::deadline::Deadline;
 use crate::domain::{FieldError, ScimTokenId};
-use crate::flow::{Failure, Step, connection};
+use crate::flow::{self, Failure, Step, connection};
 use crate::lifecycle::LifecycleError;
 use crate::state::AppState;
 
@@ -90,7 +90,7 @@ pub async fn create(
     let record = loop {
         let client = attempts.connection().await?;
         let result = async {
-            let principal = access::resolve::<LifecycleError>(&client, db, credential).await?;
+            let principal = flow::authorize::<LifecycleError>(&client, db, credential).await?;
             let token = NewToken {
                 tenant_id: principal.tenant_id,
                 business_id: principal.business_id,
@@ -123,7 +123,7 @@ pub async fn list(
     loop {
         let client = attempts.connection().await?;
         let result = async {
-            let principal = access::resolve::<LifecycleError>(&client, db, credential).await?;
+            let principal = flow::authorize::<LifecycleError>(&client, db, credential).await?;
             db.on(scim_tokens::list(&client, principal.tenant_id))
                 .await
                 .map_err(|err| LifecycleError::from(Failure::database(READ)(err)))
@@ -147,7 +147,7 @@ pub async fn revoke(
     let record = loop {
         let client = attempts.connection().await?;
         let result = async {
-            let principal = access::resolve::<LifecycleError>(&client, db, credential).await?;
+            let principal = flow::authorize::<LifecycleError>(&client, db, credential).await?;
             db.on(scim_tokens::revoke(&client, principal.tenant_id, id))
                 .await
                 .map_err(|err| LifecycleError::from(Failure::database(STORE)(err)))?
