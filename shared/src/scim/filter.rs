@@ -27,6 +27,17 @@ fn invalid(message: impl Into<String>) -> InvalidFilter {
 
 /// The users `filter` asks for.
 pub fn parse(filter: &str) -> Result<UserMatch, InvalidFilter> {
+    parse_within(filter, None).map(Conditions::into_match)
+}
+
+/// Refuses the filter of a PATCH path's `emails[…]` unless it is one a filter's `emails[…]`
+/// may hold (`type eq "work"`, `primary eq true`, `value eq "…"`, joined by `and`). The path
+/// selects the one address, whatever the filter asks, so only its grammar matters.
+pub fn check_emails_value_filter(inner: &str) -> Result<(), InvalidFilter> {
+    parse_within(inner, Some(Attribute::Emails)).map(|_| ())
+}
+
+fn parse_within(filter: &str, inside: Option<Attribute>) -> Result<Conditions, InvalidFilter> {
     if filter.len() > MAX_LEN {
         return Err(invalid(format!("longer than {MAX_LEN} characters")));
     }
@@ -36,11 +47,11 @@ pub fn parse(filter: &str) -> Result<UserMatch, InvalidFilter> {
         at: 0,
         matching: Conditions::default(),
     };
-    parser.conjunction(0, None)?;
+    parser.conjunction(0, inside)?;
     if let Some(token) = parser.peek() {
         return Err(invalid(format!("unexpected {}", token.describe())));
     }
-    Ok(parser.matching.into_match())
+    Ok(parser.matching)
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -354,7 +354,9 @@ fn target(path: &str) -> Result<Target, ScimFault> {
             if attribute != "emails" {
                 return Err(unknown(path));
             }
-            check_value_filter(inner)?;
+            super::filter::check_emails_value_filter(inner).map_err(|err| {
+                ScimFault::invalid_filter(format!("the path's `emails[…]`: {}.", err.0))
+            })?;
             if after.is_empty() || after.starts_with('.') {
                 (attribute, after.strip_prefix('.'))
             } else {
@@ -435,53 +437,6 @@ const CORE_NOT_KEPT: &[&str] = &[
     "roles",
     "x509certificates",
 ];
-
-/// The filter of a value path (`emails[type eq "work"]`): what identity providers send, one
-/// or more `eq` comparisons of the address entry's sub-attributes joined by `and`. Anything
-/// else is refused rather than ignored. `inner` is lower case.
-fn check_value_filter(inner: &str) -> Result<(), ScimFault> {
-    let refuse = || {
-        ScimFault::invalid_filter(
-            "a filter in a path compares `type`, `value`, `primary` or `display` with `eq` \
-             (`and` between them), e.g. emails[type eq \"work\"].value.",
-        )
-    };
-    let word = |text: &str, word: &str| -> Option<usize> {
-        let rest = text.strip_prefix(word)?;
-        rest.starts_with(char::is_whitespace).then_some(word.len())
-    };
-    let mut rest = inner.trim();
-    loop {
-        let attribute = ["type", "value", "primary", "display"]
-            .into_iter()
-            .find_map(|name| word(rest, name))
-            .ok_or_else(refuse)?;
-        rest = rest[attribute..].trim_start();
-        rest = rest[word(rest, "eq").ok_or_else(refuse)?..].trim_start();
-        rest = if let Some(quoted) = rest.strip_prefix('"') {
-            let mut escaped = false;
-            let end = quoted
-                .char_indices()
-                .find(|&(_, c)| {
-                    let closes = c == '"' && !escaped;
-                    escaped = c == '\\' && !escaped;
-                    closes
-                })
-                .map(|(i, _)| i)
-                .ok_or_else(refuse)?;
-            &quoted[end + 1..]
-        } else if let Some(after) = rest.strip_prefix("true").or(rest.strip_prefix("false")) {
-            after
-        } else {
-            return Err(refuse());
-        };
-        rest = rest.trim_start();
-        if rest.is_empty() {
-            return Ok(());
-        }
-        rest = rest[word(rest, "and").ok_or_else(refuse)?..].trim_start();
-    }
-}
 
 fn unknown(path: &str) -> ScimFault {
     // The path is the caller's text: named only when it is short and plain.
