@@ -123,22 +123,10 @@ pub fn parse_list_query(
         }
         value => Ok(value),
     };
-    let (status, email, limit, cursor) = (
-        once("status")?,
-        once("email")?,
-        once("limit")?,
-        once("cursor")?,
-    );
-    let query = |name: &str| match name {
-        "status" => status.as_deref(),
-        "email" => email.as_deref(),
-        "limit" => limit.as_deref(),
-        _ => cursor.as_deref(),
-    };
-    let status = query("status")
-        .map(|raw| Status::parse(raw).map_err(|m| FieldError::new("status", m)))
+    let status = once("status")?
+        .map(|raw| Status::parse(&raw).map_err(|m| FieldError::new("status", m)))
         .transpose()?;
-    let email_prefix = match query("email") {
+    let email_prefix = match once("email")? {
         None => None,
         Some(raw) => {
             let prefix = raw.trim().to_ascii_lowercase();
@@ -152,7 +140,7 @@ pub fn parse_list_query(
             Some(prefix).filter(|p| !p.is_empty())
         }
     };
-    let limit = match query("limit") {
+    let limit = match once("limit")? {
         None => DEFAULT_PAGE,
         Some(raw) => raw
             .trim()
@@ -166,7 +154,7 @@ pub fn parse_list_query(
                 )
             })?,
     };
-    let after = query("cursor").map(decode_cursor).transpose()?;
+    let after = once("cursor")?.map(|raw| decode_cursor(&raw)).transpose()?;
     Ok((
         ListQuery {
             status,
