@@ -699,36 +699,34 @@ fn parse_password(value: &Value) -> Result<SecretString, ScimFault> {
 }
 
 /// A one-line text of at most `max` characters; blank is none.
+/// A name's part: white space around it dropped, nothing but invisible characters no value.
 fn text(field: &str, raw: &str, max: usize) -> Result<Option<String>, ScimFault> {
     if raw.chars().all(is_invisible) {
         return Ok(None);
     }
-    refuse_controls(field, raw)
-        .map_err(|e| ScimFault::invalid_value(format!("{}: {}.", e.field, e.message)))?;
-    let trimmed = raw.trim();
-    if trimmed.chars().count() > max {
-        return Err(ScimFault::invalid_value(format!(
-            "{field}: must be at most {max} characters."
-        )));
-    }
-    Ok(Some(trimmed.to_string()))
+    checked(field, raw, raw.trim(), max).map(Some)
 }
 
 /// A client's own identifier (`externalId`, case-exact in RFC 7643 §3.1): kept exactly as
-/// sent, so that a filter with the same text finds it; only control characters and the
-/// length are refused, and "" is no value.
+/// sent, so that a filter with the same text finds it; "" is no value.
 fn exact_text(field: &str, raw: &str, max: usize) -> Result<Option<String>, ScimFault> {
     if raw.is_empty() {
         return Ok(None);
     }
+    checked(field, raw, raw, max).map(Some)
+}
+
+/// `kept` (all or part of `raw`), once `raw` has no control character, not even around what
+/// is kept, and `kept` at most `max` characters.
+fn checked(field: &str, raw: &str, kept: &str, max: usize) -> Result<String, ScimFault> {
     refuse_controls(field, raw)
         .map_err(|e| ScimFault::invalid_value(format!("{}: {}.", e.field, e.message)))?;
-    if raw.chars().count() > max {
+    if kept.chars().count() > max {
         return Err(ScimFault::invalid_value(format!(
             "{field}: must be at most {max} characters."
         )));
     }
-    Ok(Some(raw.to_string()))
+    Ok(kept.to_string())
 }
 
 #[cfg(test)]
@@ -1195,5 +1193,20 @@ mod tests {
         assert_eq!(apply_patch(&patch(op), &jane()).unwrap().external_id, None);
         let op = json!([{"op": "replace", "path": "externalId", "value": "a\u{2028}b"}]);
         assert_eq!(scim_type(apply_patch(&patch(op), &jane())), "invalidValue");
+    }
+
+    #[test]
+    fn a_control_character_is_refused_even_where_white_space_is_trimmed() {
+        for value in ["Jane\n", "\tJane", "Jane\u{2028}"] {
+            let op = json!([{"op": "replace", "path": "name.givenName", "value": value}]);
+            assert_eq!(
+                scim_type(apply_patch(&patch(op), &jane())),
+                "invalidValue",
+                "{value:?}"
+            );
+        }
+        let op = json!([{"op": "replace", "path": "name.givenName", "value": "  Janet  "}]);
+        let wanted = apply_patch(&patch(op), &jane()).unwrap();
+        assert_eq!(wanted.given_name.as_deref(), Some("Janet"));
     }
 }
